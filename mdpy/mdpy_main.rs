@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mediated virtual PCI display host device driver (Rust).
+//!
+//! A drop-in for `samples/vfio-mdev/mdpy.c`: mdev types `mdpy-vga`,
+//! `mdpy-xga` and `mdpy-hd`, each a PCI display (1b36:000f) whose BAR0 is an
+//! XRGB8888 framebuffer and whose mode sits in a vendor capability, shown to
+//! the host through the VFIO region display interface
+//! (`VFIO_DEVICE_QUERY_GFX_PLANE` with `VFIO_GFX_PLANE_TYPE_REGION`).
+//!
+//! Unlike the C sample, BAR accesses honour their offset, partial and
+//! misaligned accesses never touch memory they should not, config space is a
+//! full 256 bytes stored little endian, and `GET_IRQ_INFO` does not depend on
+//! `GET_INFO` having been called first.
+
+#[path = "../rust/lib.rs"]
+pub mod kernel_ext;
+
+mod device;
+mod regions;
+
+use kernel::prelude::*;
+use kernel_ext::mdev;
+
+module! {
+    type: MdpyModule,
+    name: "mdpy",
+    authors: ["mdev-rs developers"],
+    description: "Mediated virtual PCI display host device driver",
+    license: "GPL v2",
+    params: {
+        count: u32 {
+            default: 4,
+            description: "number of mdpy devices",
+        },
+    },
+}
+
+/// Name of the driver, its parent device and class.
+const MDPY_NAME: &CStr = c"mdpy";
+
+/// A display mode, the data of an mdpy type.
+pub(crate) struct Mode {
+    /// Width in pixels.
+    pub(crate) width: u32,
+    /// Height in pixels.
+    pub(crate) height: u32,
+}
+
+impl Mode {
+    /// Bytes per pixel of XRGB8888, the only format.
+    pub(crate) const BYTES_PER_PIXEL: u32 = 4;
+
+    /// Bytes per line.
+    pub(crate) const fn stride(&self) -> u32 {
+        self.width * Self::BYTES_PER_PIXEL
+    }
+
+    /// Framebuffer (BAR0) size: the visible area rounded up to a power of
+    /// two, as a PCI BAR must be.
+    pub(crate) const fn memsize(&self) -> u32 {
+        (self.stride() * self.height).next_power_of_two()
+    }
+}
+
+struct Mdpy;
+
+#[vtable]
+impl mdev::Driver for Mdpy {
+    type TypeData = Mode;
+    type Device = device::MdpyDevice;
+
+    const NAME: &'static CStr = MDPY_NAME;
+    const TYPES: &'static [mdev::Type<Mode>] = &[
+        mdev::Type {
+            sysfs_name: c"vga",
+            pretty_name: c"mdpy-vga",
+            data: Mode { width: 640, height: 480 },
+        },
+        mdev::Type {
+            sysfs_name: c"xga",
+            pretty_name: c"mdpy-xga",
+            data: Mode { width: 1024, height: 768 },
+        },
+        mdev::Type {
+            sysfs_name: c"hd",
+            pretty_name: c"mdpy-hd",
+            data: Mode { width: 1920, height: 1080 },
+        },
+    ];
+    const ATTRIBUTES: &'static [&'static CStr] = &[c"resolution"];
+
+    fn probe(
+        mdev: &mdev::Device,
+        ty: &'static mdev::Type<Mode>,
+    ) -> Result<impl PinInit<Self::Device, Error>> {
+        device::MdpyDevice::new(mdev, ty)
+    }
+
+    fn description(ty: &mdev::Type<Mode>, buf: &mut kernel_ext::sysfs::ShowBuffer<'_>) -> Result {
+        use core::fmt::Write;
+        writeln!(buf, "virtual display, {}x{} framebuffer", ty.data.width, ty.data.height)
+            .map_err(|_| EINVAL)
+    }
+
+    fn show_attribute(
+        dev: &Self::Device,
+        _index: usize,
+        buf: &mut kernel_ext::sysfs::ShowBuffer<'_>,
+    ) -> Result {
+        use core::fmt::Write;
+        // `resolution` is the only attribute.
+        let mode = dev.mode();
+        writeln!(buf, "{}x{}", mode.width, mode.height).map_err(|_| EINVAL)
+    }
+}
+
+struct MdpyModule {
+    _registration: mdev::Registration<Mdpy>,
+}
+
+impl kernel::Module for MdpyModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let count = module_parameters::count.value();
+        Ok(Self {
+            _registration: mdev::Registration::new(module, count)?,
+        })
+    }
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C shims for macros and inline functions the Rust abstractions need.
+ * Each module links its own copy (see the top-level Kbuild).
+ */
+#ifndef KERNEL_EXT_HELPERS_H
+#define KERNEL_EXT_HELPERS_H
+
+#include <linux/device.h>
+#include <linux/mdev.h>
+#include <linux/vfio.h>
+
+/*
+ * A vfio_device with a pointer to the Rust driver data: the C core allocates
+ * it (vfio_alloc_device() is a macro around container_of), Rust owns @data.
+ */
+struct kx_vfio_device {
+	struct vfio_device vdev;
+	void *data;
+};
+
+struct vfio_device *kx_vfio_alloc_device(struct device *dev,
+					 const struct vfio_device_ops *ops);
+void kx_vfio_put_device(struct vfio_device *vdev);
+void *kx_vfio_device_data(struct vfio_device *vdev);
+void kx_vfio_device_set_data(struct vfio_device *vdev, void *data);
+struct device *kx_vfio_device_dev(struct vfio_device *vdev);
+
+void *kx_vmalloc_user(unsigned long size);
+
+struct class *kx_class_create(const char *name);
+struct device *kx_device_create(struct class *class, const char *name);
+
+
+
+struct attribute;
+void kx_sysfs_attr_init(struct attribute *attr);
+#endif /* KERNEL_EXT_HELPERS_H */

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mediated devices: the parent device, its types, and the mdev driver.
+//!
+//! C header: [`include/linux/mdev.h`](srctree/include/linux/mdev.h)
+//!
+//! A [`Registration`] does what an mdev sample's module init does: it
+//! registers an mdev driver, creates the parent (a device of a class of the
+//! same name, `/sys/devices/virtual/<name>/<name>`), and registers the parent
+//! with its types, which appear under
+//! `/sys/class/mdev_bus/<name>/mdev_supported_types/<name>-<type>/`.
+//! Creating an mdev of a type calls [`Driver::probe`], whose device state
+//! becomes a [`vfio::Registration`].
+
+use super::{bindings, sysfs::ShowBuffer, vfio};
+use core::marker::PhantomData;
+use kernel::{
+    device::Device as KDevice,
+    error::{from_err_ptr, from_result, to_result, VTABLE_DEFAULT_ERROR},
+    prelude::*,
+    types::Opaque,
+};
+
+/// An mdev type: its sysfs name (`vga` in `mdpy-vga`), pretty name, and the
+/// driver's own description of it.
+pub struct Type<D: 'static> {
+    /// Directory name under `mdev_supported_types`, after the parent's name.
+    pub sysfs_name: &'static CStr,
+    /// The type's `name` attribute.
+    pub pretty_name: &'static CStr,
+    /// Driver data for this type (resolution, memory size, ...).
+    pub data: D,
+}
+
+/// A mediated device being probed.
+#[repr(transparent)]
+pub struct Device(Opaque<bindings::mdev_device>);
+
+impl Device {
+    /// The mdev's `struct device`.
+    pub fn as_device(&self) -> &KDevice {
+        // SAFETY: `self` is a live mdev (it is only handed out during probe), so its
+        // embedded device is live too.
+        unsafe { KDevice::from_raw(&raw mut (*self.0.get()).dev) }
+    }
+}
+
+/// An mdev driver with its types.
+#[vtable]
+pub trait Driver: 'static {
+    /// Per-type driver data.
+    type TypeData: Sync + 'static;
+    /// Per-device state, the VFIO device.
+    type Device: vfio::Device;
+
+    /// Name of the driver, the parent device and its class.
+    const NAME: &'static CStr;
+    /// The supported types.
+    const TYPES: &'static [Type<Self::TypeData>];
+    /// Name of the per-device sysfs attribute group (e.g. `vendor`).
+    const ATTRIBUTE_GROUP: &'static CStr = c"vendor";
+    /// Read-only per-device attributes in that group, shown by
+    /// [`Driver::show_attribute`].
+    const ATTRIBUTES: &'static [&'static CStr] = &[];
+
+    /// Creates the state of a new mdev of type `ty`.
+    fn probe(
+        mdev: &Device,
+        ty: &'static Type<Self::TypeData>,
+    ) -> Result<impl PinInit<Self::Device, Error>>;
+
+    /// The type's `description` attribute.
+    fn description(_ty: &Type<Self::TypeData>, _buf: &mut ShowBuffer<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The type's `available_instances`. Without it, the mdev core counts
+    /// instances against the registration's `max_instances`.
+    fn available_instances(_ty: &Type<Self::TypeData>) -> u32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Shows attribute `ATTRIBUTES[index]` of a device.
+    fn show_attribute(_dev: &Self::Device, _index: usize, _buf: &mut ShowBuffer<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// A C `mdev_type` with the index of its [`Type`] in `Driver::TYPES`.
+#[repr(C)]
+struct TypeEntry {
+    mtype: Opaque<bindings::mdev_type>,
+    index: usize,
+}
+
+/// A C `device_attribute` with the index of its name in `Driver::ATTRIBUTES`.
+#[repr(C)]
+struct AttrEntry {
+    attr: Opaque<bindings::device_attribute>,
+    index: usize,
+}
+
+/// The C objects of a registration. Boxed: the C side keeps pointers to it.
+struct Inner {
+    driver: Opaque<bindings::mdev_driver>,
+    parent: Opaque<bindings::mdev_parent>,
+    types: KVec<TypeEntry>,
+    type_ptrs: KVec<*mut bindings::mdev_type>,
+    attrs: KVec<AttrEntry>,
+    attr_ptrs: KVec<*mut bindings::attribute>,
+    group: Opaque<bindings::attribute_group>,
+    groups: [*const bindings::attribute_group; 2],
+    class: *mut bindings::class,
+    dev: *mut bindings::device,
+}
+
+/// A registered mdev driver, parent device and types.
+///
+/// # Invariants
+///
+/// `inner` is fully registered (driver, class, parent device, mdev parent)
+/// and not moved while registered (it is boxed).
+pub struct Registration<T: Driver> {
+    inner: KBox<Inner>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: The C objects are only touched by the mdev core under its own locking; the
+// registration itself is only dropped.
+unsafe impl<T: Driver> Send for Registration<T> {}
+// SAFETY: `&Registration` exposes nothing.
+unsafe impl<T: Driver> Sync for Registration<T> {}
+
+impl<T: Driver> Registration<T> {
+    /// Registers the driver, the parent and its types. With no
+    /// `available_instances` callback, at most `max_instances` mdevs (over
+    /// all types) can exist at a time.
+    pub fn new(module: &'static ThisModule, max_instances: u32) -> Result<Self> {
+        let mut inner = KBox::new(
+            Inner {
+                driver: Opaque::zeroed(),
+                parent: Opaque::zeroed(),
+                types: KVec::with_capacity(T::TYPES.len(), GFP_KERNEL)?,
+                type_ptrs: KVec::with_capacity(T::TYPES.len(), GFP_KERNEL)?,
+                attrs: KVec::with_capacity(T::ATTRIBUTES.len(), GFP_KERNEL)?,
+                attr_ptrs: KVec::with_capacity(T::ATTRIBUTES.len() + 1, GFP_KERNEL)?,
+                group: Opaque::zeroed(),
+                groups: [core::ptr::null(); 2],
+                class: core::ptr::null_mut(),
+                dev: core::ptr::null_mut(),
+            },
+            GFP_KERNEL,
+        )?;
+
+        for (index, ty) in T::TYPES.iter().enumerate() {
+            inner.types.push(TypeEntry { mtype: Opaque::zeroed(), index }, GFP_KERNEL)?;
+            let entry = &inner.types[index];
+            // SAFETY: `entry.mtype` is ours and not yet shared with C.
+            unsafe {
+                (*entry.mtype.get()).sysfs_name = ty.sysfs_name.as_char_ptr();
+                (*entry.mtype.get()).pretty_name = ty.pretty_name.as_char_ptr();
+            }
+        }
+        for i in 0..inner.types.len() {
+            let p = inner.types[i].mtype.get();
+            inner.type_ptrs.push(p, GFP_KERNEL)?;
+        }
+
+        for (index, name) in T::ATTRIBUTES.iter().enumerate() {
+            inner.attrs.push(AttrEntry { attr: Opaque::zeroed(), index }, GFP_KERNEL)?;
+            let a = inner.attrs[index].attr.get();
+            // SAFETY: `a` is ours and not yet shared with C.
+            unsafe {
+                (*a).attr.name = name.as_char_ptr();
+                (*a).attr.mode = 0o444;
+                (*a).__bindgen_anon_1.show = Some(show_attribute::<T>);
+                bindings::kx_sysfs_attr_init(&raw mut (*a).attr);
+            }
+            // SAFETY: `a` points to a live `device_attribute`.
+            let ap = unsafe { &raw mut (*a).attr };
+            inner.attr_ptrs.push(ap, GFP_KERNEL)?;
+        }
+        if !T::ATTRIBUTES.is_empty() {
+            inner.attr_ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
+            let g = inner.group.get();
+            // SAFETY: `g` is ours and not yet shared with C.
+            unsafe {
+                (*g).name = T::ATTRIBUTE_GROUP.as_char_ptr();
+                (*g).__bindgen_anon_2.attrs = inner.attr_ptrs.as_mut_ptr();
+            }
+            inner.groups[0] = g;
+        }
+
+        let d = inner.driver.get();
+        // SAFETY: `d` is ours and not yet shared with C.
+        unsafe {
+            (*d).device_api = bindings::VFIO_DEVICE_API_PCI_STRING.as_ptr().cast();
+            (*d).max_instances = max_instances;
+            (*d).probe = Some(probe::<T>);
+            (*d).remove = Some(remove::<T>);
+            (*d).show_description = if T::HAS_DESCRIPTION {
+                Some(show_description::<T>)
+            } else {
+                None
+            };
+            (*d).get_available = if T::HAS_AVAILABLE_INSTANCES {
+                Some(get_available::<T>)
+            } else {
+                None
+            };
+            (*d).driver.name = T::NAME.as_char_ptr();
+            (*d).driver.owner = module.as_ptr();
+            (*d).driver.mod_name = T::NAME.as_char_ptr();
+            if !T::ATTRIBUTES.is_empty() {
+                (*d).driver.dev_groups = inner.groups.as_mut_ptr();
+            }
+        }
+
+        // SAFETY: The driver is fully set up and lives in `inner` until unregistered.
+        to_result(unsafe { bindings::mdev_register_driver(d) })?;
+        // From here on, `Inner::unregister` undoes what was done.
+        let mut reg = Self { inner, _t: PhantomData };
+        // SAFETY: `T::NAME` is a valid string; the class is destroyed in `Drop`.
+        reg.inner.class = from_err_ptr(unsafe { bindings::kx_class_create(T::NAME.as_char_ptr()) })
+            .inspect_err(|_| reg.inner.class = core::ptr::null_mut())?;
+        // SAFETY: The class is live; the device is destroyed in `Drop`.
+        reg.inner.dev = from_err_ptr(unsafe {
+            bindings::kx_device_create(reg.inner.class, T::NAME.as_char_ptr())
+        })
+        .inspect_err(|_| reg.inner.dev = core::ptr::null_mut())?;
+        let (parent, dev, drv) = (reg.inner.parent.get(), reg.inner.dev, reg.inner.driver.get());
+        let (types, n) = (reg.inner.type_ptrs.as_mut_ptr(), reg.inner.type_ptrs.len());
+        // SAFETY: All objects live in `inner`, which outlives the registration.
+        let ret = unsafe { bindings::mdev_register_parent(parent, dev, drv, types, n as c_uint) };
+        if ret != 0 {
+            // Mark the parent as not registered for `Drop`.
+            reg.inner.type_ptrs.clear();
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: Everything is registered.
+        Ok(reg)
+    }
+}
+
+impl<T: Driver> Drop for Registration<T> {
+    fn drop(&mut self) {
+        let inner = &mut *self.inner;
+        // SAFETY: Each step undoes one successful step of `new`, in reverse order; the
+        // null/empty checks skip the ones `new` did not reach.
+        unsafe {
+            if !inner.dev.is_null() && !inner.type_ptrs.is_empty() {
+                bindings::mdev_unregister_parent(inner.parent.get());
+            }
+            if !inner.dev.is_null() {
+                bindings::device_unregister(inner.dev);
+            }
+            bindings::mdev_unregister_driver(inner.driver.get());
+            if !inner.class.is_null() {
+                bindings::class_destroy(inner.class);
+            }
+        }
+    }
+}
+
+/// Returns the [`Type`] of a C `mdev_type` registered by a `Registration<T>`.
+///
+/// # Safety
+///
+/// `mtype` must point to the `mtype` of a live `TypeEntry` of a `Registration<T>`.
+unsafe fn type_of<T: Driver>(mtype: *mut bindings::mdev_type) -> Result<&'static Type<T::TypeData>> {
+    // SAFETY: `TypeEntry` is `repr(C)` with `mtype` first, and per the safety requirements
+    // `mtype` is inside one.
+    let index = unsafe { (*mtype.cast::<TypeEntry>()).index };
+    T::TYPES.get(index).ok_or(EINVAL)
+}
+
+/// # Safety
+///
+/// mdev core callback: `mdev` is a new mdev of one of our types.
+unsafe extern "C" fn probe<T: Driver>(mdev: *mut bindings::mdev_device) -> c_int {
+    from_result(|| {
+        // SAFETY: `mdev` is live during probe; `Device` is a transparent wrapper.
+        let (mdev_ref, mtype) = unsafe { (&*mdev.cast::<Device>(), (*mdev).type_) };
+        // SAFETY: The mdev core only probes mdevs of the types we registered.
+        let ty = unsafe { type_of::<T>(mtype) }?;
+        let init = T::probe(mdev_ref, ty)?;
+        let reg = vfio::Registration::<T::Device>::new(mdev_ref.as_device(), init)?;
+        let reg = KBox::new(reg, GFP_KERNEL)?;
+        // SAFETY: `mdev` is live; the pointer is reclaimed in `remove`.
+        unsafe { bindings::dev_set_drvdata(&raw mut (*mdev).dev, KBox::into_raw(reg).cast()) };
+        Ok(0)
+    })
+}
+
+/// # Safety
+///
+/// mdev core callback: `mdev` was successfully probed by `probe::<T>`.
+unsafe extern "C" fn remove<T: Driver>(mdev: *mut bindings::mdev_device) {
+    // SAFETY: `mdev` is live.
+    let dev = unsafe { &raw mut (*mdev).dev };
+    // SAFETY: `dev` is live; its drvdata was set by `probe`.
+    let reg = unsafe { bindings::dev_get_drvdata(dev) }.cast::<vfio::Registration<T::Device>>();
+    if !reg.is_null() {
+        // SAFETY: `dev` is live.
+        unsafe { bindings::dev_set_drvdata(dev, core::ptr::null_mut()) };
+        // SAFETY: `reg` was leaked by `probe`; dropping it unregisters the VFIO device.
+        drop(unsafe { KBox::from_raw(reg) });
+    }
+}
+
+/// # Safety
+///
+/// mdev core callback: `mtype` is ours, `buf` a sysfs page.
+unsafe extern "C" fn show_description<T: Driver>(
+    mtype: *mut bindings::mdev_type,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: Per the callback contract.
+    let mut out = unsafe { ShowBuffer::from_raw(buf) };
+    // SAFETY: Per the callback contract.
+    let res = unsafe { type_of::<T>(mtype) }.and_then(|ty| T::description(ty, &mut out));
+    super::sysfs::show_result(&out, res)
+}
+
+/// # Safety
+///
+/// mdev core callback: `mtype` is ours.
+unsafe extern "C" fn get_available<T: Driver>(mtype: *mut bindings::mdev_type) -> c_uint {
+    // SAFETY: Per the callback contract.
+    match unsafe { type_of::<T>(mtype) } {
+        Ok(ty) => T::available_instances(ty),
+        Err(_) => 0,
+    }
+}
+
+/// # Safety
+///
+/// sysfs callback of an attribute of ours on a probed mdev; `buf` a sysfs page.
+unsafe extern "C" fn show_attribute<T: Driver>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: Per the callback contract.
+    let mut out = unsafe { ShowBuffer::from_raw(buf) };
+    // SAFETY: `AttrEntry` is `repr(C)` with `attr` first and `attr` is inside one.
+    let index = unsafe { (*attr.cast::<AttrEntry>()).index };
+    // SAFETY: The driver core removes `dev_groups` before calling `remove`, so the
+    // drvdata set by `probe` is live while the attribute can be shown.
+    let reg = unsafe { bindings::dev_get_drvdata(dev) }.cast::<vfio::Registration<T::Device>>();
+    let res = if reg.is_null() {
+        Err(ENODEV)
+    } else {
+        // SAFETY: See above.
+        T::show_attribute(unsafe { &*reg }.data(), index, &mut out)
+    };
+    super::sysfs::show_result(&out, res)
+}

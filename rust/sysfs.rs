@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! sysfs `show` buffers.
+
+use core::fmt;
+use kernel::prelude::*;
+
+/// Size of the buffer the sysfs core hands to `show` callbacks.
+const SHOW_BUFFER_SIZE: usize = kernel::page::PAGE_SIZE;
+
+/// The output buffer of a sysfs `show` callback; write into it with `write!`.
+///
+/// Output past the end of the page is dropped and reported as an error,
+/// like `sysfs_emit()` does.
+pub struct ShowBuffer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> ShowBuffer<'a> {
+    /// Wraps the page the sysfs core passes to a `show` callback.
+    ///
+    /// # Safety
+    ///
+    /// `buf` must be valid for writes of `PAGE_SIZE` bytes and not be accessed
+    /// by anything else for `'a`.
+    pub unsafe fn from_raw(buf: *mut c_char) -> Self {
+        // SAFETY: Per the safety requirements, `buf` is valid for `PAGE_SIZE` bytes of
+        // exclusive access during `'a`.
+        let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), SHOW_BUFFER_SIZE) };
+        Self { buf, len: 0 }
+    }
+
+    /// Number of bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Write for ShowBuffer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Runs a `show` implementation and converts its outcome to what sysfs expects.
+pub(crate) fn show_result(buf: &ShowBuffer<'_>, res: Result) -> isize {
+    match res {
+        // CAST: `len` is at most `PAGE_SIZE`, which fits in `isize`.
+        Ok(()) => buf.len() as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}

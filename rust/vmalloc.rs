@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Zeroed `vmalloc_user()` memory that can be shared with user space.
+
+use super::bindings;
+use core::ptr::NonNull;
+use kernel::{mm::virt::VmaNew, page::PAGE_SIZE, prelude::*, uaccess::UserPtr};
+
+/// A buffer from `vmalloc_user()`: zeroed, page aligned, and mappable into
+/// user space with [`UserBuffer::mmap`].
+///
+/// Its bytes are shared with every VMA it is mapped into, so it never hands
+/// out Rust references to them: all accesses are raw copies, and concurrent
+/// updates through a user mapping are simply observed (as with any memory
+/// shared with user space).
+///
+/// # Invariants
+///
+/// `ptr` is the start of a live `vmalloc_user()` allocation of `len` bytes,
+/// `len` is a non-zero multiple of `PAGE_SIZE`.
+pub struct UserBuffer {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: The buffer is plain memory owned by this object; all accesses are raw copies
+// whose synchronisation is the owner's business, so it may be sent and shared.
+unsafe impl Send for UserBuffer {}
+// SAFETY: See `Send`; `&UserBuffer` only exposes raw copies.
+unsafe impl Sync for UserBuffer {}
+
+impl UserBuffer {
+    /// Allocates `len` zeroed bytes, rounded up to whole pages.
+    pub fn new(len: usize) -> Result<Self> {
+        let len = len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .filter(|&l| l != 0)
+            .ok_or(EINVAL)?;
+        // SAFETY: FFI call without preconditions.
+        let ptr = unsafe { bindings::kx_vmalloc_user(len as c_ulong) };
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: `ptr` is a fresh `vmalloc_user()` allocation of `len` bytes, a page multiple.
+        Ok(Self { ptr, len })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: buffers are at least one page.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Returns a pointer to `len` bytes at `offset`, or `EINVAL` if that range
+    /// does not lie within the buffer.
+    fn range(&self, offset: usize, len: usize) -> Result<*mut u8> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => {
+                // SAFETY: `offset <= self.len`, so the result stays within the allocation
+                // (or one past its end).
+                Ok(unsafe { self.ptr.as_ptr().add(offset) })
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Sets `len` bytes at `offset` to `value`.
+    pub fn fill(&self, offset: usize, len: usize, value: u8) -> Result {
+        let dst = self.range(offset, len)?;
+        // SAFETY: `range` checked that `dst..dst + len` lies within the allocation.
+        unsafe { core::ptr::write_bytes(dst, value, len) };
+        Ok(())
+    }
+
+    /// Copies `len` bytes at `offset` out to user memory at `dst`.
+    pub fn copy_to_user(&self, offset: usize, dst: UserPtr, len: usize) -> Result {
+        let src = self.range(offset, len)?;
+        // SAFETY: `src..src + len` lies within the allocation; `_copy_to_user` checks `dst`.
+        let left =
+            unsafe { bindings::_copy_to_user(dst.as_mut_ptr(), src.cast(), len as c_ulong) };
+        if left != 0 {
+            return Err(EFAULT);
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from user memory at `src` into the buffer at `offset`.
+    pub fn copy_from_user(&self, offset: usize, src: UserPtr, len: usize) -> Result {
+        let dst = self.range(offset, len)?;
+        // SAFETY: `dst..dst + len` lies within the allocation; `_copy_from_user` checks `src`.
+        let left =
+            unsafe { bindings::_copy_from_user(dst.cast(), src.as_const_ptr(), len as c_ulong) };
+        if left != 0 {
+            return Err(EFAULT);
+        }
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes at `offset` into `out`.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
+        let src = self.range(offset, out.len())?;
+        // SAFETY: `src` is valid for `out.len()` bytes and cannot overlap the `&mut` slice.
+        unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` into the buffer at `offset`.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result {
+        let dst = self.range(offset, data.len())?;
+        // SAFETY: `dst` is valid for `data.len()` bytes and cannot overlap the shared slice.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        Ok(())
+    }
+
+    /// Maps the buffer, starting at page `pgoff` of it, into a new VMA.
+    ///
+    /// Fails with `EINVAL` unless the whole VMA is backed by the buffer.
+    pub fn mmap(&self, vma: &VmaNew, pgoff: usize) -> Result {
+        let len = vma.end() - vma.start();
+        let offset = pgoff.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        self.range(offset, len)?;
+        // SAFETY: `vma` is a VMA under construction (the mmap hook holds the mmap lock);
+        // `ptr` is a `vmalloc_user()` allocation, as `remap_vmalloc_range` requires. The
+        // range check above is repeated by the callee.
+        kernel::error::to_result(unsafe {
+            bindings::remap_vmalloc_range(vma.as_ptr(), self.ptr.as_ptr().cast(), pgoff as c_ulong)
+        })
+    }
+}
+
+impl Drop for UserBuffer {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `ptr` is a live `vmalloc` allocation we own. Pages
+        // still mapped into user VMAs hold their own references and outlive this.
+        unsafe { bindings::vfree(self.ptr.as_ptr().cast()) };
+    }
+}

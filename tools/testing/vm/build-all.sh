@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Everything the VM runs needs, built on the host: tools, kernel (cached),
+# our modules, the kselftest, the nested guest's initramfs.
+# Prints the kernel build directory on stdout.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$MDEV_RS_TOP"
+
+"$MDEV_RS_TOP/tools/testing/vm/bootstrap-deps.sh" >&2
+KDIR=$("$MDEV_RS_TOP/tools/testing/vm/bootstrap-kernel.sh")
+SRC=$(readlink -f "$KDIR/source")
+
+say "building the Rust modules against $KDIR"
+make -s KDIR="$KDIR" modules >&2
+
+say "building the kselftest"
+make -s -C tools/testing/selftests/vfio-mdev KHDR="$KDIR/usr/include" \
+	KSELFTEST="$SRC/tools/testing/selftests" >&2
+
+mkdir -p "$MDEV_RS_TOP/out"
+say "building the nested guest initramfs (busybox, fbdraw, C mdpy-fb.ko)"
+"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
+	"$MDEV_RS_TOP/out/nested-c-mdpy-fb.cpio.gz" "$KDIR/samples/vfio-mdev/mdpy-fb.ko" >&2
+echo "$KDIR"

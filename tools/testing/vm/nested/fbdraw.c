@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Draws the test pattern into a 32 bpp XRGB8888 framebuffer device.
+ * The very same formula lives in ../screendump_check.py, which checks a
+ * QEMU screendump against it pixel for pixel.
+ *
+ * usage: fbdraw [/dev/fbN]
+ */
+#include <fcntl.h>
+#include <linux/fb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static const uint32_t bars[8] = {
+	0xffffff, 0xffff00, 0x00ffff, 0x00ff00, 0xff00ff, 0xff0000, 0x0000ff, 0x000000,
+};
+
+/* Top half: eight colour bars. Bottom half: a red/green ramp with a blue XOR texture. */
+static uint32_t pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+	if (y < h / 2)
+		return bars[x * 8 / w];
+	return ((x * 255 / (w - 1)) << 16) | ((y * 255 / (h - 1)) << 8) | ((x ^ y) & 0xff);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dev = argc > 1 ? argv[1] : "/dev/fb0";
+	struct fb_var_screeninfo var;
+	struct fb_fix_screeninfo fix;
+	uint8_t *fb;
+	int fd;
+
+	fd = open(dev, O_RDWR);
+	if (fd < 0 || ioctl(fd, FBIOGET_VSCREENINFO, &var) || ioctl(fd, FBIOGET_FSCREENINFO, &fix)) {
+		perror(dev);
+		return 1;
+	}
+	if (var.bits_per_pixel != 32) {
+		fprintf(stderr, "%s: %u bpp, want 32\n", dev, var.bits_per_pixel);
+		return 1;
+	}
+	fb = mmap(NULL, fix.smem_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (fb == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	for (uint32_t y = 0; y < var.yres; y++) {
+		uint32_t *row = (uint32_t *)(fb + y * fix.line_length);
+
+		for (uint32_t x = 0; x < var.xres; x++)
+			row[x] = pixel(x, y, var.xres, var.yres);
+	}
+	msync(fb, fix.smem_len, MS_SYNC);
+	printf("fbdraw: %ux%u stride %u drawn on %s\n", var.xres, var.yres, fix.line_length, dev);
+	return 0;
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The test suite (`make check`): builds what is missing, then
+#  - static checks: rustfmt, CLIPPY=1 build without warnings, no `unsafe`
+#    outside rust/, a SAFETY comment on every unsafe block;
+#  - in one VM: the mdpy kselftest against the C sample and the Rust module
+#    (C defects must reproduce on C and be fixed on Rust), and the end-to-end
+#    display check through QEMU;
+#  - no kernel splat or kmemleak report during the run.
+# Prints TAP and ends with "N passed, N failed"; exit status 0 iff all passed.
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$MDEV_RS_TOP"
+
+KDIR=$("$MDEV_RS_TOP/tools/testing/vm/build-all.sh") || die "build failed"
+OUT="$MDEV_RS_TOP/out/test"
+rm -rf "$OUT"; mkdir -p "$OUT"
+: > "$OUT/results.txt"
+static="$OUT/static.txt"; : > "$static"
+check() { # NAME CMD...: one static check as a TAP line
+	local name=$1; shift
+	if "$@" > "$OUT/static-$name.log" 2>&1; then echo "ok - static: $name" >> "$static"
+	else echo "not ok - static: $name (see out/test/static-$name.log)" >> "$static"; fi
+}
+say "static checks: rustfmt, clippy, unsafe discipline"
+check rustfmt make -s rustfmtcheck
+check clippy make -s KDIR="$KDIR" clippy
+check no-unsafe-in-drivers bash -c '! grep -rnwE "unsafe" --include="*.rs" mdpy mbochs mdpy-fb 2>/dev/null'
+check safety-comments bash -c '
+	blocks=$(grep -rnE "unsafe \{" --include="*.rs" rust | grep -v /generated/ | wc -l)
+	comments=$(grep -rnE "// SAFETY:" --include="*.rs" rust | grep -v /generated/ | wc -l)
+	echo "$blocks unsafe blocks, $comments SAFETY comments"; [ "$blocks" -le "$comments" ]'
+# The clippy check rebuilt the modules with clippy-driver; rebuild them normally.
+make -s KDIR="$KDIR" modules >/dev/null 2>&1 || die "module rebuild failed"
+
+"$MDEV_RS_TOP/tools/testing/vm/run-vm.sh" test "$KDIR" "$OUT"
+vm_rc=$?
+
+{
+	cat "$static"
+	for tap in "$OUT"/tap-mdpy-*.txt; do
+		[ -e "$tap" ] || continue
+		impl=$(basename "$tap" | cut -d- -f3)
+		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" "$impl" "$tap" | grep -v '^# verdict'
+	done
+	cat "$OUT/results.txt"
+	for want in tap-mdpy-c-mdpy-xga tap-mdpy-rust-mdpy-xga tap-mdpy-rust-mdpy-hd; do
+		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
+	done
+	grep -q 'e2e' "$OUT/results.txt" || echo "not ok - e2e: no result (VM status $vm_rc)"
+	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
+		"$OUT/dmesg.txt" "$OUT/kmemleak.txt" > "$OUT/splats.txt"; then
+		echo "ok - no kernel splat or kmemleak report"
+	else
+		echo "not ok - kernel splat, kmemleak report or no dmesg (see out/test/splats.txt)"
+	fi
+} > "$OUT/summary.tap"
+
+cat "$OUT/summary.tap"
+[ -s "$OUT/splats.txt" ] && cat "$OUT/splats.txt"
+passed=$(grep -c '^ok' "$OUT/summary.tap")
+failed=$(grep -c '^not ok' "$OUT/summary.tap")
+echo "1..$((passed + failed))"
+echo "Artefacts: $OUT (screendump PNG: $(ls "$OUT"/*.png 2>/dev/null | head -1))"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Fails (exit 1) if a kernel log shows any splat: WARN (7.3 prints a
+# "cut here" line first), BUG, Oops, lockdep, KASAN, UBSAN, kmemleak.
+# usage: splat-check.sh DMESG [KMEMLEAK_REPORT]
+set -u
+pat='-+\[ cut here \]-+|BUG:|Oops|WARNING:|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|KASAN:|UBSAN:|kernel BUG|general protection fault|unreferenced object|Kernel panic|VFS: Close: file count is 0'
+rc=0
+if grep -nE -- "$pat" "$1" > /tmp/splats.$$; then
+	echo "kernel splats in $1:"; sed 's/^/    /' /tmp/splats.$$ | head -40; rc=1
+fi
+if [ -n "${2:-}" ] && [ -s "$2" ]; then
+	echo "kmemleak reports in $2:"; head -40 "$2" | sed 's/^/    /'; rc=1
+fi
+rm -f /tmp/splats.$$
+exit $rc
