@@ -4,8 +4,7 @@
 
 use crate::{
     kernel_ext::{
-        bindings,
-        mdev,
+        bindings, mdev,
         pci_config::{self, ConfigSpace, Identity},
         vfio::{self, read_arg, write_arg, UserBuf},
         vma,
@@ -117,12 +116,16 @@ impl MdpyDevice {
     fn query_gfx_plane(&self, arg: UserPtr) -> Result<isize> {
         const PROBE: u32 = bindings::VFIO_GFX_PLANE_TYPE_PROBE;
         const REGION: u32 = bindings::VFIO_GFX_PLANE_TYPE_REGION;
-        let minsz = offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1)
-            + size_of::<u32>();
+        let minsz =
+            offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1) + size_of::<u32>();
         let mut plane: bindings::vfio_device_gfx_plane_info = read_arg(arg, minsz)?;
         if plane.flags & PROBE != 0 {
             // Probing: only the region interface is supported.
-            return if plane.flags == PROBE | REGION { Ok(0) } else { Err(EINVAL) };
+            return if plane.flags == PROBE | REGION {
+                Ok(0)
+            } else {
+                Err(EINVAL)
+            };
         }
         if plane.flags != REGION {
             return Err(EINVAL);

@@ -75,17 +75,26 @@ impl mdev::Driver for Mdpy {
         mdev::Type {
             sysfs_name: c"vga",
             pretty_name: c"mdpy-vga",
-            data: Mode { width: 640, height: 480 },
+            data: Mode {
+                width: 640,
+                height: 480,
+            },
         },
         mdev::Type {
             sysfs_name: c"xga",
             pretty_name: c"mdpy-xga",
-            data: Mode { width: 1024, height: 768 },
+            data: Mode {
+                width: 1024,
+                height: 768,
+            },
         },
         mdev::Type {
             sysfs_name: c"hd",
             pretty_name: c"mdpy-hd",
-            data: Mode { width: 1920, height: 1080 },
+            data: Mode {
+                width: 1920,
+                height: 1080,
+            },
         },
     ];
     const ATTRIBUTES: &'static [&'static CStr] = &[c"resolution"];
@@ -99,8 +108,12 @@ impl mdev::Driver for Mdpy {
 
     fn description(ty: &mdev::Type<Mode>, buf: &mut kernel_ext::sysfs::ShowBuffer<'_>) -> Result {
         use core::fmt::Write;
-        writeln!(buf, "virtual display, {}x{} framebuffer", ty.data.width, ty.data.height)
-            .map_err(|_| EINVAL)
+        writeln!(
+            buf,
+            "virtual display, {}x{} framebuffer",
+            ty.data.width, ty.data.height
+        )
+        .map_err(|_| EINVAL)
     }
 
     fn show_attribute(

@@ -153,7 +153,13 @@ impl<T: Driver> Registration<T> {
         )?;
 
         for (index, ty) in T::TYPES.iter().enumerate() {
-            inner.types.push(TypeEntry { mtype: Opaque::zeroed(), index }, GFP_KERNEL)?;
+            inner.types.push(
+                TypeEntry {
+                    mtype: Opaque::zeroed(),
+                    index,
+                },
+                GFP_KERNEL,
+            )?;
             let entry = &inner.types[index];
             // SAFETY: `entry.mtype` is ours and not yet shared with C.
             unsafe {
@@ -167,7 +173,13 @@ impl<T: Driver> Registration<T> {
         }
 
         for (index, name) in T::ATTRIBUTES.iter().enumerate() {
-            inner.attrs.push(AttrEntry { attr: Opaque::zeroed(), index }, GFP_KERNEL)?;
+            inner.attrs.push(
+                AttrEntry {
+                    attr: Opaque::zeroed(),
+                    index,
+                },
+                GFP_KERNEL,
+            )?;
             let a = inner.attrs[index].attr.get();
             // SAFETY: `a` is ours and not yet shared with C.
             unsafe {
@@ -218,8 +230,11 @@ impl<T: Driver> Registration<T> {
 
         // SAFETY: The driver is fully set up and lives in `inner` until unregistered.
         to_result(unsafe { bindings::mdev_register_driver(d) })?;
-        // From here on, `Inner::unregister` undoes what was done.
-        let mut reg = Self { inner, _t: PhantomData };
+        // From here on, `Drop` undoes what was done.
+        let mut reg = Self {
+            inner,
+            _t: PhantomData,
+        };
         // SAFETY: `T::NAME` is a valid string; the class is destroyed in `Drop`.
         reg.inner.class = from_err_ptr(unsafe { bindings::kx_class_create(T::NAME.as_char_ptr()) })
             .inspect_err(|_| reg.inner.class = core::ptr::null_mut())?;
@@ -228,7 +243,11 @@ impl<T: Driver> Registration<T> {
             bindings::kx_device_create(reg.inner.class, T::NAME.as_char_ptr())
         })
         .inspect_err(|_| reg.inner.dev = core::ptr::null_mut())?;
-        let (parent, dev, drv) = (reg.inner.parent.get(), reg.inner.dev, reg.inner.driver.get());
+        let (parent, dev, drv) = (
+            reg.inner.parent.get(),
+            reg.inner.dev,
+            reg.inner.driver.get(),
+        );
         let (types, n) = (reg.inner.type_ptrs.as_mut_ptr(), reg.inner.type_ptrs.len());
         // SAFETY: All objects live in `inner`, which outlives the registration.
         let ret = unsafe { bindings::mdev_register_parent(parent, dev, drv, types, n as c_uint) };
@@ -267,7 +286,9 @@ impl<T: Driver> Drop for Registration<T> {
 /// # Safety
 ///
 /// `mtype` must point to the `mtype` of a live `TypeEntry` of a `Registration<T>`.
-unsafe fn type_of<T: Driver>(mtype: *mut bindings::mdev_type) -> Result<&'static Type<T::TypeData>> {
+unsafe fn type_of<T: Driver>(
+    mtype: *mut bindings::mdev_type,
+) -> Result<&'static Type<T::TypeData>> {
     // SAFETY: `TypeEntry` is `repr(C)` with `mtype` first, and per the safety requirements
     // `mtype` is inside one.
     let index = unsafe { (*mtype.cast::<TypeEntry>()).index };

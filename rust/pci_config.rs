@@ -18,7 +18,8 @@ pub const CONFIG_SPACE_SIZE: usize = 256;
 pub const FIRST_CAPABILITY_OFFSET: u8 = 0x40;
 
 /// BAR flags: a 32-bit memory BAR.
-pub const BAR_MEM32: u32 = bindings::PCI_BASE_ADDRESS_SPACE_MEMORY | bindings::PCI_BASE_ADDRESS_MEM_TYPE_32;
+pub const BAR_MEM32: u32 =
+    bindings::PCI_BASE_ADDRESS_SPACE_MEMORY | bindings::PCI_BASE_ADDRESS_MEM_TYPE_32;
 /// BAR flags: a prefetchable 32-bit memory BAR.
 pub const BAR_MEM32_PREFETCH: u32 = BAR_MEM32 | bindings::PCI_BASE_ADDRESS_MEM_PREFETCH;
 
@@ -56,7 +57,10 @@ impl ConfigSpace {
         };
         cs.set_u16(bindings::PCI_VENDOR_ID as usize, id.vendor);
         cs.set_u16(bindings::PCI_DEVICE_ID as usize, id.device);
-        cs.set_u16(bindings::PCI_SUBSYSTEM_VENDOR_ID as usize, id.subsystem_vendor);
+        cs.set_u16(
+            bindings::PCI_SUBSYSTEM_VENDOR_ID as usize,
+            id.subsystem_vendor,
+        );
         cs.set_u16(bindings::PCI_SUBSYSTEM_ID as usize, id.subsystem);
         // CAST: the PCI command bits are 16-bit register values.
         cs.set_u16(

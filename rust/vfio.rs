@@ -94,12 +94,20 @@ impl UserBuf {
 
     /// The bytes from `offset` on, for reading from user space.
     pub fn reader_at(&self, offset: usize) -> UserSliceReader {
-        UserSlice::new(self.ptr.wrapping_byte_add(offset), self.len.saturating_sub(offset)).reader()
+        UserSlice::new(
+            self.ptr.wrapping_byte_add(offset),
+            self.len.saturating_sub(offset),
+        )
+        .reader()
     }
 
     /// The bytes from `offset` on, for writing to user space.
     pub fn writer_at(&self, offset: usize) -> UserSliceWriter {
-        UserSlice::new(self.ptr.wrapping_byte_add(offset), self.len.saturating_sub(offset)).writer()
+        UserSlice::new(
+            self.ptr.wrapping_byte_add(offset),
+            self.len.saturating_sub(offset),
+        )
+        .writer()
     }
 }
 
@@ -113,7 +121,9 @@ pub fn read_arg<T: FromBytes + AsBytes + Default>(arg: UserPtr, minsz: usize) ->
         return Err(EINVAL);
     }
     let mut val = T::default();
-    UserSlice::new(arg, minsz).reader().read_slice(&mut val.as_bytes_mut()[..minsz])?;
+    UserSlice::new(arg, minsz)
+        .reader()
+        .read_slice(&mut val.as_bytes_mut()[..minsz])?;
     let mut argsz = [0u8; 4];
     argsz.copy_from_slice(&val.as_bytes()[..4]);
     if (u32::from_ne_bytes(argsz) as usize) < minsz {
@@ -299,11 +309,27 @@ impl<T: Device> OpsTable<T> {
         unbind_iommufd: Some(bindings::vfio_iommufd_emulated_unbind),
         attach_ioas: Some(bindings::vfio_iommufd_emulated_attach_ioas),
         detach_ioas: Some(bindings::vfio_iommufd_emulated_detach_ioas),
-        open_device: if T::HAS_OPEN { Some(Self::open_device) } else { None },
-        close_device: if T::HAS_CLOSE { Some(Self::close_device) } else { None },
+        open_device: if T::HAS_OPEN {
+            Some(Self::open_device)
+        } else {
+            None
+        },
+        close_device: if T::HAS_CLOSE {
+            Some(Self::close_device)
+        } else {
+            None
+        },
         read: if T::HAS_READ { Some(Self::read) } else { None },
-        write: if T::HAS_WRITE { Some(Self::write) } else { None },
-        ioctl: if T::HAS_IOCTL { Some(Self::ioctl) } else { None },
+        write: if T::HAS_WRITE {
+            Some(Self::write)
+        } else {
+            None
+        },
+        ioctl: if T::HAS_IOCTL {
+            Some(Self::ioctl)
+        } else {
+            None
+        },
         get_region_info_caps: if T::HAS_REGION_INFO {
             Some(Self::get_region_info_caps)
         } else {
@@ -412,7 +438,11 @@ impl<T: Device> OpsTable<T> {
     /// # Safety
     ///
     /// VFIO core callback: `vdev` is a live registered device of ours.
-    unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
+    unsafe extern "C" fn ioctl(
+        vdev: *mut bindings::vfio_device,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
         // SAFETY: Per the callback contract.
         let dev = unsafe { data::<T>(vdev) };
         // CAST: `arg` is a user address for every VFIO device ioctl.

@@ -78,8 +78,7 @@ impl UserBuffer {
     pub fn copy_to_user(&self, offset: usize, dst: UserPtr, len: usize) -> Result {
         let src = self.range(offset, len)?;
         // SAFETY: `src..src + len` lies within the allocation; `_copy_to_user` checks `dst`.
-        let left =
-            unsafe { bindings::_copy_to_user(dst.as_mut_ptr(), src.cast(), len as c_ulong) };
+        let left = unsafe { bindings::_copy_to_user(dst.as_mut_ptr(), src.cast(), len as c_ulong) };
         if left != 0 {
             return Err(EFAULT);
         }

@@ -11,6 +11,7 @@
  * (the module's count parameter, default 4).
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <sys/wait.h>
 
 #include "mdev_lib.h"
@@ -155,8 +156,9 @@ TEST_F(mdpy, region_info_other_indices)
 		EXPECT_EQ(0, info.size) TH_LOG("index %u", i);
 		EXPECT_EQ(0, info.flags) TH_LOG("index %u", i);
 	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		EXPECT_EQ(-EINVAL, region_info(self->fd, bad[i], &info)) TH_LOG("index %u", bad[i]);
+	}
 }
 
 TEST_F(mdpy, region_info_short_argsz)
@@ -573,8 +575,9 @@ TEST_F(mdpy, sysfs_count_limit)
 	EXPECT_EQ(0, sysfs_read_long(path));
 	gen_uuid(extra[n]);
 	EXPECT_EQ(-EUSERS, mdev_create("mdpy", "mdpy-vga", extra[n]));
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		EXPECT_EQ(0, mdev_remove(extra[i]));
+	}
 	avail = sysfs_read_long(path);
 	EXPECT_EQ(count - 1, avail);
 }
