@@ -163,6 +163,9 @@ fn fill_gradient(fb: &UserBuffer, mode: &Mode) -> Result {
 impl vfio::Device for MdpyDevice {
     fn read(&self, offset: u64, buf: UserBuf) -> Result<usize> {
         let len = buf.len();
+        if len == 0 {
+            return Ok(0);
+        }
         match regions::decode(offset, len, self.fb.len())? {
             Target::Config(off) => {
                 let mut bytes = [0u8; pci_config::CONFIG_SPACE_SIZE];
@@ -179,6 +182,9 @@ impl vfio::Device for MdpyDevice {
 
     fn write(&self, offset: u64, buf: UserBuf) -> Result<usize> {
         let len = buf.len();
+        if len == 0 {
+            return Ok(0);
+        }
         match regions::decode(offset, len, self.fb.len())? {
             Target::Config(off) => {
                 let mut bytes = [0u8; pci_config::CONFIG_SPACE_SIZE];

@@ -112,14 +112,21 @@ struct Inner {
     groups: [*const bindings::attribute_group; 2],
     class: *mut bindings::class,
     dev: *mut bindings::device,
+    parent_registered: bool,
 }
 
 /// A registered mdev driver, parent device and types.
 ///
 /// # Invariants
 ///
-/// `inner` is fully registered (driver, class, parent device, mdev parent)
-/// and not moved while registered (it is boxed).
+/// The mdev driver in `inner` is registered; each non-null pointer (`class`,
+/// `dev`) and `parent_registered` records a further completed step of
+/// [`Registration::new`], which `Drop` undoes. `inner` is boxed, so the C side's
+/// pointers into it stay valid.
+///
+/// Like the C samples, this relies on the mdev core being done with the types
+/// and the parent once `mdev_unregister_parent()` returns (it is, unless
+/// `CONFIG_DEBUG_KOBJECT_RELEASE` delays kobject releases).
 pub struct Registration<T: Driver> {
     inner: KBox<Inner>,
     _t: PhantomData<T>,
@@ -148,6 +155,7 @@ impl<T: Driver> Registration<T> {
                 groups: [core::ptr::null(); 2],
                 class: core::ptr::null_mut(),
                 dev: core::ptr::null_mut(),
+                parent_registered: false,
             },
             GFP_KERNEL,
         )?;
@@ -222,7 +230,6 @@ impl<T: Driver> Registration<T> {
             };
             (*d).driver.name = T::NAME.as_char_ptr();
             (*d).driver.owner = module.as_ptr();
-            (*d).driver.mod_name = T::NAME.as_char_ptr();
             if !T::ATTRIBUTES.is_empty() {
                 (*d).driver.dev_groups = inner.groups.as_mut_ptr();
             }
@@ -236,13 +243,12 @@ impl<T: Driver> Registration<T> {
             _t: PhantomData,
         };
         // SAFETY: `T::NAME` is a valid string; the class is destroyed in `Drop`.
-        reg.inner.class = from_err_ptr(unsafe { bindings::kx_class_create(T::NAME.as_char_ptr()) })
-            .inspect_err(|_| reg.inner.class = core::ptr::null_mut())?;
+        reg.inner.class =
+            from_err_ptr(unsafe { bindings::kx_class_create(T::NAME.as_char_ptr()) })?;
         // SAFETY: The class is live; the device is destroyed in `Drop`.
         reg.inner.dev = from_err_ptr(unsafe {
             bindings::kx_device_create(reg.inner.class, T::NAME.as_char_ptr())
-        })
-        .inspect_err(|_| reg.inner.dev = core::ptr::null_mut())?;
+        })?;
         let (parent, dev, drv) = (
             reg.inner.parent.get(),
             reg.inner.dev,
@@ -250,13 +256,11 @@ impl<T: Driver> Registration<T> {
         );
         let (types, n) = (reg.inner.type_ptrs.as_mut_ptr(), reg.inner.type_ptrs.len());
         // SAFETY: All objects live in `inner`, which outlives the registration.
+        // CAST: `n` is the number of the driver's types, a small constant.
         let ret = unsafe { bindings::mdev_register_parent(parent, dev, drv, types, n as c_uint) };
-        if ret != 0 {
-            // Mark the parent as not registered for `Drop`.
-            reg.inner.type_ptrs.clear();
-            return Err(Error::from_errno(ret));
-        }
-        // INVARIANT: Everything is registered.
+        to_result(ret)?;
+        reg.inner.parent_registered = true;
+        // INVARIANT: Every step is done and recorded.
         Ok(reg)
     }
 }
@@ -264,19 +268,19 @@ impl<T: Driver> Registration<T> {
 impl<T: Driver> Drop for Registration<T> {
     fn drop(&mut self) {
         let inner = &mut *self.inner;
-        // SAFETY: Each step undoes one successful step of `new`, in reverse order; the
-        // null/empty checks skip the ones `new` did not reach.
+        // SAFETY: By the type invariant, each step undone here was done by `new`; they are
+        // undone in reverse order.
         unsafe {
-            if !inner.dev.is_null() && !inner.type_ptrs.is_empty() {
+            if inner.parent_registered {
                 bindings::mdev_unregister_parent(inner.parent.get());
             }
             if !inner.dev.is_null() {
                 bindings::device_unregister(inner.dev);
             }
-            bindings::mdev_unregister_driver(inner.driver.get());
             if !inner.class.is_null() {
                 bindings::class_destroy(inner.class);
             }
+            bindings::mdev_unregister_driver(inner.driver.get());
         }
     }
 }
@@ -295,6 +299,8 @@ unsafe fn type_of<T: Driver>(
     T::TYPES.get(index).ok_or(EINVAL)
 }
 
+/// `mdev_driver.probe`: creates the VFIO device of a new mdev.
+///
 /// # Safety
 ///
 /// mdev core callback: `mdev` is a new mdev of one of our types.
@@ -313,6 +319,8 @@ unsafe extern "C" fn probe<T: Driver>(mdev: *mut bindings::mdev_device) -> c_int
     })
 }
 
+/// `mdev_driver.remove`: unregisters (and waits for the users of) the VFIO device.
+///
 /// # Safety
 ///
 /// mdev core callback: `mdev` was successfully probed by `probe::<T>`.
@@ -329,6 +337,8 @@ unsafe extern "C" fn remove<T: Driver>(mdev: *mut bindings::mdev_device) {
     }
 }
 
+/// `mdev_driver.show_description`: the type's `description` attribute.
+///
 /// # Safety
 ///
 /// mdev core callback: `mtype` is ours, `buf` a sysfs page.
@@ -343,6 +353,8 @@ unsafe extern "C" fn show_description<T: Driver>(
     super::sysfs::show_result(&out, res)
 }
 
+/// `mdev_driver.get_available`: the type's `available_instances`.
+///
 /// # Safety
 ///
 /// mdev core callback: `mtype` is ours.
@@ -354,6 +366,8 @@ unsafe extern "C" fn get_available<T: Driver>(mtype: *mut bindings::mdev_type) -
     }
 }
 
+/// `device_attribute.show` of the per-device attributes.
+///
 /// # Safety
 ///
 /// sysfs callback of an attribute of ours on a probed mdev; `buf` a sysfs page.

@@ -5,13 +5,14 @@
 use core::fmt;
 use kernel::prelude::*;
 
-/// Size of the buffer the sysfs core hands to `show` callbacks.
-const SHOW_BUFFER_SIZE: usize = kernel::page::PAGE_SIZE;
+/// Usable size of the page the sysfs core hands to `show` callbacks: sysfs
+/// rejects a full page ("bad count"), so the last byte stays unused.
+const SHOW_BUFFER_SIZE: usize = kernel::page::PAGE_SIZE - 1;
 
 /// The output buffer of a sysfs `show` callback; write into it with `write!`.
 ///
-/// Output past the end of the page is dropped and reported as an error,
-/// like `sysfs_emit()` does.
+/// Output that does not fit is not written and makes the write fail (so the
+/// `show` callback returns an error rather than a truncated value).
 pub struct ShowBuffer<'a> {
     buf: &'a mut [u8],
     len: usize,
@@ -22,11 +23,11 @@ impl<'a> ShowBuffer<'a> {
     ///
     /// # Safety
     ///
-    /// `buf` must be valid for writes of `PAGE_SIZE` bytes and not be accessed
-    /// by anything else for `'a`.
+    /// `buf` must be valid for reads and writes of `PAGE_SIZE` initialised bytes
+    /// (sysfs hands out a zeroed page) and not be accessed by anything else for `'a`.
     pub unsafe fn from_raw(buf: *mut c_char) -> Self {
-        // SAFETY: Per the safety requirements, `buf` is valid for `PAGE_SIZE` bytes of
-        // exclusive access during `'a`.
+        // SAFETY: Per the safety requirements, `buf` is valid for `PAGE_SIZE` initialised
+        // bytes of exclusive access during `'a`; we use one less.
         let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), SHOW_BUFFER_SIZE) };
         Self { buf, len: 0 }
     }

@@ -126,6 +126,7 @@ pub fn read_arg<T: FromBytes + AsBytes + Default>(arg: UserPtr, minsz: usize) ->
         .read_slice(&mut val.as_bytes_mut()[..minsz])?;
     let mut argsz = [0u8; 4];
     argsz.copy_from_slice(&val.as_bytes()[..4]);
+    // CAST: `u32` to `usize` is lossless on every kernel target.
     if (u32::from_ne_bytes(argsz) as usize) < minsz {
         return Err(EINVAL);
     }
@@ -295,19 +296,25 @@ unsafe fn data<'a, T: Device>(vdev: *mut bindings::vfio_device) -> &'a T {
     unsafe { &*bindings::kx_vfio_device_data(vdev).cast::<T>() }
 }
 
+/// An error as the negative `ssize_t` the VFS expects.
 fn errno_isize(e: Error) -> isize {
     // CAST: errnos are small negative numbers.
     e.to_errno() as isize
 }
 
+/// The `vfio_device_ops` of a [`Device`] implementation, built at compile time.
 struct OpsTable<T: Device>(PhantomData<T>);
 
 impl<T: Device> OpsTable<T> {
     const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
         release: Some(Self::release),
+        #[cfg(CONFIG_IOMMUFD)]
         bind_iommufd: Some(bindings::vfio_iommufd_emulated_bind),
+        #[cfg(CONFIG_IOMMUFD)]
         unbind_iommufd: Some(bindings::vfio_iommufd_emulated_unbind),
+        #[cfg(CONFIG_IOMMUFD)]
         attach_ioas: Some(bindings::vfio_iommufd_emulated_attach_ioas),
+        #[cfg(CONFIG_IOMMUFD)]
         detach_ioas: Some(bindings::vfio_iommufd_emulated_detach_ioas),
         open_device: if T::HAS_OPEN {
             Some(Self::open_device)
@@ -340,10 +347,13 @@ impl<T: Device> OpsTable<T> {
         ..unsafe { core::mem::zeroed() }
     };
 
+    /// The table, with `'static` lifetime (it is a promoted constant).
     const fn build() -> &'static bindings::vfio_device_ops {
         &Self::OPS
     }
 
+    /// `release`: frees the driver state with the C device.
+    ///
     /// # Safety
     ///
     /// Called by the VFIO core when the last reference to `vdev` is dropped.
@@ -357,6 +367,8 @@ impl<T: Device> OpsTable<T> {
         }
     }
 
+    /// `open_device`: the first user opened the device.
+    ///
     /// # Safety
     ///
     /// VFIO core callback: `vdev` is a live registered device of ours.
@@ -369,6 +381,8 @@ impl<T: Device> OpsTable<T> {
         }
     }
 
+    /// `close_device`: the last user closed the device.
+    ///
     /// # Safety
     ///
     /// VFIO core callback: `vdev` is a live registered device of ours.
@@ -377,6 +391,8 @@ impl<T: Device> OpsTable<T> {
         unsafe { data::<T>(vdev) }.close();
     }
 
+    /// `read`: a `pread()` on the device file.
+    ///
     /// # Safety
     ///
     /// VFIO core callback: `vdev` is live, `ppos` a valid file position.
@@ -406,6 +422,8 @@ impl<T: Device> OpsTable<T> {
         }
     }
 
+    /// `write`: a `pwrite()` on the device file.
+    ///
     /// # Safety
     ///
     /// VFIO core callback: `vdev` is live, `ppos` a valid file position.
@@ -435,6 +453,8 @@ impl<T: Device> OpsTable<T> {
         }
     }
 
+    /// `ioctl`: a device ioctl the core does not handle itself.
+    ///
     /// # Safety
     ///
     /// VFIO core callback: `vdev` is a live registered device of ours.
@@ -445,8 +465,8 @@ impl<T: Device> OpsTable<T> {
     ) -> c_long {
         // SAFETY: Per the callback contract.
         let dev = unsafe { data::<T>(vdev) };
-        // CAST: `arg` is a user address for every VFIO device ioctl.
-        match dev.ioctl(cmd, UserPtr::from_addr(arg as usize)) {
+        // `arg` is a user address for every VFIO device ioctl.
+        match dev.ioctl(cmd, UserPtr::from_addr(arg)) {
             // CAST: `c_long` and `isize` are the same size on every kernel target.
             Ok(v) => v as c_long,
             // CAST: errnos fit any integer type.
@@ -454,6 +474,8 @@ impl<T: Device> OpsTable<T> {
         }
     }
 
+    /// `get_region_info_caps`: `VFIO_DEVICE_GET_REGION_INFO` after the core's argsz checks.
+    ///
     /// # Safety
     ///
     /// VFIO core callback: `vdev` is live, `info` and `caps` valid for the call.
@@ -475,6 +497,8 @@ impl<T: Device> OpsTable<T> {
         }
     }
 
+    /// `mmap`: an `mmap()` of the device file.
+    ///
     /// # Safety
     ///
     /// VFIO core callback from the device file's `mmap`: `vma` is being set up.

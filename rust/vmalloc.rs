@@ -9,10 +9,13 @@ use kernel::{mm::virt::VmaNew, page::PAGE_SIZE, prelude::*, uaccess::UserPtr};
 /// A buffer from `vmalloc_user()`: zeroed, page aligned, and mappable into
 /// user space with [`UserBuffer::mmap`].
 ///
-/// Its bytes are shared with every VMA it is mapped into, so it never hands
-/// out Rust references to them: all accesses are raw copies, and concurrent
-/// updates through a user mapping are simply observed (as with any memory
-/// shared with user space).
+/// Its bytes are shared with every VMA it is mapped into and user space may
+/// change them at any time, so it never hands out Rust references to them:
+/// every access is a bounds-checked copy done by C (`memset`, `memcpy`,
+/// `copy_{to,from}_user`), outside the Rust memory model, like the kernel's
+/// accesses to any memory shared with user space. Concurrent accesses see
+/// each other's bytes in an unspecified order; serialising them, where it
+/// matters, is the owner's business.
 ///
 /// # Invariants
 ///
@@ -37,7 +40,7 @@ impl UserBuffer {
             .filter(|&l| l != 0)
             .ok_or(EINVAL)?;
         // SAFETY: FFI call without preconditions.
-        let ptr = unsafe { bindings::kx_vmalloc_user(len as c_ulong) };
+        let ptr = unsafe { bindings::kx_vmalloc_user(len) };
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
         // INVARIANT: `ptr` is a fresh `vmalloc_user()` allocation of `len` bytes, a page multiple.
         Ok(Self { ptr, len })
@@ -70,7 +73,7 @@ impl UserBuffer {
     pub fn fill(&self, offset: usize, len: usize, value: u8) -> Result {
         let dst = self.range(offset, len)?;
         // SAFETY: `range` checked that `dst..dst + len` lies within the allocation.
-        unsafe { core::ptr::write_bytes(dst, value, len) };
+        unsafe { bindings::memset(dst.cast(), c_int::from(value), len) };
         Ok(())
     }
 
@@ -89,8 +92,7 @@ impl UserBuffer {
     pub fn copy_from_user(&self, offset: usize, src: UserPtr, len: usize) -> Result {
         let dst = self.range(offset, len)?;
         // SAFETY: `dst..dst + len` lies within the allocation; `_copy_from_user` checks `src`.
-        let left =
-            unsafe { bindings::_copy_from_user(dst.cast(), src.as_const_ptr(), len as c_ulong) };
+        let left = unsafe { bindings::_copy_from_user(dst.cast(), src.as_const_ptr(), len) };
         if left != 0 {
             return Err(EFAULT);
         }
@@ -101,7 +103,7 @@ impl UserBuffer {
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         let src = self.range(offset, out.len())?;
         // SAFETY: `src` is valid for `out.len()` bytes and cannot overlap the `&mut` slice.
-        unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
+        unsafe { bindings::memcpy(out.as_mut_ptr().cast(), src.cast(), out.len()) };
         Ok(())
     }
 
@@ -109,7 +111,7 @@ impl UserBuffer {
     pub fn write(&self, offset: usize, data: &[u8]) -> Result {
         let dst = self.range(offset, data.len())?;
         // SAFETY: `dst` is valid for `data.len()` bytes and cannot overlap the shared slice.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        unsafe { bindings::memcpy(dst.cast(), data.as_ptr().cast(), data.len()) };
         Ok(())
     }
 

@@ -32,7 +32,7 @@ else
 		xz -dc "$meta.xz" | awk -v pkg="$PKG" '
 			$0 == "Package: " pkg {p=1; next}
 			p && /^(Version|Filename|SHA256):/ {print $2}
-			p && /^$/ {exit}' > "$meta"
+			p && /^$/ {p=0}' > "$meta"
 		read -r ver file sha < <(tr '\n' ' ' < "$meta"; echo)
 	fi
 	rm -f "$meta" "$meta.xz"
