@@ -11,14 +11,22 @@ RECIPE=1
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=${KERNEL_SUITE:-trixie-backports}
 PKG=linux-source-7.3
-FRAG="$MDEV_RS_TOP/tools/testing/kconfig/mdev-rs.config"
+# KFLAVOUR=host (default): the test VM's kernel, virtme-ng's config plus
+# mdev-rs.config (debugging on). KFLAVOUR=guest: the nested guest's kernel,
+# tinyconfig plus nested-guest.config (small, fast to boot under TCG-in-TCG).
+KFLAVOUR=${KFLAVOUR:-host}
+case $KFLAVOUR in
+host) FRAG="$MDEV_RS_TOP/tools/testing/kconfig/mdev-rs.config"; suffix= ;;
+guest) FRAG="$MDEV_RS_TOP/tools/testing/kconfig/nested-guest.config"; suffix=-guest ;;
+*) die "KFLAVOUR must be host or guest" ;;
+esac
 key=$( (echo "recipe $RECIPE"; cat "$FRAG") | sha256sum | cut -c1-12)
 mkdir -p "$MDEV_RS_CACHE"
 cd "$MDEV_RS_CACHE"
 
 # --print-only: the newest cached build for this config, if any; no network.
 if [ "${1:-}" = --print-only ]; then
-	b=$(ls -d build-*-"$key"/.built 2>/dev/null | sed 's|/.built$||' | sort -V | tail -1)
+	b=$(ls -d build-*"$suffix-$key"/.built 2>/dev/null | sed 's|/.built$||' | sort -V | tail -1)
 	[ -n "$b" ] && echo "$MDEV_RS_CACHE/$b"
 	exit 0
 fi
@@ -63,7 +71,7 @@ if [ ! -f "$SRC/.extracted" ]; then
 fi
 
 # 3. Configure (in a build dir keyed by version + fragment hash) and build.
-B="$MDEV_RS_CACHE/build-$ver-$key"
+B="$MDEV_RS_CACHE/build-$ver$suffix-$key"
 KMAKE=(make -C "$SRC" O="$B" LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC")
 if [ -f "$B/.built" ]; then
 	# uapi headers for the kselftests
@@ -75,9 +83,14 @@ if [ ! -f "$B/.configured" ]; then
 	say "configuring kernel in $B"
 	# virtme-ng's config (x86_64 defconfig + what vng needs: virtio, 9p, ...)
 	# with our fragment on top.
-	(cd "$SRC" && virtme-configkernel --defconfig --custom "$FRAG" O="$B" \
-		LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC") > "$B/config.log" 2>&1 ||
-		{ tail -20 "$B/config.log" >&2; die "kernel configuration failed"; }
+	if [ "$KFLAVOUR" = host ]; then
+		(cd "$SRC" && virtme-configkernel --defconfig --custom "$FRAG" O="$B" \
+			LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC") > "$B/config.log" 2>&1
+	else
+		{ "${KMAKE[@]}" tinyconfig &&
+		  "$SRC/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "$FRAG" &&
+		  "${KMAKE[@]}" olddefconfig; } > "$B/config.log" 2>&1
+	fi || { tail -20 "$B/config.log" >&2; die "kernel configuration failed"; }
 	"${KMAKE[@]}" -s rustavailable >&2 || die "Rust is not available for this kernel build"
 	# Check that what we asked for survived olddefconfig.
 	while IFS= read -r line; do
@@ -92,7 +105,7 @@ if [ ! -f "$B/.configured" ]; then
 	touch "$B/.configured"
 fi
 jobs=$(( $(nproc) + 1 ))
-say "building kernel $ver in $B (-j$jobs; 10-20 minutes on 2 cores, once)"
+say "building the $KFLAVOUR kernel $ver in $B (-j$jobs; host: ~15, guest: ~5 minutes on 2 cores, once)"
 start=$(date +%s)
 "${KMAKE[@]}" -j"$jobs" >"$B/build.log" 2>&1 &
 pid=$!

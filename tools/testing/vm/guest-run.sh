@@ -7,7 +7,8 @@
 #   test: kselftests against the C mdpy and the Rust mdpy, then end to end
 #   demo: end to end only
 #
-# End to end: Rust mdpy on this (host) side; QEMU boots a nested guest whose
+# End to end: Rust mdpy on this (host) side; QEMU boots a nested guest (its
+# own small kernel, out/nested-bzImage) whose
 # guest driver draws a pattern; a QMP screendump must equal the pattern.
 # Results go to OUT; the caller judges them (and dmesg) on the host.
 set -u
@@ -70,7 +71,7 @@ run_e2e() {
 	fi
 	rm -f "$sock" "$serial"
 	qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
-		-kernel "$KDIR/arch/x86/boot/bzImage" -initrd "$initrd" \
+		-kernel "$OUT/nested-bzImage" -initrd "$initrd" \
 		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4" \
 		-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,display=on,id=gpu0" \
 		-serial "file:$serial" -qmp "unix:$sock,server=on,wait=off" \
