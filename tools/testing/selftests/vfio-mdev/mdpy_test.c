@@ -301,14 +301,13 @@ TEST_F(mdpy, config_bad_accesses)
 
 /* ---- BAR0 ---------------------------------------------------------------- */
 
-}
-
 static void pattern(uint8_t *buf, size_t len, uint32_t seed)
 {
 	for (size_t i = 0; i < len; i++) {
 		seed = seed * 1103515245 + 12345;
 		buf[i] = seed >> 16;
 	}
+}
 
 /* BAR0 at offset 0, single accesses: these work even on the C sample. */
 TEST_F(mdpy, bar0_rw_offset_zero)
