@@ -112,6 +112,14 @@ if [ "$MODE" = test ]; then
 fi
 run_e2e "$RS_MDPY" mdpy-xga "$OUT/nested-c-mdpy-fb.cpio.gz" mdpy-rust-host-c-guest-xga
 
+# Further drivers' test phases: each guest-*.sh defines <name>_phase MODE.
+for phase in "$TOP"/tools/testing/vm/guest-*.sh; do
+	[ "$phase" = "$TOP/tools/testing/vm/guest-run.sh" ] && continue
+	. "$phase"
+	name=$(basename "$phase" .sh); name=${name#guest-}; name=${name//-/_}
+	"${name}_phase" "$MODE"
+done
+
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	log "kmemleak scan"
 	echo scan > /sys/kernel/debug/kmemleak; sleep 5
