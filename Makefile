@@ -31,7 +31,7 @@ all: modules
 
 modules:
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "No kernel build tree: run 'make kernel' or pass KDIR=/path/to/linux" >&2; exit 1; }
-	$(ENV) $(MAKE) -C $(KDIR) M=$(TOP) $(KMAKE_VARS) modules
+	$(ENV) flock $(TOP)/.build.lock $(MAKE) -C $(KDIR) M=$(TOP) $(KMAKE_VARS) modules
 
 clippy:
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "No kernel build tree: run 'make kernel' or pass KDIR=" >&2; exit 1; }

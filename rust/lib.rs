@@ -12,12 +12,21 @@
 //!
 //! The module is `pub` so that abstractions one driver does not use are not
 //! dead code. All `unsafe` lives here; drivers use none.
+//!
+//! Each driver enables the parts it uses with `--cfg` flags set in the
+//! top-level `Kbuild` (`kx_mdev`, ...), so a module never links against
+//! subsystems it does not use (the guest driver builds for a kernel without
+//! VFIO).
 
 pub mod bindings;
 pub mod device;
+#[cfg(kx_mdev)]
 pub mod mdev;
+#[cfg(kx_mdev)]
 pub mod pci_config;
 pub mod sysfs;
+#[cfg(kx_mdev)]
 pub mod vfio;
 pub mod vma;
+#[cfg(kx_mdev)]
 pub mod vmalloc;
