@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the nested guest's initramfs: busybox, fbdraw and the given guest
-# driver modules. usage: build-initramfs.sh OUT.cpio.gz module.ko...
+# driver modules. usage: [NESTED_INIT=script] build-initramfs.sh OUT.cpio.gz module.ko...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1; shift
@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$work/bin/busybox"
-cp "$here/init" "$work/init"
+cp "${NESTED_INIT:-$here/init}" "$work/init"
 chmod +x "$work/init"
 gcc -O2 -static -o "$work/fbdraw" "$here/fbdraw.c"
 for m in "$@"; do cp "$m" "$work/modules/"; done
