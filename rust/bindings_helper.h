@@ -4,8 +4,10 @@
  * abstractions need and the kernel crate's bindings do not have yet.
  */
 
+#include <linux/fb.h>
 #include <linux/mdev.h>
 #include <linux/module.h>
+#include <linux/pci.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <linux/vmalloc.h>

@@ -20,10 +20,17 @@
 
 pub mod bindings;
 pub mod device;
+#[cfg(kx_fbdev)]
+pub mod fbdev;
+#[cfg(kx_fbdev)]
+pub mod iomem_wc;
 #[cfg(kx_mdev)]
 pub mod mdev;
 #[cfg(kx_mdev)]
 pub mod pci_config;
+#[cfg(kx_fbdev)]
+pub mod pci_resources;
+#[cfg(kx_mdev)]
 pub mod sysfs;
 #[cfg(kx_mdev)]
 pub mod vfio;

@@ -35,4 +35,6 @@ struct device *kx_device_create(struct class *class, const char *name);
 
 struct attribute;
 void kx_sysfs_attr_init(struct attribute *attr);
+#include "fbdev.h"
+
 #endif /* KERNEL_EXT_HELPERS_H */

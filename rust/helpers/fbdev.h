@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* C shims for rust/fbdev.rs and rust/iomem_wc.rs (macros on some architectures). */
+#ifndef KERNEL_EXT_HELPERS_FBDEV_H
+#define KERNEL_EXT_HELPERS_FBDEV_H
+
+#include <linux/types.h>
+
+void *kx_ioremap_wc(resource_size_t offset, unsigned long size);
+void kx_iounmap(void *addr);
+
+#endif /* KERNEL_EXT_HELPERS_FBDEV_H */
