@@ -20,12 +20,16 @@
 
 pub mod bindings;
 pub mod device;
+#[cfg(kx_dma_buf)]
+pub mod dma_buf;
 #[cfg(kx_fbdev)]
 pub mod fbdev;
 #[cfg(kx_fbdev)]
 pub mod iomem_wc;
 #[cfg(kx_mdev)]
 pub mod mdev;
+#[cfg(kx_dma_buf)]
+pub mod page_ref;
 #[cfg(kx_mdev)]
 pub mod pci_config;
 #[cfg(kx_fbdev)]
@@ -34,6 +38,8 @@ pub mod pci_resources;
 pub mod sysfs;
 #[cfg(kx_mdev)]
 pub mod vfio;
+#[cfg(kx_dma_buf)]
+pub mod vm_fault;
 pub mod vma;
 #[cfg(kx_mdev)]
 pub mod vmalloc;

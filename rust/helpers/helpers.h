@@ -37,4 +37,8 @@ struct attribute;
 void kx_sysfs_attr_init(struct attribute *attr);
 #include "fbdev.h"
 
+/* Refcounted pages and the dma-buf exporter (kx_dma_buf). */
+#include "page.h"
+#include "dma_buf.h"
+
 #endif /* KERNEL_EXT_HELPERS_H */

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The state of one mbochs device and its VFIO operations.
+
+use crate::{
+    dmabuf::Buffers,
+    kernel_ext::{
+        bindings,
+        dma_buf::DmaBuf,
+        mdev,
+        pci_config::{self, ConfigSpace, Identity},
+        vfio::{self, read_arg, write_arg, UserBuf},
+        vm_fault, vma,
+    },
+    regions::{self, Target},
+    regs::{self, Regs},
+    vram::Vram,
+    PoolReservation, TypeInfo,
+};
+use core::mem::{offset_of, size_of};
+use kernel::{
+    mm::virt::{flags as vm_flags, VmaNew},
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{Arc, Mutex},
+    uaccess::UserSlice,
+};
+
+/// PCI identity: QEMU's bochs display (`-device secondary-vga`).
+const IDENTITY: Identity = Identity {
+    vendor: 0x1234,           // QEMU
+    device: 0x1111,           // bochs/stdvga
+    subsystem_vendor: 0x1af4, // PCI_SUBVENDOR_ID_REDHAT_QUMRANET
+    subsystem: 0x1100,        // PCI_SUBDEVICE_ID_QEMU
+    // CAST: PCI class codes are 16-bit.
+    class: bindings::PCI_CLASS_DISPLAY_OTHER as u16,
+    revision: 0x01,
+};
+
+/// `drm_plane_type` values (`enum drm_plane_type` of `drm/drm_plane.h`).
+const DRM_PLANE_TYPE_PRIMARY: u32 = 1;
+
+/// `x_hot`/`y_hot` of a plane without a hotspot.
+const NO_HOTSPOT: u32 = u32::MAX;
+
+/// Everything the device lock protects.
+struct State {
+    config: ConfigSpace,
+    regs: Regs,
+    buffers: Buffers,
+}
+
+/// One mbochs device.
+#[pin_data]
+pub(crate) struct MbochsDevice {
+    ty: &'static mdev::Type<TypeInfo>,
+    /// Video memory reserved from the module's pool, returned on drop.
+    _reservation: PoolReservation,
+    /// BAR0. Shared with user mappings of it.
+    vram: Arc<Vram>,
+    /// The device lock.
+    #[pin]
+    state: Mutex<State>,
+}
+
+impl MbochsDevice {
+    /// Reserves the video memory of a new mdev of type `ty` from the pool and
+    /// sets up its state; no VRAM page is allocated yet.
+    pub(crate) fn new(
+        mdev: &mdev::Device,
+        ty: &'static mdev::Type<TypeInfo>,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let info = &ty.data;
+        let reservation = PoolReservation::new(info.mbytes)?;
+        let vram = Vram::new(info.memsize() as usize)?;
+        let mut config = ConfigSpace::new(&IDENTITY);
+        config.set_bar32(0, info.memsize(), pci_config::BAR_MEM32_PREFETCH)?;
+        // CAST: BAR2 is one page.
+        config.set_bar32(2, regions::MMIO_SIZE as u32, pci_config::BAR_MEM32)?;
+        dev_info!(
+            mdev.as_device(),
+            "mbochs_init_dev: {}, {} MB, {} pages\n",
+            ty.pretty_name.to_str().unwrap_or("mbochs"),
+            info.mbytes,
+            info.memsize() as usize / PAGE_SIZE
+        );
+        Ok(try_pin_init!(Self {
+            ty,
+            _reservation: reservation,
+            vram,
+            state <- new_mutex!(State {
+                config,
+                regs: Regs::new(info),
+                buffers: Buffers::new(),
+            }),
+        }))
+    }
+
+    /// The device's type.
+    pub(crate) fn type_info(&self) -> &TypeInfo {
+        &self.ty.data
+    }
+
+    /// VRAM size in bytes.
+    fn memsize(&self) -> usize {
+        self.type_info().memsize() as usize
+    }
+
+    fn get_info(&self, arg: UserPtr) -> Result<isize> {
+        let minsz = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
+        let mut info: bindings::vfio_device_info = read_arg(arg, minsz)?;
+        info.flags = bindings::VFIO_DEVICE_FLAGS_PCI | bindings::VFIO_DEVICE_FLAGS_RESET;
+        info.num_regions = regions::NUM_REGIONS;
+        info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
+        write_arg(arg, &info, minsz)?;
+        Ok(0)
+    }
+
+    fn get_irq_info(&self, arg: UserPtr) -> Result<isize> {
+        let minsz = offset_of!(bindings::vfio_irq_info, count) + size_of::<u32>();
+        let mut info: bindings::vfio_irq_info = read_arg(arg, minsz)?;
+        if info.index >= bindings::VFIO_PCI_NUM_IRQS {
+            return Err(EINVAL);
+        }
+        // No interrupts of any kind.
+        info.flags = 0;
+        info.count = 0;
+        write_arg(arg, &info, minsz)?;
+        Ok(0)
+    }
+
+    fn query_gfx_plane(&self, arg: UserPtr) -> Result<isize> {
+        const PROBE: u32 = bindings::VFIO_GFX_PLANE_TYPE_PROBE;
+        const DMABUF: u32 = bindings::VFIO_GFX_PLANE_TYPE_DMABUF;
+        let minsz =
+            offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1) + size_of::<u32>();
+        let mut plane: bindings::vfio_device_gfx_plane_info = read_arg(arg, minsz)?;
+        if plane.flags & PROBE != 0 {
+            // Probing: only the dma-buf interface is supported.
+            return if plane.flags == PROBE | DMABUF {
+                Ok(0)
+            } else {
+                Err(EINVAL)
+            };
+        }
+        if plane.flags != DMABUF {
+            return Err(EINVAL);
+        }
+        plane.drm_format_mod = 0;
+        plane.x_pos = 0;
+        plane.y_pos = 0;
+        plane.x_hot = NO_HOTSPOT;
+        plane.y_hot = NO_HOTSPOT;
+        plane.drm_format = 0;
+        plane.width = 0;
+        plane.height = 0;
+        plane.stride = 0;
+        plane.size = 0;
+        let mut id = 0;
+        if plane.drm_plane_type == DRM_PLANE_TYPE_PRIMARY {
+            let mut state = self.state.lock();
+            // CAST: VRAM sizes are at most 64 MiB.
+            if let Some(mode) = state.regs.mode(self.type_info(), self.memsize() as u64) {
+                id = state.buffers.get_or_create(&mode, &self.vram)?;
+                plane.drm_format = mode.drm_format;
+                plane.width = mode.width;
+                plane.height = mode.height;
+                plane.stride = mode.stride;
+                // A mode lies within VRAM, at most 64 MiB.
+                plane.size = u32::try_from(mode.size).map_err(|_| EINVAL)?;
+            }
+        }
+        // No valid mode, or another plane (there is no cursor): an empty plane.
+        vfio::set_plane_dmabuf_id(&mut plane, id);
+        write_arg(arg, &plane, minsz)?;
+        Ok(0)
+    }
+
+    fn get_gfx_dmabuf(&self, arg: UserPtr) -> Result<isize> {
+        let id: u32 = UserSlice::new(arg, size_of::<u32>()).reader().read()?;
+        let buf = self.state.lock().buffers.dma_buf(id)?;
+        let fd = DmaBuf::install_fd(buf, bindings::O_CLOEXEC)?;
+        // CAST: file descriptors are `int`s.
+        Ok(fd as isize)
+    }
+
+    fn reset(&self) -> Result<isize> {
+        self.state.lock().regs.reset();
+        Ok(0)
+    }
+
+    /// Register access (BAR2, EDID region): `len` bytes at region offset
+    /// `offset`, split into pieces like the C sample, all under the device
+    /// lock; `buf` is copied before (write) or after (read) taking it.
+    fn regs_access(&self, target: Target, buf: UserBuf, write: bool) -> Result {
+        let len = buf.len();
+        let mut bytes = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        if write {
+            buf.reader_at(0).read_slice(&mut bytes)?;
+        }
+        let (base, edid) = match target {
+            Target::Mmio(o) => (o, false),
+            Target::Edid(o) => (o, true),
+            _ => return Err(EINVAL),
+        };
+        {
+            let mut state = self.state.lock();
+            let regs = &mut state.regs;
+            regs::for_each_piece(base, len, |off, n| {
+                let start = off - base;
+                let Some(piece) = bytes.get_mut(start..start + n) else {
+                    return;
+                };
+                match (edid, write) {
+                    (false, false) => regs.mmio_read(off, piece),
+                    (false, true) => regs.mmio_write(off, piece),
+                    (true, false) => regs.edid_read(off, piece),
+                    (true, true) => regs.edid_write(off, piece),
+                }
+            });
+        }
+        if !write {
+            buf.writer_at(0).write_slice(&bytes)?;
+        }
+        Ok(())
+    }
+
+    /// BAR0 access: `buf.len()` bytes at VRAM offset `offset`, page by page.
+    /// Only taking a page reference locks; the copy runs unlocked, so it may
+    /// fault on a user mapping of this very VRAM.
+    fn vram_access(&self, offset: usize, buf: UserBuf, write: bool) -> Result {
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = offset + done;
+            let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
+            let n = (PAGE_SIZE - in_page).min(buf.len() - done);
+            let page = self.vram.page(index)?;
+            let user = buf.ptr().wrapping_byte_add(done);
+            if write {
+                page.copy_from_user(in_page, user, n)?;
+            } else {
+                page.copy_to_user(in_page, user, n)?;
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn access(&self, offset: u64, buf: UserBuf, write: bool) -> Result<usize> {
+        let len = buf.len();
+        if len == 0 {
+            return Ok(0);
+        }
+        match regions::decode(offset, len, self.memsize())? {
+            Target::Config(off) => {
+                let mut bytes = [0u8; pci_config::CONFIG_SPACE_SIZE];
+                if write {
+                    buf.reader_at(0).read_slice(&mut bytes[..len])?;
+                    self.state.lock().config.write(off, &bytes[..len])?;
+                } else {
+                    self.state.lock().config.read(off, &mut bytes[..len])?;
+                    buf.writer_at(0).write_slice(&bytes[..len])?;
+                }
+            }
+            Target::Vram(off) => self.vram_access(off, buf, write)?,
+            target => self.regs_access(target, buf, write)?,
+        }
+        Ok(len)
+    }
+}
+
+#[vtable]
+impl vfio::Device for MbochsDevice {
+    fn close(&self) {
+        // Like the C sample's close_device: drop the device's buffers and VRAM pages.
+        // dma-bufs still open keep their own page references.
+        self.state.lock().buffers.clear();
+        self.vram.release_all();
+    }
+
+    fn read(&self, offset: u64, buf: UserBuf) -> Result<usize> {
+        self.access(offset, buf, false)
+    }
+
+    fn write(&self, offset: u64, buf: UserBuf) -> Result<usize> {
+        self.access(offset, buf, true)
+    }
+
+    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
+        match cmd {
+            bindings::VFIO_DEVICE_GET_INFO => self.get_info(arg),
+            bindings::VFIO_DEVICE_GET_IRQ_INFO => self.get_irq_info(arg),
+            bindings::VFIO_DEVICE_QUERY_GFX_PLANE => self.query_gfx_plane(arg),
+            bindings::VFIO_DEVICE_GET_GFX_DMABUF => self.get_gfx_dmabuf(arg),
+            bindings::VFIO_DEVICE_SET_IRQS => Err(EINVAL),
+            bindings::VFIO_DEVICE_RESET => self.reset(),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn region_info(&self, index: u32, caps: &mut vfio::InfoCaps<'_>) -> Result<vfio::RegionInfo> {
+        regions::info(index, self.memsize(), caps)
+    }
+
+    fn mmap(&self, vma: &VmaNew) -> Result {
+        // Device memory is shared by nature: no private (copy-on-write) mappings.
+        if vma.flags() & vm_flags::SHARED == 0 {
+            return Err(EINVAL);
+        }
+        // BAR0 only, from any page in it, and entirely within it.
+        let first = vma::pgoff(vma)
+            .checked_sub(regions::BAR0_PGOFF)
+            .ok_or(EINVAL)?;
+        let len = vma.end() - vma.start();
+        let end = first
+            .checked_mul(PAGE_SIZE)
+            .and_then(|o| o.checked_add(len))
+            .ok_or(EINVAL)?;
+        if end > self.memsize() {
+            return Err(EINVAL);
+        }
+        vm_fault::install(vma, self.vram.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+/* C shims of the Rust abstraction layer (see rust/helpers/). */
+#include "../rust/helpers/helpers.c"
+#include "../rust/helpers/page.c"
+#include "../rust/helpers/dma_buf.c"

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mediated virtual PCI display host device driver, bochs flavour (Rust).
+//!
+//! A drop-in for `samples/vfio-mdev/mbochs.c`: mdev types `mbochs-small`,
+//! `mbochs-medium` and `mbochs-large`, each a PCI display (1234:1111, what
+//! the guest's `bochs` DRM driver drives) with VRAM in BAR0 and the bochs
+//! DISPI registers in BAR2. The host sees the guest's scanout as dma-bufs
+//! (`VFIO_DEVICE_QUERY_GFX_PLANE` with `VFIO_GFX_PLANE_TYPE_DMABUF`, then
+//! `VFIO_DEVICE_GET_GFX_DMABUF`), and sets the monitor's EDID through a VFIO
+//! graphics EDID region.
+//!
+//! Unlike the C sample, the first query of a new mode returns the plane,
+//! every `GET_GFX_DMABUF` returns a new close-on-exec descriptor with its own
+//! reference, dma-bufs can be mapped by user space and keep their pages (and
+//! nothing else) alive, so removing the device under them is safe, BAR0
+//! accesses honour their offset, ignored register reads return zeros, and
+//! hostile DISPI values never make a buffer reach outside VRAM.
+
+#[path = "../rust/lib.rs"]
+pub mod kernel_ext;
+
+mod device;
+mod dmabuf;
+mod regions;
+mod regs;
+mod vram;
+
+use kernel::{
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+use kernel_ext::{mdev, sysfs::ShowBuffer};
+
+module! {
+    type: MbochsModule,
+    name: "mbochs",
+    authors: ["mdev-rs developers"],
+    description: "Mediated virtual PCI display host device driver",
+    license: "GPL v2",
+    imports_ns: ["DMA_BUF"],
+    params: {
+        count: u32 {
+            default: 256,
+            description: "megabytes available to mbochs devices",
+        },
+        mem: u32 {
+            default: 0,
+            description: "megabytes available to mbochs devices (alias of count; wins if nonzero)",
+        },
+    },
+}
+
+/// Name of the driver, its parent device and class.
+const MBOCHS_NAME: &CStr = c"mbochs";
+
+/// What an mbochs type is: its video memory and the largest mode its EDID
+/// allows.
+pub(crate) struct TypeInfo {
+    /// Video memory (BAR0) in MiB.
+    pub(crate) mbytes: u32,
+    /// Largest horizontal resolution; 0 for no limit.
+    pub(crate) max_x: u32,
+    /// Largest vertical resolution; 0 for no limit.
+    pub(crate) max_y: u32,
+}
+
+impl TypeInfo {
+    /// Video memory in bytes.
+    pub(crate) const fn memsize(&self) -> u32 {
+        self.mbytes * 1024 * 1024
+    }
+}
+
+/// Megabytes of the pool not reserved by a device.
+static AVAIL_MBYTES: Atomic<u32> = Atomic::new(0);
+
+/// Video memory reserved from the pool for one device, returned on drop.
+pub(crate) struct PoolReservation {
+    mbytes: u32,
+}
+
+impl PoolReservation {
+    /// Reserves `mbytes`; `ENOSPC` if the pool has less left.
+    pub(crate) fn new(mbytes: u32) -> Result<Self> {
+        let mut avail = AVAIL_MBYTES.load(Relaxed);
+        loop {
+            let left = avail.checked_sub(mbytes).ok_or(ENOSPC)?;
+            match AVAIL_MBYTES.cmpxchg(avail, left, Relaxed) {
+                Ok(_) => return Ok(Self { mbytes }),
+                Err(now) => avail = now,
+            }
+        }
+    }
+}
+
+impl Drop for PoolReservation {
+    fn drop(&mut self) {
+        AVAIL_MBYTES.fetch_add(self.mbytes, Relaxed);
+    }
+}
+
+struct Mbochs;
+
+#[vtable]
+impl mdev::Driver for Mbochs {
+    type TypeData = TypeInfo;
+    type Device = device::MbochsDevice;
+
+    const NAME: &'static CStr = MBOCHS_NAME;
+    const TYPES: &'static [mdev::Type<TypeInfo>] = &[
+        mdev::Type {
+            sysfs_name: c"small",
+            pretty_name: c"mbochs-small",
+            data: TypeInfo {
+                mbytes: 4,
+                max_x: 800,
+                max_y: 600,
+            },
+        },
+        mdev::Type {
+            sysfs_name: c"medium",
+            pretty_name: c"mbochs-medium",
+            data: TypeInfo {
+                mbytes: 16,
+                max_x: 1920,
+                max_y: 1440,
+            },
+        },
+        mdev::Type {
+            sysfs_name: c"large",
+            pretty_name: c"mbochs-large",
+            data: TypeInfo {
+                mbytes: 64,
+                max_x: 0,
+                max_y: 0,
+            },
+        },
+    ];
+    const ATTRIBUTES: &'static [&'static CStr] = &[c"memory"];
+
+    fn probe(
+        mdev: &mdev::Device,
+        ty: &'static mdev::Type<TypeInfo>,
+    ) -> Result<impl PinInit<Self::Device, Error>> {
+        device::MbochsDevice::new(mdev, ty)
+    }
+
+    fn description(ty: &mdev::Type<TypeInfo>, buf: &mut ShowBuffer<'_>) -> Result {
+        use core::fmt::Write;
+        writeln!(buf, "virtual display, {} MB video memory", ty.data.mbytes).map_err(|_| EINVAL)
+    }
+
+    fn available_instances(ty: &mdev::Type<TypeInfo>) -> u32 {
+        AVAIL_MBYTES
+            .load(Relaxed)
+            .checked_div(ty.data.mbytes)
+            .unwrap_or(0)
+    }
+
+    fn show_attribute(dev: &Self::Device, _index: usize, buf: &mut ShowBuffer<'_>) -> Result {
+        use core::fmt::Write;
+        // `memory` is the only attribute.
+        writeln!(buf, "{} MB", dev.type_info().mbytes).map_err(|_| EINVAL)
+    }
+}
+
+struct MbochsModule {
+    _registration: mdev::Registration<Mbochs>,
+}
+
+impl kernel::Module for MbochsModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let mem = module_parameters::mem.value();
+        let pool = if mem != 0 {
+            mem
+        } else {
+            module_parameters::count.value()
+        };
+        AVAIL_MBYTES.store(pool, Relaxed);
+        // With `available_instances`, the mdev core does not count instances itself.
+        Ok(Self {
+            _registration: mdev::Registration::new(module, 0)?,
+        })
+    }
+}

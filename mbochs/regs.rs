@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The registers of an mbochs device: the bochs DISPI interface in BAR2
+//! (with an EDID mirror), the VFIO graphics EDID region, and the scanout
+//! mode they describe.
+//!
+//! Accesses are split into naturally aligned pieces of 4, 2 and 1 bytes, as
+//! the C sample does; a piece the hardware would not decode is ignored (and
+//! reads as zeros).
+
+use crate::{kernel_ext::bindings, TypeInfo};
+use core::mem::{offset_of, size_of};
+
+/// BAR2 layout: the EDID blob, mirrored for the guest.
+const MMIO_EDID_END: usize = 0x400;
+/// BAR2 layout: the DISPI registers, 16 bits each.
+const MMIO_DISPI_START: usize = 0x500;
+const MMIO_DISPI_END: usize = 0x516;
+
+/// DISPI register indices.
+const VBE_DISPI_INDEX_ID: usize = 0x0;
+const VBE_DISPI_INDEX_XRES: usize = 0x1;
+const VBE_DISPI_INDEX_YRES: usize = 0x2;
+const VBE_DISPI_INDEX_BPP: usize = 0x3;
+const VBE_DISPI_INDEX_ENABLE: usize = 0x4;
+const VBE_DISPI_INDEX_VIRT_WIDTH: usize = 0x6;
+const VBE_DISPI_INDEX_X_OFFSET: usize = 0x8;
+const VBE_DISPI_INDEX_Y_OFFSET: usize = 0x9;
+const VBE_DISPI_INDEX_VIDEO_MEMORY_64K: usize = 0xa;
+const VBE_DISPI_INDEX_COUNT: usize = 0xb;
+
+/// The DISPI interface version the device reports.
+const VBE_DISPI_ID5: u16 = 0xb0c5;
+/// `ENABLE` bit: the display is on.
+const VBE_DISPI_ENABLED: u16 = 0x01;
+
+/// EDID region layout: registers (`struct vfio_region_gfx_edid`) in the
+/// first half, the blob in the second.
+pub(crate) const EDID_BLOB_OFFSET: usize = 0x800;
+/// Largest EDID blob.
+pub(crate) const EDID_BLOB_SIZE: usize = 0x400;
+const EDID_REGS_SIZE: usize = size_of::<bindings::vfio_region_gfx_edid>();
+
+/// The smallest mode the C sample accepts.
+const MIN_RES: u32 = 64;
+
+/// A scanout mode, as derived from the DISPI registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mode {
+    /// DRM fourcc.
+    pub(crate) drm_format: u32,
+    /// Width in pixels.
+    pub(crate) width: u32,
+    /// Height in pixels.
+    pub(crate) height: u32,
+    /// Bytes per line.
+    pub(crate) stride: u32,
+    /// Offset of the first visible pixel in VRAM.
+    pub(crate) offset: u64,
+    /// `stride * height`.
+    pub(crate) size: u64,
+}
+
+/// Calls `f(offset, len)` for each piece of a `len`-byte access at region
+/// offset `offset`, split like the C sample splits it (regions start at page
+/// boundaries, so alignment in the region is alignment in the file).
+pub(crate) fn for_each_piece(offset: usize, len: usize, mut f: impl FnMut(usize, usize)) {
+    let mut done = 0;
+    while done < len {
+        let (pos, left) = (offset + done, len - done);
+        let n = if left >= 4 && pos % 4 == 0 {
+            4
+        } else if left >= 2 && pos % 2 == 0 {
+            2
+        } else {
+            1
+        };
+        f(pos, n);
+        done += n;
+    }
+}
+
+/// The register state of a device.
+pub(crate) struct Regs {
+    vbe: [u16; VBE_DISPI_INDEX_COUNT],
+    /// `VBE_DISPI_INDEX_VIDEO_MEMORY_64K` after reset.
+    video_memory_64k: u16,
+    edid: bindings::vfio_region_gfx_edid,
+    edid_blob: [u8; EDID_BLOB_SIZE],
+}
+
+impl Regs {
+    /// Registers after reset, for a device of type `ty`.
+    pub(crate) fn new(ty: &TypeInfo) -> Self {
+        let mut regs = Self {
+            vbe: [0; VBE_DISPI_INDEX_COUNT],
+            // CAST: at most 64 MiB / 64 KiB = 1024.
+            video_memory_64k: (ty.memsize() / (64 * 1024)) as u16,
+            edid: bindings::vfio_region_gfx_edid {
+                // CAST: small constants.
+                edid_offset: EDID_BLOB_OFFSET as u32,
+                edid_max_size: EDID_BLOB_SIZE as u32,
+                max_xres: ty.max_x,
+                max_yres: ty.max_y,
+                ..Default::default()
+            },
+            edid_blob: [0; EDID_BLOB_SIZE],
+        };
+        regs.reset();
+        regs
+    }
+
+    /// Device reset: the DISPI registers go back to their initial values (the
+    /// EDID, set by the host, stays, as in the C sample).
+    pub(crate) fn reset(&mut self) {
+        self.vbe = [0; VBE_DISPI_INDEX_COUNT];
+        self.vbe[VBE_DISPI_INDEX_ID] = VBE_DISPI_ID5;
+        self.vbe[VBE_DISPI_INDEX_VIDEO_MEMORY_64K] = self.video_memory_64k;
+    }
+
+    /// Reads one piece of BAR2 at `offset` into `out` (zeros if ignored).
+    pub(crate) fn mmio_read(&self, offset: usize, out: &mut [u8]) {
+        out.fill(0);
+        if offset < MMIO_EDID_END {
+            let edid = &self.edid;
+            // CAST: `offset < 0x400`.
+            if edid.link_state == bindings::VFIO_DEVICE_GFX_LINK_STATE_UP
+                && (offset as u32) < edid.edid_size
+            {
+                if let Some(src) = self.edid_blob.get(offset..offset + out.len()) {
+                    out.copy_from_slice(src);
+                }
+            }
+        } else if let Some(index) = dispi_index(offset, out.len()) {
+            out.copy_from_slice(&self.vbe[index].to_le_bytes());
+        }
+    }
+
+    /// Writes one piece of BAR2 at `offset`; only the DISPI registers take writes.
+    pub(crate) fn mmio_write(&mut self, offset: usize, data: &[u8]) {
+        if let (Some(index), &[lo, hi]) = (dispi_index(offset, data.len()), data) {
+            self.vbe[index] = u16::from_le_bytes([lo, hi]);
+        }
+    }
+
+    /// Reads one piece of the EDID region at `offset` into `out` (zeros if ignored).
+    pub(crate) fn edid_read(&self, offset: usize, out: &mut [u8]) {
+        out.fill(0);
+        if offset < EDID_BLOB_OFFSET {
+            if let Some(value) = self.edid_reg(offset, out.len()) {
+                out.copy_from_slice(&value.to_le_bytes());
+            }
+        } else if let Some(src) = self.blob_range(offset - EDID_BLOB_OFFSET, out.len()) {
+            out.copy_from_slice(&self.edid_blob[src]);
+        }
+    }
+
+    /// Writes one piece of the EDID region at `offset`. Of the registers, only
+    /// `edid_size` and `link_state` are writable.
+    pub(crate) fn edid_write(&mut self, offset: usize, data: &[u8]) {
+        if offset < EDID_BLOB_OFFSET {
+            if self.edid_reg(offset, data.len()).is_none() {
+                return;
+            }
+            let Ok(value) = <[u8; 4]>::try_from(data) else {
+                return;
+            };
+            let value = u32::from_le_bytes(value);
+            match offset {
+                o if o == offset_of!(bindings::vfio_region_gfx_edid, edid_size) => {
+                    self.edid.edid_size = value
+                }
+                o if o == offset_of!(bindings::vfio_region_gfx_edid, link_state) => {
+                    self.edid.link_state = value
+                }
+                // Read-only registers.
+                _ => {}
+            }
+        } else if let Some(dst) = self.blob_range(offset - EDID_BLOB_OFFSET, data.len()) {
+            self.edid_blob[dst].copy_from_slice(data);
+        }
+    }
+
+    /// The EDID register at `offset`, if a `len`-byte access there hits one:
+    /// 4-byte aligned accesses only.
+    fn edid_reg(&self, offset: usize, len: usize) -> Option<u32> {
+        if len != 4 || offset % 4 != 0 || offset + len > EDID_REGS_SIZE {
+            return None;
+        }
+        let e = &self.edid;
+        let regs = [
+            e.edid_offset,
+            e.edid_max_size,
+            e.edid_size,
+            e.max_xres,
+            e.max_yres,
+            e.link_state,
+        ];
+        regs.get(offset / 4).copied()
+    }
+
+    /// The blob bytes a `len`-byte access at blob offset `offset` hits, if it
+    /// lies within `edid_max_size`.
+    fn blob_range(&self, offset: usize, len: usize) -> Option<core::ops::Range<usize>> {
+        let end = offset.checked_add(len)?;
+        // CAST: `edid_max_size` is a read-only register set to `EDID_BLOB_SIZE`.
+        (end <= self.edid.edid_max_size as usize && end <= EDID_BLOB_SIZE).then_some(offset..end)
+    }
+
+    /// The scanout mode the DISPI registers describe, if it is a valid plane
+    /// in `memsize` bytes of VRAM for a device of type `ty`.
+    ///
+    /// Whatever the guest wrote, a returned mode lies within VRAM:
+    /// `offset + size <= memsize`.
+    pub(crate) fn mode(&self, ty: &TypeInfo, memsize: u64) -> Option<Mode> {
+        const BYTES_PER_PIXEL: u32 = 4;
+        let vbe = &self.vbe;
+        if vbe[VBE_DISPI_INDEX_ENABLE] & VBE_DISPI_ENABLED == 0 || vbe[VBE_DISPI_INDEX_BPP] != 32 {
+            return None;
+        }
+        let width = u32::from(vbe[VBE_DISPI_INDEX_XRES]);
+        let height = u32::from(vbe[VBE_DISPI_INDEX_YRES]);
+        if width < MIN_RES || height < MIN_RES {
+            return None;
+        }
+        // The EDID's largest mode (0: no limit) bounds the plane.
+        if (ty.max_x != 0 && width > ty.max_x) || (ty.max_y != 0 && height > ty.max_y) {
+            return None;
+        }
+        let virt_width = u32::from(vbe[VBE_DISPI_INDEX_VIRT_WIDTH]).max(width);
+        let stride = virt_width.checked_mul(BYTES_PER_PIXEL)?;
+        let size = u64::from(stride).checked_mul(u64::from(height))?;
+        let offset = u64::from(vbe[VBE_DISPI_INDEX_X_OFFSET])
+            .checked_mul(u64::from(BYTES_PER_PIXEL))?
+            .checked_add(
+                u64::from(vbe[VBE_DISPI_INDEX_Y_OFFSET]).checked_mul(u64::from(stride))?,
+            )?;
+        if offset.checked_add(size)? > memsize {
+            return None;
+        }
+        Some(Mode {
+            drm_format: bindings::DRM_FORMAT_XRGB8888,
+            width,
+            height,
+            stride,
+            offset,
+            size,
+        })
+    }
+}
+
+/// The DISPI register a `len`-byte BAR2 access at `offset` hits: 16-bit
+/// accesses only.
+fn dispi_index(offset: usize, len: usize) -> Option<usize> {
+    if len != 2 || !(MMIO_DISPI_START..MMIO_DISPI_END).contains(&offset) {
+        return None;
+    }
+    let index = (offset - MMIO_DISPI_START) / 2;
+    (index < VBE_DISPI_INDEX_COUNT).then_some(index)
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Video memory: pages allocated on first use, shared by reference with
+//! user mappings of BAR0 and with dma-bufs.
+
+use crate::{
+    kernel_ext::{
+        dma_buf::{self, Attachment, MappedSgTable},
+        page_ref::PageRef,
+        vm_fault::{self, VmFault, VmOperations},
+    },
+    regions,
+};
+use kernel::{
+    dma::DataDirection,
+    mm::virt::{flags as vm_flags, VmaNew},
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex},
+};
+
+/// The VRAM of one device (BAR0).
+///
+/// Each page is allocated, zeroed, when something first touches it, and
+/// stays until [`Vram::release_all`] (the device's last user closed it).
+/// Whoever else uses a page (a user mapping, a dma-buf) holds its own
+/// reference, so releasing the VRAM never frees a page still in use.
+#[pin_data]
+pub(crate) struct Vram {
+    #[pin]
+    pages: Mutex<KVVec<Option<PageRef>>>,
+}
+
+impl Vram {
+    /// VRAM of `size` bytes, a page multiple; no page is allocated yet.
+    pub(crate) fn new(size: usize) -> Result<Arc<Self>> {
+        if size % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        let count = size / PAGE_SIZE;
+        let mut pages = KVVec::with_capacity(count, GFP_KERNEL)?;
+        for _ in 0..count {
+            pages.push(None, GFP_KERNEL)?;
+        }
+        Arc::pin_init(
+            pin_init!(Self {
+                pages <- new_mutex!(pages),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Page `index`, allocated if need be; `EINVAL` past the end.
+    pub(crate) fn page(&self, index: usize) -> Result<PageRef> {
+        let mut pages = self.pages.lock();
+        Self::page_locked(&mut pages, index)
+    }
+
+    fn page_locked(pages: &mut KVVec<Option<PageRef>>, index: usize) -> Result<PageRef> {
+        let slot = pages.get_mut(index).ok_or(EINVAL)?;
+        if let Some(page) = slot {
+            return Ok(page.clone());
+        }
+        let page = PageRef::alloc_zeroed()?;
+        *slot = Some(page.clone());
+        Ok(page)
+    }
+
+    /// References to `count` pages from page `first` on, allocated if need be.
+    pub(crate) fn pages(&self, first: usize, count: usize) -> Result<KVVec<PageRef>> {
+        let end = first.checked_add(count).ok_or(EINVAL)?;
+        let mut out = KVVec::with_capacity(count, GFP_KERNEL)?;
+        let mut pages = self.pages.lock();
+        if end > pages.len() {
+            return Err(EINVAL);
+        }
+        for index in first..end {
+            out.push(Self::page_locked(&mut pages, index)?, GFP_KERNEL)?;
+        }
+        Ok(out)
+    }
+
+    /// Drops the VRAM's own references to its pages; pages still used
+    /// elsewhere live on there, the others are freed. Later accesses start
+    /// from zeroed pages again.
+    pub(crate) fn release_all(&self) {
+        let mut pages = self.pages.lock();
+        for slot in pages.iter_mut() {
+            *slot = None;
+        }
+    }
+}
+
+/// `mmap()` of BAR0: pages are mapped as they are touched.
+#[vtable]
+impl VmOperations for Vram {
+    fn fault(&self, fault: &VmFault<'_>) -> Result<PageRef> {
+        let index = fault
+            .pgoff()
+            .checked_sub(regions::BAR0_PGOFF)
+            .ok_or(EINVAL)?;
+        self.page(index)
+    }
+}
+
+/// The pages of one scanout buffer: what a dma-buf exports.
+pub(crate) struct FbPages {
+    pages: KVVec<PageRef>,
+}
+
+impl FbPages {
+    /// Takes references to `count` VRAM pages from page `first` on.
+    pub(crate) fn new(vram: &Vram, first: usize, count: usize) -> Result<Arc<Self>> {
+        let pages = vram.pages(first, count)?;
+        Ok(Arc::new(Self { pages }, GFP_KERNEL)?)
+    }
+
+    /// Size in bytes: whole pages.
+    pub(crate) fn size(&self) -> usize {
+        self.pages.len() * PAGE_SIZE
+    }
+}
+
+#[vtable]
+impl dma_buf::Exporter for FbPages {
+    fn map(&self, attachment: &Attachment, dir: DataDirection) -> Result<MappedSgTable> {
+        MappedSgTable::from_pages(attachment.dev(), &self.pages, self.size(), dir)
+    }
+
+    fn mmap(this: ArcBorrow<'_, Self>, vma: &VmaNew) -> Result {
+        // Like the C sample: shared mappings only (the buffer is exported
+        // read-write, so `MAP_SHARED` gets `VM_SHARED`).
+        if vma.flags() & vm_flags::SHARED == 0 {
+            return Err(EINVAL);
+        }
+        vm_fault::install(vma, this.into());
+        Ok(())
+    }
+}
+
+/// `mmap()` of a dma-buf: its pages, by offset in the buffer.
+#[vtable]
+impl VmOperations for FbPages {
+    fn fault(&self, fault: &VmFault<'_>) -> Result<PageRef> {
+        self.pages.get(fault.pgoff()).cloned().ok_or(EINVAL)
+    }
+}

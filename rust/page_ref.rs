@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reference-counted pages.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
+//!
+//! The kernel crate's [`kernel::page::Page`] owns its page outright, so one
+//! page cannot be shared between, say, a device's memory, a dma-buf and user
+//! mappings. A [`PageRef`] is one reference on a page's refcount
+//! (`get_page()`/`put_page()`): cloning takes another, dropping puts it, and
+//! the page is freed when the last reference anywhere (ours or the page
+//! tables') goes.
+//!
+//! The pages are meant to be mapped into user space, which may write them at
+//! any time, so a `PageRef` never hands out Rust references to their bytes:
+//! every access is a bounds-checked raw copy, like the kernel's accesses to
+//! any memory shared with user space.
+
+use super::bindings;
+use core::ptr::NonNull;
+use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserPtr};
+
+/// One reference on an order-0 page.
+///
+/// # Invariants
+///
+/// `page` points to a live order-0, non-compound page, and this object owns
+/// one reference on its refcount.
+#[repr(transparent)]
+pub struct PageRef {
+    page: NonNull<bindings::page>,
+}
+
+// SAFETY: A page reference may be dropped (`put_page()`) from any thread, and the page's
+// bytes are only accessed through raw copies whose synchronisation is the owner's business.
+unsafe impl Send for PageRef {}
+// SAFETY: `&PageRef` only allows raw copies and taking another reference, both thread safe.
+unsafe impl Sync for PageRef {}
+
+impl PageRef {
+    /// Allocates a zeroed page for memory that user space maps
+    /// (`GFP_HIGHUSER | __GFP_ZERO`).
+    pub fn alloc_zeroed() -> Result<Self> {
+        // SAFETY: FFI call without preconditions; it may sleep, which callers of this
+        // function may.
+        let page = unsafe { bindings::kx_alloc_zeroed_user_page() };
+        // INVARIANT: A fresh order-0 page; its initial reference is ours.
+        Ok(Self {
+            page: NonNull::new(page).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// The C `struct page`.
+    pub fn as_ptr(&self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+
+    /// The pages of `refs` as the C array of `struct page *` that functions
+    /// such as `sg_alloc_table_from_pages()` take. The pointer is valid while
+    /// `refs` is borrowed.
+    pub fn as_raw_array(refs: &[PageRef]) -> *const *mut bindings::page {
+        // CAST: `PageRef` is `#[repr(transparent)]` over a non-null `*mut page`.
+        refs.as_ptr().cast()
+    }
+
+    /// Runs `f` with the page mapped into the kernel at `offset`, after
+    /// checking that `offset..offset + len` lies within the page.
+    fn with_mapped<T>(&self, offset: usize, len: usize, f: impl FnOnce(*mut u8) -> T) -> Result<T> {
+        match offset.checked_add(len) {
+            Some(end) if end <= PAGE_SIZE => {}
+            _ => return Err(EINVAL),
+        }
+        // SAFETY: By the type invariant the page is live; a local mapping may be used by
+        // this task for the duration of the call.
+        let base = unsafe { bindings::kmap_local_page(self.as_ptr()) }.cast::<u8>();
+        // SAFETY: `offset <= PAGE_SIZE`, so the pointer stays within the mapping or one past it.
+        let res = f(unsafe { base.add(offset) });
+        // SAFETY: `base` is the most recent local mapping of this task: `f` cannot leave
+        // another one behind (local mappings are only created in scoped helpers like this).
+        unsafe { bindings::kunmap_local(base.cast()) };
+        Ok(res)
+    }
+
+    /// Copies `len` bytes at `offset` in the page out to user memory at `dst`.
+    pub fn copy_to_user(&self, offset: usize, dst: UserPtr, len: usize) -> Result {
+        // CAST: `len <= PAGE_SIZE`, checked by `with_mapped` before the copy.
+        let left = self.with_mapped(offset, len, |src| {
+            // SAFETY: `src..src + len` lies within the mapped page; `_copy_to_user` checks
+            // the user range and tolerates faults.
+            unsafe { bindings::_copy_to_user(dst.as_mut_ptr(), src.cast(), len as c_ulong) }
+        })?;
+        if left != 0 {
+            return Err(EFAULT);
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from user memory at `src` into the page at `offset`.
+    pub fn copy_from_user(&self, offset: usize, src: UserPtr, len: usize) -> Result {
+        let left = self.with_mapped(offset, len, |dst| {
+            // SAFETY: `dst..dst + len` lies within the mapped page; `_copy_from_user` checks
+            // the user range and tolerates faults.
+            unsafe { bindings::_copy_from_user(dst.cast(), src.as_const_ptr(), len) }
+        })?;
+        if left != 0 {
+            return Err(EFAULT);
+        }
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes at `offset` in the page into `out`.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
+        self.with_mapped(offset, out.len(), |src| {
+            // SAFETY: `src` is valid for `out.len()` bytes of the page, which cannot overlap
+            // the `&mut` slice.
+            unsafe { bindings::memcpy(out.as_mut_ptr().cast(), src.cast(), out.len()) };
+        })
+    }
+
+    /// Copies `data` into the page at `offset`.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result {
+        self.with_mapped(offset, data.len(), |dst| {
+            // SAFETY: `dst` is valid for `data.len()` bytes of the page, which cannot overlap
+            // the shared slice.
+            unsafe { bindings::memcpy(dst.cast(), data.as_ptr().cast(), data.len()) };
+        })
+    }
+}
+
+impl Clone for PageRef {
+    fn clone(&self) -> Self {
+        // SAFETY: By the type invariant the page is live and we hold a reference.
+        unsafe { bindings::kx_get_page(self.as_ptr()) };
+        // INVARIANT: The reference just taken is the new object's.
+        Self { page: self.page }
+    }
+}
+
+impl Drop for PageRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own one reference, which is given up here.
+        unsafe { bindings::kx_put_page(self.as_ptr()) };
+    }
+}

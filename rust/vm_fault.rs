@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VMAs whose pages are supplied on demand by a page-fault handler.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
+//! (`struct vm_operations_struct`)
+//!
+//! An `mmap()` hook calls [`install`] with an [`Arc`] of an object that
+//! implements [`VmOperations`]. The VMA then keeps that object alive: each
+//! VMA (including the copies made by `fork()` and the halves made by
+//! splitting it) holds one reference, dropped when the VMA is unmapped. On a
+//! page fault, [`VmOperations::fault`] returns the page to map (a
+//! [`PageRef`]); it is inserted into the page table, which takes its own
+//! reference on the page, so the page outlives the object if the mapping
+//! does.
+
+use super::{bindings, page_ref::PageRef};
+use core::marker::PhantomData;
+use kernel::{
+    error::VTABLE_DEFAULT_ERROR,
+    mm::virt::VmaNew,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+};
+
+/// A page fault in a VMA set up by [`install`].
+pub struct VmFault<'a> {
+    vmf: &'a bindings::vm_fault,
+}
+
+impl VmFault<'_> {
+    /// The faulting page's offset in the mapped file, in pages: the VMA's
+    /// `vm_pgoff` plus the page's index in the VMA.
+    pub fn pgoff(&self) -> usize {
+        self.vmf.__bindgen_anon_1.pgoff
+    }
+
+    /// The faulting user address, rounded down to its page.
+    pub fn address(&self) -> usize {
+        self.vmf.__bindgen_anon_1.address
+    }
+
+    /// Whether the fault is a write access.
+    pub fn is_write(&self) -> bool {
+        self.vmf.flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+    }
+}
+
+/// The operations of a VMA set up by [`install`].
+#[vtable]
+pub trait VmOperations: Send + Sync + Sized + 'static {
+    /// Returns the page to map for `fault`. An error makes the access fail
+    /// with `SIGBUS` (or the out-of-memory handling for `ENOMEM`).
+    fn fault(&self, _fault: &VmFault<'_>) -> Result<PageRef> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// Sets up `vma` to take its pages from `data`'s [`VmOperations::fault`].
+///
+/// The VMA becomes `VM_MIXEDMAP` (its pages are inserted one by one) and
+/// `VM_DONTEXPAND` (`mremap()` cannot grow it past what the `mmap()` hook
+/// checked). It holds a reference on `data` until it is unmapped.
+pub fn install<T: VmOperations>(vma: &VmaNew, data: Arc<T>) {
+    vma.set_mixedmap();
+    vma.set_dontexpand();
+    let raw = vma.as_ptr();
+    // SAFETY: `vma` is being set up in an `mmap()` hook, so we may set its operations and
+    // private data; no other code looks at them until the hook returns. The ops table is
+    // `'static`, and the private data is a leaked `Arc<T>` that `close` reclaims.
+    unsafe {
+        (*raw).vm_ops = OpsTable::<T>::build();
+        (*raw).vm_private_data = Arc::into_raw(data).cast_mut().cast();
+    }
+}
+
+/// The `vm_operations_struct` of a [`VmOperations`] implementation.
+struct OpsTable<T: VmOperations>(PhantomData<T>);
+
+impl<T: VmOperations> OpsTable<T> {
+    const OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        open: Some(Self::open),
+        close: Some(Self::close),
+        fault: if T::HAS_FAULT {
+            Some(Self::fault)
+        } else {
+            None
+        },
+        // SAFETY: All-zero is a valid `vm_operations_struct`: `None`s.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// The table, with `'static` lifetime (it is a promoted constant).
+    const fn build() -> &'static bindings::vm_operations_struct {
+        &Self::OPS
+    }
+
+    /// The object of a VMA set up by [`install::<T>`].
+    ///
+    /// # Safety
+    ///
+    /// `vma` must be a live VMA set up by `install::<T>` that is not yet closed; the
+    /// returned borrow must not outlive that.
+    unsafe fn data<'a>(vma: *const bindings::vm_area_struct) -> ArcBorrow<'a, T> {
+        // SAFETY: Per the safety requirements the private data is a leaked `Arc<T>` whose
+        // reference the VMA still holds.
+        unsafe { ArcBorrow::from_raw((*vma).vm_private_data.cast::<T>()) }
+    }
+
+    /// `open`: a new VMA was made from one of ours (`fork()`, split, `mremap()`); it
+    /// shares the private data, so it takes a reference of its own.
+    ///
+    /// # Safety
+    ///
+    /// mm callback: `vma` is a live copy of a VMA set up by `install::<T>`.
+    unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
+        // SAFETY: Per the callback contract; the original VMA holds a reference meanwhile.
+        let data = unsafe { Self::data(vma) };
+        // The new reference belongs to `vma` and is reclaimed by its `close`.
+        let _ = Arc::into_raw(Arc::from(data));
+    }
+
+    /// `close`: the VMA is going away; drop its reference.
+    ///
+    /// # Safety
+    ///
+    /// mm callback: `vma` was set up by `install::<T>` (or `open`), called once.
+    unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
+        // SAFETY: The private data is a leaked `Arc<T>` owned by `vma`, reclaimed once here.
+        drop(unsafe { Arc::from_raw((*vma).vm_private_data.cast::<T>()) });
+    }
+
+    /// `fault`: maps the page `T::fault` returns.
+    ///
+    /// # Safety
+    ///
+    /// mm callback: `vmf` is a valid fault in a live VMA set up by `install::<T>`.
+    unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: Per the callback contract `vmf` is valid for the call.
+        let vmf_ref = unsafe { &*vmf };
+        let fault = VmFault { vmf: vmf_ref };
+        // SAFETY: Per the callback contract the VMA is live and set up by `install::<T>`;
+        // it holds its reference for the whole fault.
+        let data = unsafe { Self::data(fault.vmf.__bindgen_anon_1.vma) };
+        match data.fault(&fault) {
+            // SAFETY: `vmf` is a valid fault of a `VM_MIXEDMAP` VMA and `page` a live order-0
+            // page; the page table takes its own reference on it, so `page` may be dropped.
+            Ok(page) => unsafe {
+                bindings::vmf_insert_page_mkwrite(vmf, page.as_ptr(), fault.is_write())
+            },
+            Err(e) if e == ENOMEM => bindings::vm_fault_reason_VM_FAULT_OOM,
+            Err(_) => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        }
+    }
+}
