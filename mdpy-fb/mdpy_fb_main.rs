@@ -113,7 +113,12 @@ impl pci::Driver for MdpyFbDriver {
             dev_err!(pdev, "{}\n", e);
             EINVAL
         })?;
-        dev_info!(pdev, "mdpy found: {}x{} framebuffer\n", mode.width, mode.height);
+        dev_info!(
+            pdev,
+            "mdpy found: {}x{} framebuffer\n",
+            mode.width,
+            mode.height
+        );
 
         let memory = IoMemWc::new(pdev.resource_start(FB_BAR)?, usize::try_from(bar_len)?)
             .inspect_err(|_| dev_err!(pdev, "ioremap of BAR0 failed\n"))?;
@@ -124,8 +129,15 @@ impl pci::Driver for MdpyFbDriver {
         };
         let bound: &pci::Device<Bound> = pdev;
         let module = &<MdpyFbModule as kernel::ModuleMetadata>::THIS_MODULE;
-        let fb = fbdev::Registration::new(bound.as_ref(), module, DRIVER_NAME, fb_mode, memory, Palette)
-            .inspect_err(|e| dev_err!(pdev, "mdpy-fb device register failed: {:?}\n", e))?;
+        let fb = fbdev::Registration::new(
+            bound.as_ref(),
+            module,
+            DRIVER_NAME,
+            fb_mode,
+            memory,
+            Palette,
+        )
+        .inspect_err(|e| dev_err!(pdev, "mdpy-fb device register failed: {:?}\n", e))?;
         dev_info!(pdev, "fb{} registered\n", fb.node());
 
         Ok(MdpyFb {

@@ -58,17 +58,21 @@ impl fmt::Display for ModeError {
             ),
             Self::Width(w) => write!(f, "width ({w}) out of range"),
             Self::Height(h) => write!(f, "height ({h}) out of range"),
-            Self::TooBigForBar { needed, bar } => write!(
-                f,
-                "framebuffer needs {needed} bytes, BAR0 has only {bar}"
-            ),
+            Self::TooBigForBar { needed, bar } => {
+                write!(f, "framebuffer needs {needed} bytes, BAR0 has only {bar}")
+            }
         }
     }
 }
 
 /// Validates the mode read from the vendor capability against the size of
 /// BAR0.
-pub(crate) fn validate(format: u32, width: u32, height: u32, bar_len: u64) -> Result<Mode, ModeError> {
+pub(crate) fn validate(
+    format: u32,
+    width: u32,
+    height: u32,
+    bar_len: u64,
+) -> Result<Mode, ModeError> {
     if format != DRM_FORMAT_XRGB8888 {
         return Err(ModeError::Format(format));
     }
@@ -104,10 +108,27 @@ mod tests {
     #[test]
     fn accepts_the_mdpy_types() {
         // The host's types and their BAR0 sizes (roundup_pow_of_two(w * h * 4)).
-        for (w, h, bar) in [(640, 480, 2u64 << 20), (1024, 768, 4 << 20), (1920, 1080, 8 << 20)] {
-            assert_eq!(validate(XR24, w, h, bar), Ok(Mode { width: w, height: h }));
+        for (w, h, bar) in [
+            (640, 480, 2u64 << 20),
+            (1024, 768, 4 << 20),
+            (1920, 1080, 8 << 20),
+        ] {
+            assert_eq!(
+                validate(XR24, w, h, bar),
+                Ok(Mode {
+                    width: w,
+                    height: h
+                })
+            );
         }
-        assert_eq!(Mode { width: 1024, height: 768 }.stride(), 4096);
+        assert_eq!(
+            Mode {
+                width: 1024,
+                height: 768
+            }
+            .stride(),
+            4096
+        );
     }
 
     #[test]
@@ -120,8 +141,16 @@ mod tests {
 
     #[test]
     fn rejects_other_formats() {
-        for format in [0, 0x3432_5241 /* AR24 */, 0x3631_4752 /* RG16 */, u32::MAX] {
-            assert_eq!(validate(format, 1024, 768, 4 << 20), Err(ModeError::Format(format)));
+        for format in [
+            0,
+            0x3432_5241, /* AR24 */
+            0x3631_4752, /* RG16 */
+            u32::MAX,
+        ] {
+            assert_eq!(
+                validate(format, 1024, 768, 4 << 20),
+                Err(ModeError::Format(format))
+            );
         }
     }
 

@@ -57,7 +57,11 @@ pub struct RegionRequest<'a> {
 impl<'a> RegionRequest<'a> {
     /// Requests BAR `bar` of `pdev` for the driver `name`; `EBUSY` if someone
     /// else owns it.
-    pub fn new(pdev: &'a pci::Device<device::Bound>, bar: u32, name: &'static CStr) -> Result<Self> {
+    pub fn new(
+        pdev: &'a pci::Device<device::Bound>,
+        bar: u32,
+        name: &'static CStr,
+    ) -> Result<Self> {
         if bar >= bindings::PCI_STD_NUM_BARS {
             return Err(EINVAL);
         }

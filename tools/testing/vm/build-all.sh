@@ -27,4 +27,27 @@ cp "$GUEST_KDIR/arch/x86/boot/bzImage" "$MDEV_RS_TOP/out/nested-bzImage"
 say "building the nested guest initramfs (busybox, fbdraw, C mdpy-fb.ko)"
 "$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
 	"$MDEV_RS_TOP/out/nested-c-mdpy-fb.cpio.gz" "$GUEST_KDIR/samples/vfio-mdev/mdpy-fb.ko" >&2
+
+# The Rust guest driver, built against the nested guest's kernel in a copy of
+# the sources (the in-tree build belongs to the test VM's kernel).
+say "building the Rust guest driver (mdpy-fb) against the nested guest's kernel"
+GSRC="$MDEV_RS_TOP/out/guest-src"
+mkdir -p "$GSRC"
+rsync -a --delete --exclude generated --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
+	--exclude '*.mod' --exclude '*.mod.c' --exclude '*.rmeta' --exclude '*.d' \
+	--exclude Module.symvers --exclude modules.order \
+	"$MDEV_RS_TOP/Kbuild" "$MDEV_RS_TOP/rust" "$MDEV_RS_TOP/mdpy-fb" "$GSRC/"
+flock "$GSRC/.lock" make -s -C "$GUEST_KDIR" M="$GSRC" LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" \
+	HOSTRUSTC="$RUSTC" modules >&2
+say "building the nested guest initramfs for the mdpy-fb tests (C and Rust mdpy-fb)"
+NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mdpy-fb" \
+	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
+	"$MDEV_RS_TOP/out/nested-mdpy-fb-c.cpio.gz" "$GUEST_KDIR/samples/vfio-mdev/mdpy-fb.ko" >&2
+NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mdpy-fb" \
+	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
+	"$MDEV_RS_TOP/out/nested-mdpy-fb-rust.cpio.gz" "$GSRC/mdpy-fb/mdpy-fb.ko" >&2
+say "building the mbochs end-to-end pieces (nested initramfs for bochs DRM, dma-buf reader)"
+NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mbochs" \
+	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/nested-mbochs.cpio.gz" >&2
+gcc -O2 -Wall -Wextra -o "$MDEV_RS_TOP/out/mbochs-dmabuf-read" "$MDEV_RS_TOP/tools/testing/vm/mbochs-dmabuf-read.c" >&2
 echo "$KDIR"

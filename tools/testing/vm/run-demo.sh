@@ -12,10 +12,12 @@ OUT="$MDEV_RS_TOP/out/demo"
 rm -rf "$OUT"; mkdir -p "$OUT"
 : > "$OUT/results.txt"
 "$MDEV_RS_TOP/tools/testing/vm/run-vm.sh" demo "$KDIR" "$OUT"
+"$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$OUT" >> "$OUT/results.txt"
 cat "$OUT/results.txt"
-png=$(ls "$OUT"/*.png 2>/dev/null | head -1)
-if [ -n "$png" ]; then
-	say "screenshot of the guest display, taken through the Rust mdpy: $png"
+png=$OUT/checks/mdpy-fb-rust-host-rust-guest-drawn-mdpy-xga.png
+if [ -e "$png" ]; then
+	say "the guest's screen, drawn by the Rust mdpy-fb through the Rust mdpy: $png"
+	say "its framebuffer console: $(ls "$OUT"/checks/mdpy-fb-rust-host-rust-guest-fbcon.png)"
 else
 	die "no screenshot (see $OUT/vm-console.log)"
 fi

@@ -5,6 +5,12 @@
  * QEMU screendump against it pixel for pixel.
  *
  * usage: fbdraw [/dev/fbN]
+ *        fbdraw --hold /dev/fbN
+ *
+ * --hold maps the framebuffer, prints "fbdraw: holding", waits for a line on
+ * stdin (meanwhile the test unbinds the device), then writes through the
+ * still-live mapping, unmaps and closes: the driver must keep the memory
+ * valid until then.
  */
 #include <fcntl.h>
 #include <linux/fb.h>
@@ -29,7 +35,8 @@ static uint32_t pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h)
 
 int main(int argc, char **argv)
 {
-	const char *dev = argc > 1 ? argv[1] : "/dev/fb0";
+	int hold = argc > 2 && !strcmp(argv[1], "--hold");
+	const char *dev = argc > 1 ? argv[argc - 1] : "/dev/fb0";
 	struct fb_var_screeninfo var;
 	struct fb_fix_screeninfo fix;
 	uint8_t *fb;
@@ -48,6 +55,19 @@ int main(int argc, char **argv)
 	if (fb == MAP_FAILED) {
 		perror("mmap");
 		return 1;
+	}
+	if (hold) {
+		char line[16];
+
+		printf("fbdraw: holding %s\n", dev);
+		fflush(stdout);
+		if (!fgets(line, sizeof(line), stdin))
+			return 1;
+		memset(fb, 0x5a, fix.smem_len);
+		munmap(fb, fix.smem_len);
+		close(fd);
+		printf("fbdraw: released %s\n", dev);
+		return 0;
 	}
 	for (uint32_t y = 0; y < var.yres; y++) {
 		uint32_t *row = (uint32_t *)(fb + y * fix.line_length);

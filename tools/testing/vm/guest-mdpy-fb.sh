@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Test phase of the guest driver mdpy-fb, sourced by guest-run.sh inside the
+# test VM (uses its OUT, KDIR, TOP, log, result, qmp).
+#
+# - KUnit: loading the Rust mdpy-fb.ko here runs its mode-validation suite.
+# - Nested guests: for each host driver (C, Rust mdpy) x guest driver (C, Rust
+#   mdpy-fb), one nested guest with three mdpy devices (vga, xga, hd) runs
+#   nested/init-mdpy-fb. Its screens are dumped at each step into
+#   OUT/checks/NAME.ppm with NAME.want saying what they must show; the
+#   pixels are compared on the host after the VM (post-checks.sh), where
+#   Python is not emulated.
+
+MDPY_FB_TYPES="mdpy-vga mdpy-xga mdpy-hd"
+# What nested/init-mdpy-fb writes on the framebuffer console.
+MDPY_FB_TEXT="MDEV-RS fbcon on mdpy-fb 0123456789"
+# PCI slot of each type's device in the nested guest, and its mode.
+mdpy_fb_slot() { case $1 in mdpy-vga) echo 4 ;; mdpy-xga) echo 5 ;; mdpy-hd) echo 6 ;; esac; }
+mdpy_fb_mode() { case $1 in mdpy-vga) echo 640,480 ;; mdpy-xga) echo 1024,768 ;; mdpy-hd) echo 1920,1080 ;; esac; }
+
+mdpy_fb_kunit() {
+	local ko=$TOP/mdpy-fb/mdpy-fb.ko before n
+	log "KUnit: mdpy-fb mode validation (runs when the module loads)"
+	before=$(dmesg | wc -l)
+	if ! insmod "$ko"; then result "not ok - kunit mdpy_fb_mode: insmod $ko"; return; fi
+	dmesg | tail -n +"$((before + 1))" > "$OUT/kunit-mdpy-fb.txt"
+	rmmod mdpy_fb || result "not ok - kunit: rmmod mdpy_fb"
+	# KTAP: the cases are indented "ok N name" lines, then the suite's own.
+	n=0
+	while read -r status name; do
+		n=$((n + 1))
+		if [ "$status" = ok ]; then result "ok - kunit mdpy_fb_mode.$name"
+		else result "not ok - kunit mdpy_fb_mode.$name"; fi
+	done < <(sed -nE 's/^\[[ .0-9]*\] {5}(not ok|ok) [0-9]+ ([a-z_0-9]+)$/\1 \2/p' "$OUT/kunit-mdpy-fb.txt" |
+		sed 's/^not ok/not_ok/')
+	[ "$n" -ge 8 ] || result "not ok - kunit mdpy_fb_mode: only $n test cases reported (see kunit-mdpy-fb.txt)"
+	grep -Eq '^\[[ .0-9]*\] ok [0-9]+ mdpy_fb_mode$' "$OUT/kunit-mdpy-fb.txt" ||
+		result "not ok - kunit mdpy_fb_mode: suite did not pass"
+}
+
+# Sends the nested guest its go-ahead on its ttyS1.
+mdpy_fb_ctl() {
+	python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"go\n"); s.close()' "$1"
+}
+
+# Waits until the serial log has LINE (a fixed string); fails on NESTED-DONE
+# or QEMU's exit.
+mdpy_fb_wait() { # SERIAL PIDFILE LINE TIMEOUT
+	local t=0
+	while [ $t -lt "$4" ]; do
+		grep -qF "$3" "$1" 2>/dev/null && return 0
+		[ "$3" != NESTED-DONE ] && grep -q NESTED-DONE "$1" 2>/dev/null && return 1
+		kill -0 "$(cat "$2" 2>/dev/null)" 2>/dev/null || return 1
+		sleep 2; t=$((t + 2))
+		[ $((t % 60)) -eq 0 ] && log "  ... waiting for '$3' (${t}s)"
+	done
+	return 1
+}
+
+# Screendumps device gpu-TYPE into OUT/checks/NAME.ppm, to be compared with WANT.
+mdpy_fb_dump() { # SOCK NAME WANT TYPE
+	mkdir -p "$OUT/checks"
+	if qmp "$1" "{\"execute\":\"screendump\",\"arguments\":{\"filename\":\"$OUT/checks/$2.ppm\",\"device\":\"gpu-$4\"}}" >/dev/null; then
+		echo "$3" > "$OUT/checks/$2.want"
+	else
+		result "not ok - $2: screendump failed"
+	fi
+}
+
+mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
+	local host=$1 guest=$2 name="mdpy-fb-$1-host-$2-guest" ko type uuid devs="" uuids=""
+	local serial="$OUT/$name-serial.log" sock=/tmp/qmp-$name.sock ctl=/tmp/ctl-$name.sock pidf=/tmp/qemu-$name.pid
+	local initrd="$TOP/out/nested-mdpy-fb-$guest.cpio.gz"
+	if [ "$host" = c ]; then ko=$KDIR/samples/vfio-mdev/mdpy.ko; else ko=$TOP/mdpy/mdpy.ko; fi
+	log "nested $name: three mdpy devices, guest driver $guest mdpy-fb"
+	insmod "$ko" || { result "not ok - $name: insmod $ko"; return; }
+	for type in $MDPY_FB_TYPES; do
+		uuid=$(cat /proc/sys/kernel/random/uuid)
+		if ! echo "$uuid" > "/sys/class/mdev_bus/mdpy/mdev_supported_types/$type/create"; then
+			result "not ok - $name: create $type"; continue
+		fi
+		uuids="$uuids $uuid"
+		devs="$devs -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,display=on,id=gpu-$type,addr=0x$(mdpy_fb_slot "$type").0"
+	done
+	rm -f "$sock" "$ctl" "$serial"
+	# shellcheck disable=SC2086
+	qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
+		-kernel "$OUT/nested-bzImage" -initrd "$initrd" \
+		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.guest=$guest mdevrs.nfb=3" \
+		$devs -serial "file:$serial" \
+		-chardev "socket,id=ctl,path=$ctl,server=on,wait=off" -device isa-serial,chardev=ctl \
+		-qmp "unix:$sock,server=on,wait=off" -pidfile "$pidf" -daemonize ||
+		result "not ok - $name: QEMU did not start"
+
+	local steps="drawn:pattern fbcon:fbcon"
+	[ "$guest" = rust ] && steps="$steps reloaded:pattern"
+	local step want
+	for step in $steps; do
+		if [ "${step#*:}" = fbcon ]; then echo "$name-fbcon" >> "$OUT/expected-checks.txt"; continue; fi
+		for type in $MDPY_FB_TYPES; do echo "$name-${step%%:*}-$type" >> "$OUT/expected-checks.txt"; done
+	done
+	for step in $steps; do
+		want=${step#*:} step=${step%%:*}
+		if ! mdpy_fb_wait "$serial" "$pidf" "NESTED-WAIT $step" "$NESTED_TIMEOUT"; then
+			result "not ok - $name: nested guest never reached step '$step' (see $(basename "$serial"))"
+			break
+		fi
+		log "  step $step: screendumps"
+		if [ "$want" = fbcon ]; then
+			# The console is on fb0: find its device from the PCI slot.
+			local addr slot
+			addr=$(sed -n 's/^NESTED-FBCON //p' "$serial" | tr -d '\r')
+			slot=$((16#$(echo "$addr" | cut -d: -f3 | cut -d. -f1)))
+			for type in $MDPY_FB_TYPES; do
+				[ "$(mdpy_fb_slot "$type")" = "$slot" ] &&
+					mdpy_fb_dump "$sock" "$name-fbcon" "fbcon $MDPY_FB_TEXT" "$type"
+			done
+		else
+			for type in $MDPY_FB_TYPES; do
+				mdpy_fb_dump "$sock" "$name-$step-$type" pattern "$type"
+			done
+		fi
+		mdpy_fb_ctl "$ctl"
+	done
+	mdpy_fb_wait "$serial" "$pidf" NESTED-DONE "$NESTED_TIMEOUT" ||
+		result "not ok - $name: nested guest did not finish (see $(basename "$serial"))"
+
+	# What the guest checked, and its framebuffers' sysfs against the types.
+	tr -d '\r' < "$serial" | sed -n 's/^NESTED-OK /ok - '"$name"': /p; s/^NESTED-FAIL /not ok - '"$name"': /p' \
+		>> "$OUT/results.txt"
+	local line fb addr vsize bpp stride fbname slot mode
+	for type in $MDPY_FB_TYPES; do
+		slot=$(printf '%02x' "$(mdpy_fb_slot "$type")") mode=$(mdpy_fb_mode "$type")
+		line=$(tr -d '\r' < "$serial" | grep "^NESTED-FB fb[0-9]* 0000:00:$slot.0 " | head -1)
+		read -r _ fb addr vsize bpp stride fbname <<< "$line"
+		if [ "$vsize" = "$mode" ] && [ "$bpp" = 32 ] && [ "$stride" = $((${mode%,*} * 4)) ] &&
+		   [ "$fbname" = mdpy-fb ]; then
+			result "ok - $name: $type is $fb: virtual_size $vsize, 32 bpp, stride $stride, name $fbname"
+		else
+			result "not ok - $name: $type sysfs: got '${line:-nothing}', want virtual_size $mode, 32 bpp, stride $((${mode%,*} * 4)), name mdpy-fb"
+		fi
+	done
+
+	qmp "$sock" '{"execute":"quit"}' >/dev/null 2>&1
+	sleep 1
+	kill "$(cat "$pidf" 2>/dev/null)" 2>/dev/null
+	for uuid in $uuids; do
+		echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || result "not ok - $name: remove mdev"
+	done
+	rmmod mdpy || result "not ok - $name: rmmod mdpy"
+}
+
+mdpy_fb_phase() {
+	local combos combo
+	if [ "$1" = test ]; then
+		mdpy_fb_kunit
+		combos="rust:rust rust:c c:rust c:c"
+	else
+		combos="rust:rust"
+	fi
+	for combo in $combos; do
+		mdpy_fb_nested "${combo%%:*}" "${combo#*:}"
+	done
+}
