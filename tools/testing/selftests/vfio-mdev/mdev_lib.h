@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,11 @@
 
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
+
+#ifndef offsetofend
+#define offsetofend(type, member) \
+	(offsetof(type, member) + sizeof(((type *)0)->member))
+#endif
 
 #define MDEV_BUS "/sys/bus/mdev/devices"
 #define MDEV_CLASS "/sys/class/mdev_bus"
