@@ -190,9 +190,10 @@ impl MbochsDevice {
         Ok(0)
     }
 
-    /// Register access (BAR2, EDID region): `len` bytes at region offset
-    /// `offset`, split into pieces like the C sample, all under the device
-    /// lock; `buf` is copied before (write) or after (read) taking it.
+    /// Register access (BAR2, EDID region) at region offset `target`: split
+    /// into pieces like the C sample, all under the device lock; `buf` is
+    /// copied before (write) or after (read) taking it. An EDID access fails
+    /// as a whole if any piece does.
     fn regs_access(&self, target: Target, buf: UserBuf, write: bool) -> Result {
         let len = buf.len();
         let mut bytes = KVec::from_elem(0u8, len, GFP_KERNEL)?;
@@ -207,18 +208,33 @@ impl MbochsDevice {
         {
             let mut state = self.state.lock();
             let regs = &mut state.regs;
-            regs::for_each_piece(base, len, |off, n| {
-                let start = off - base;
-                let Some(piece) = bytes.get_mut(start..start + n) else {
-                    return;
-                };
-                match (edid, write) {
-                    (false, false) => regs.mmio_read(off, piece),
-                    (false, true) => regs.mmio_write(off, piece),
-                    (true, false) => regs.edid_read(off, piece),
-                    (true, true) => regs.edid_write(off, piece),
+            let bytes = &mut bytes[..];
+            // The bytes of the piece at region offset `off`.
+            fn piece(bytes: &mut [u8], start: usize, n: usize) -> Result<&mut [u8]> {
+                bytes.get_mut(start..start + n).ok_or(EINVAL)
+            }
+            match (edid, write) {
+                (false, false) => regs::for_each_piece(base, len, |off, n| {
+                    regs.mmio_read(off, piece(bytes, off - base, n)?);
+                    Ok(())
+                })?,
+                (false, true) => regs::for_each_piece(base, len, |off, n| {
+                    regs.mmio_write(off, piece(bytes, off - base, n)?);
+                    Ok(())
+                })?,
+                (true, false) => regs::for_each_piece(base, len, |off, n| {
+                    regs.edid_read(off, piece(bytes, off - base, n)?)
+                })?,
+                (true, true) => {
+                    // All or nothing: check every piece before changing anything.
+                    regs::for_each_piece(base, len, |off, n| {
+                        regs.edid_write_check(off, piece(bytes, off - base, n)?)
+                    })?;
+                    regs::for_each_piece(base, len, |off, n| {
+                        regs.edid_write(off, piece(bytes, off - base, n)?)
+                    })?;
                 }
-            });
+            }
         }
         if !write {
             buf.writer_at(0).write_slice(&bytes)?;

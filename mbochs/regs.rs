@@ -5,11 +5,14 @@
 //! mode they describe.
 //!
 //! Accesses are split into naturally aligned pieces of 4, 2 and 1 bytes, as
-//! the C sample does; a piece the hardware would not decode is ignored (and
-//! reads as zeros).
+//! the C sample does. In BAR2, what the hardware would not decode is ignored
+//! and reads as zeros, as on a real device. In the EDID region (a VFIO
+//! interface to the host, not guest-visible) such accesses fail with
+//! `EINVAL` and change nothing.
 
 use crate::{kernel_ext::bindings, TypeInfo};
 use core::mem::{offset_of, size_of};
+use kernel::prelude::*;
 
 /// BAR2 layout: the EDID blob, mirrored for the guest.
 const MMIO_EDID_END: usize = 0x400;
@@ -63,8 +66,13 @@ pub(crate) struct Mode {
 
 /// Calls `f(offset, len)` for each piece of a `len`-byte access at region
 /// offset `offset`, split like the C sample splits it (regions start at page
-/// boundaries, so alignment in the region is alignment in the file).
-pub(crate) fn for_each_piece(offset: usize, len: usize, mut f: impl FnMut(usize, usize)) {
+/// boundaries, so alignment in the region is alignment in the file). Stops at
+/// the first error.
+pub(crate) fn for_each_piece(
+    offset: usize,
+    len: usize,
+    mut f: impl FnMut(usize, usize) -> Result,
+) -> Result {
     let mut done = 0;
     while done < len {
         let (pos, left) = (offset + done, len - done);
@@ -75,9 +83,10 @@ pub(crate) fn for_each_piece(offset: usize, len: usize, mut f: impl FnMut(usize,
         } else {
             1
         };
-        f(pos, n);
+        f(pos, n)?;
         done += n;
     }
+    Ok(())
 }
 
 /// The register state of a device.
@@ -143,42 +152,65 @@ impl Regs {
         }
     }
 
-    /// Reads one piece of the EDID region at `offset` into `out` (zeros if ignored).
-    pub(crate) fn edid_read(&self, offset: usize, out: &mut [u8]) {
-        out.fill(0);
+    /// Reads one piece of the EDID region at `offset` into `out`; `EINVAL` if
+    /// it hits neither a register (aligned 32-bit accesses only) nor the blob
+    /// (up to `edid_max_size`).
+    pub(crate) fn edid_read(&self, offset: usize, out: &mut [u8]) -> Result {
         if offset < EDID_BLOB_OFFSET {
-            if let Some(value) = self.edid_reg(offset, out.len()) {
-                out.copy_from_slice(&value.to_le_bytes());
-            }
-        } else if let Some(src) = self.blob_range(offset - EDID_BLOB_OFFSET, out.len()) {
+            let value = self.edid_reg(offset, out.len()).ok_or(EINVAL)?;
+            out.copy_from_slice(&value.to_le_bytes());
+        } else {
+            let src = self
+                .blob_range(offset - EDID_BLOB_OFFSET, out.len())
+                .ok_or(EINVAL)?;
             out.copy_from_slice(&self.edid_blob[src]);
         }
+        Ok(())
     }
 
-    /// Writes one piece of the EDID region at `offset`. Of the registers, only
-    /// `edid_size` and `link_state` are writable.
-    pub(crate) fn edid_write(&mut self, offset: usize, data: &[u8]) {
-        if offset < EDID_BLOB_OFFSET {
-            if self.edid_reg(offset, data.len()).is_none() {
-                return;
-            }
-            let Ok(value) = <[u8; 4]>::try_from(data) else {
-                return;
-            };
-            let value = u32::from_le_bytes(value);
-            match offset {
-                o if o == offset_of!(bindings::vfio_region_gfx_edid, edid_size) => {
-                    self.edid.edid_size = value
-                }
-                o if o == offset_of!(bindings::vfio_region_gfx_edid, link_state) => {
-                    self.edid.link_state = value
-                }
-                // Read-only registers.
-                _ => {}
-            }
-        } else if let Some(dst) = self.blob_range(offset - EDID_BLOB_OFFSET, data.len()) {
-            self.edid_blob[dst].copy_from_slice(data);
+    /// Checks that [`Regs::edid_write`] of this piece would succeed, without
+    /// changing anything.
+    pub(crate) fn edid_write_check(&self, offset: usize, data: &[u8]) -> Result {
+        if offset >= EDID_BLOB_OFFSET {
+            self.blob_range(offset - EDID_BLOB_OFFSET, data.len())
+                .ok_or(EINVAL)?;
+            return Ok(());
         }
+        self.edid_reg(offset, data.len()).ok_or(EINVAL)?;
+        let value = u32::from_le_bytes(<[u8; 4]>::try_from(data).map_err(|_| EINVAL)?);
+        if offset == offset_of!(bindings::vfio_region_gfx_edid, edid_size)
+            && value > self.edid.edid_max_size
+        {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Writes one piece of the EDID region at `offset`; `EINVAL` (and no
+    /// change) for what [`Regs::edid_read`] refuses, and for an `edid_size`
+    /// above `edid_max_size`. Of the registers, only `edid_size` and
+    /// `link_state` are writable; writes to the others are ignored.
+    pub(crate) fn edid_write(&mut self, offset: usize, data: &[u8]) -> Result {
+        self.edid_write_check(offset, data)?;
+        if offset >= EDID_BLOB_OFFSET {
+            let dst = self
+                .blob_range(offset - EDID_BLOB_OFFSET, data.len())
+                .ok_or(EINVAL)?;
+            self.edid_blob[dst].copy_from_slice(data);
+            return Ok(());
+        }
+        let value = u32::from_le_bytes(<[u8; 4]>::try_from(data).map_err(|_| EINVAL)?);
+        match offset {
+            o if o == offset_of!(bindings::vfio_region_gfx_edid, edid_size) => {
+                self.edid.edid_size = value
+            }
+            o if o == offset_of!(bindings::vfio_region_gfx_edid, link_state) => {
+                self.edid.link_state = value
+            }
+            // Read-only registers.
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The EDID register at `offset`, if a `len`-byte access there hits one:
