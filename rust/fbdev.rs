@@ -149,6 +149,7 @@ impl<T: Driver> Registration<T> {
             return Err(EINVAL);
         }
         let smem_len = u32::try_from(memory.len())?;
+        let smem_start = usize::try_from(memory.phys())?;
         let frame = u64::from(mode.line_length) * u64::from(mode.height);
         if mode.width == 0
             || mode.height == 0
@@ -185,9 +186,9 @@ impl<T: Driver> Registration<T> {
         unsafe {
             let fix = &mut (*raw).fix;
             for (dst, src) in fix.id.iter_mut().zip(id) {
-                *dst = *src as _;
+                *dst = *src;
             }
-            fix.smem_start = (*par).memory.phys() as _;
+            fix.smem_start = smem_start;
             fix.smem_len = smem_len;
             fix.type_ = bindings::FB_TYPE_PACKED_PIXELS;
             fix.visual = bindings::FB_VISUAL_TRUECOLOR;
@@ -227,7 +228,7 @@ impl<T: Driver> Registration<T> {
             var.vmode = bindings::FB_VMODE_NONINTERLACED;
 
             (*raw).__bindgen_anon_1.screen_base = (*par).memory.addr().cast();
-            (*raw).screen_size = (*par).memory.len() as _;
+            (*raw).screen_size = (*par).memory.len();
             (*raw).fbops = addr_of_mut!((*par).ops);
             (*raw).pseudo_palette = (*par).palette.get().cast();
         }
