@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The demo (`make demo`): build everything, boot a VM with the Rust mdpy,
-# run QEMU on an mdpy-xga mdev with a nested guest that draws a test pattern
-# through its guest framebuffer driver, and save QEMU's screendump as PNG.
+# The demo (`make demo`): build everything, boot a VM with the Rust host
+# drivers, run QEMU on mdpy mdevs (a nested guest draws through the Rust
+# mdpy-fb) and on an mbochs mdev (the guest's bochs DRM driver draws; the
+# scanout is read from the exported dma-buf), and save the pictures as PNG.
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$MDEV_RS_TOP"
@@ -18,6 +19,7 @@ png=$OUT/checks/mdpy-fb-rust-host-rust-guest-drawn-mdpy-xga.png
 if [ -e "$png" ]; then
 	say "the guest's screen, drawn by the Rust mdpy-fb through the Rust mdpy: $png"
 	say "its framebuffer console: $(ls "$OUT"/checks/mdpy-fb-rust-host-rust-guest-fbcon.png)"
+	say "a bochs DRM guest's scanout through the Rust mbochs, read from its dma-buf: $(ls "$OUT"/checks/e2e-mbochs-rust-dmabuf.png)"
 else
 	die "no screenshot (see $OUT/vm-console.log)"
 fi
