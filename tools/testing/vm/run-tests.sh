@@ -65,6 +65,6 @@ cat "$OUT/summary.tap"
 passed=$(grep -c '^ok' "$OUT/summary.tap")
 failed=$(grep -c '^not ok' "$OUT/summary.tap")
 echo "1..$((passed + failed))"
-echo "Artefacts: $OUT (screendump PNG: $(ls "$OUT"/*.png 2>/dev/null | head -1))"
+echo "Artefacts: $OUT (screendumps as PNG: $OUT/checks/)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
