@@ -24,9 +24,6 @@ make -s -C tools/testing/selftests/vfio-mdev KHDR="$KDIR/usr/include" \
 GUEST_KDIR=$(KFLAVOUR=guest "$MDEV_RS_TOP/tools/testing/vm/bootstrap-kernel.sh")
 mkdir -p "$MDEV_RS_TOP/out"
 cp "$GUEST_KDIR/arch/x86/boot/bzImage" "$MDEV_RS_TOP/out/nested-bzImage"
-say "building the nested guest initramfs (busybox, fbdraw, C mdpy-fb.ko)"
-"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
-	"$MDEV_RS_TOP/out/nested-c-mdpy-fb.cpio.gz" "$GUEST_KDIR/samples/vfio-mdev/mdpy-fb.ko" >&2
 
 # The Rust guest driver, built against the nested guest's kernel in a copy of
 # the sources (the in-tree build belongs to the test VM's kernel).

@@ -7,10 +7,9 @@
 #   test: kselftests against the C mdpy and the Rust mdpy, then end to end
 #   demo: end to end only
 #
-# End to end: Rust mdpy on this (host) side; QEMU boots a nested guest (its
-# own small kernel, out/nested-bzImage) whose
-# guest driver draws a pattern; a QMP screendump must equal the pattern.
-# Results go to OUT; the caller judges them (and dmesg) on the host.
+# Then the test phases of guest-*.sh (end to end: QEMU boots nested guests
+# with their own small kernel, out/nested-bzImage). Results go to OUT; the
+# caller judges them (and dmesg) on the host.
 set -u
 MODE=$1 OUT=$2 KDIR=$3 TOP=$4
 TEST_BIN=$TOP/tools/testing/selftests/vfio-mdev/mdpy_test
@@ -57,52 +56,6 @@ r = cmd(json.loads(sys.argv[2]))
 print(json.dumps(r))
 sys.exit(1 if "error" in r else 0)
 PY
-}
-
-# End to end: HOST_KO TYPE GUEST_INITRAMFS NAME
-run_e2e() {
-	local ko=$1 type=$2 initrd=$3 name=$4 uuid serial="$OUT/$4-serial.log"
-	local sock=/tmp/qmp-$4.sock pidf=/tmp/qemu-$4.pid
-	log "end to end $name: host $(basename "$ko") $type, nested guest from $(basename "$initrd")"
-	insmod "$ko" || { result "not ok - e2e $name: insmod"; return; }
-	uuid=$(cat /proc/sys/kernel/random/uuid)
-	if ! echo "$uuid" > "/sys/class/mdev_bus/mdpy/mdev_supported_types/$type/create"; then
-		result "not ok - e2e $name: create $type"; rmmod mdpy; return
-	fi
-	rm -f "$sock" "$serial"
-	qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
-		-kernel "$OUT/nested-bzImage" -initrd "$initrd" \
-		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4" \
-		-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,display=on,id=gpu0" \
-		-serial "file:$serial" -qmp "unix:$sock,server=on,wait=off" \
-		-pidfile "$pidf" -daemonize
-	local ok=0 t=0
-	while [ $t -lt "$NESTED_TIMEOUT" ]; do
-		if grep -q NESTED-PATTERN-DRAWN "$serial" 2>/dev/null; then ok=1; break; fi
-		grep -q NESTED-FAIL "$serial" 2>/dev/null && break
-		kill -0 "$(cat "$pidf" 2>/dev/null)" 2>/dev/null || break
-		sleep 5; t=$((t + 5))
-		[ $((t % 60)) -eq 0 ] && log "  nested guest booting under TCG-in-TCG... ${t}s"
-	done
-	if [ $ok = 1 ]; then
-		log "  nested guest drew its pattern after ~${t}s; screendump"
-		sleep 2
-		qmp "$sock" "{\"execute\":\"screendump\",\"arguments\":{\"filename\":\"$OUT/$name.ppm\",\"device\":\"gpu0\"}}"
-		if python3 "$TOP/tools/testing/vm/screendump_check.py" "$OUT/$name.ppm" "$OUT/$name.png" \
-			> "$OUT/$name.check" 2>&1; then
-			result "ok - e2e $name: $(cat "$OUT/$name.check")"
-		else
-			result "not ok - e2e $name: $(cat "$OUT/$name.check")"
-		fi
-		log "  $(cat "$OUT/$name.check")"
-	else
-		result "not ok - e2e $name: nested guest did not draw within ${t}s (see $serial)"
-	fi
-	qmp "$sock" '{"execute":"quit"}' >/dev/null 2>&1
-	sleep 1
-	kill "$(cat "$pidf" 2>/dev/null)" 2>/dev/null
-	echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || result "not ok - e2e $name: remove mdev"
-	rmmod mdpy || result "not ok - e2e $name: rmmod"
 }
 
 if [ "$MODE" = test ]; then

@@ -6,7 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 mode=$1 KDIR=$2 OUT=$3
-cp "$MDEV_RS_TOP/out/nested-c-mdpy-fb.cpio.gz" "$MDEV_RS_TOP/out/nested-bzImage" "$OUT/"
+cp "$MDEV_RS_TOP/out/nested-bzImage" "$OUT/"
 say "booting the test VM (virtme-ng, TCG; the nested guest takes a few minutes)"
 # vng needs a terminal-less stdin in CI.
 timeout "${VM_TIMEOUT:-3000}" vng --run "$KDIR" --disable-kvm --user root --verbose \
