@@ -4,8 +4,8 @@
 # Runs inside the virtme-ng test VM (see run-tests.sh / run-demo.sh).
 # usage: guest-run.sh test|demo OUT KDIR TOP
 #
-#   test: kselftests against the C mdpy and the Rust mdpy, then end to end
-#   demo: end to end only
+#   test: mdpy kselftests (C and Rust), then every phase in test mode
+#   demo: every phase in demo mode (end to end only)
 #
 # Then the test phases of guest-*.sh (end to end: QEMU boots nested guests
 # with their own small kernel, out/nested-bzImage). Results go to OUT; the
