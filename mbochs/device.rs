@@ -196,9 +196,18 @@ impl MbochsDevice {
     /// as a whole if any piece does.
     fn regs_access(&self, target: Target, buf: UserBuf, write: bool) -> Result {
         let len = buf.len();
-        let mut bytes = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        // Register accesses are 1 to 8 bytes: no allocation for them (they are
+        // the per-access cost of a guest programming the device).
+        let mut small = [0u8; 8];
+        let mut large;
+        let bytes = if len <= small.len() {
+            &mut small[..len]
+        } else {
+            large = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+            &mut large[..]
+        };
         if write {
-            buf.reader_at(0).read_slice(&mut bytes)?;
+            buf.reader_at(0).read_slice(bytes)?;
         }
         let (base, edid) = match target {
             Target::Mmio(o) => (o, false),
@@ -208,7 +217,7 @@ impl MbochsDevice {
         {
             let mut state = self.state.lock();
             let regs = &mut state.regs;
-            let bytes = &mut bytes[..];
+            let bytes = &mut *bytes;
             // The bytes of the piece at region offset `off`.
             fn piece(bytes: &mut [u8], start: usize, n: usize) -> Result<&mut [u8]> {
                 bytes.get_mut(start..start + n).ok_or(EINVAL)
@@ -237,7 +246,7 @@ impl MbochsDevice {
             }
         }
         if !write {
-            buf.writer_at(0).write_slice(&bytes)?;
+            buf.writer_at(0).write_slice(bytes)?;
         }
         Ok(())
     }
