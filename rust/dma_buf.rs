@@ -67,13 +67,18 @@ pub struct MappedSgTable {
 
 impl MappedSgTable {
     /// Builds a table of `pages` (the first `size` bytes of them) and maps it
-    /// for DMA by `dev` in direction `dir`.
+    /// for DMA by `dev` in direction `dir`; `EINVAL` for
+    /// [`DataDirection::None`], which the DMA API cannot map.
     pub fn from_pages(
         dev: &Device,
         pages: &[PageRef],
         size: usize,
         dir: DataDirection,
     ) -> Result<Self> {
+        // `dma_map_sgtable()` BUG()s on `DMA_NONE`; an importer may pass anything.
+        if dir == DataDirection::None {
+            return Err(EINVAL);
+        }
         let n = c_uint::try_from(pages.len()).map_err(|_| EINVAL)?;
         if size > pages.len().checked_mul(PAGE_SIZE).ok_or(EINVAL)? {
             return Err(EINVAL);
