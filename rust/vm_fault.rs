@@ -61,6 +61,12 @@ pub trait VmOperations: Send + Sync + Sized + 'static {
 /// The VMA becomes `VM_MIXEDMAP` (its pages are inserted one by one) and
 /// `VM_DONTEXPAND` (`mremap()` cannot grow it past what the `mmap()` hook
 /// checked). It holds a reference on `data` until it is unmapped.
+///
+/// Call it as the last step of a successful `mmap()` hook: if the hook fails
+/// afterwards, the mm core drops the VMA without calling `close`, and the
+/// reference on `data` leaks. The pages returned by the fault handler are
+/// inserted as they are, without copy-on-write: the hook should refuse
+/// private mappings, or writes through them would reach the shared pages.
 pub fn install<T: VmOperations>(vma: &VmaNew, data: Arc<T>) {
     vma.set_mixedmap();
     vma.set_dontexpand();
