@@ -27,7 +27,7 @@ use kernel::{
 use kernel_ext::{
     fbdev,
     iomem_wc::IoMemWc,
-    pci_resources::{EnabledMem, RegionRequest},
+    pci_resources::{is_memory_bar, EnabledMem, RegionRequest},
 };
 
 /// Driver (and resource) name, as the C sample's.
@@ -99,6 +99,10 @@ impl pci::Driver for MdpyFbDriver {
         if pdev.subsystem_vendor_id() != MDPY_PCI_SUBVENDOR_ID
             || pdev.subsystem_device_id() != MDPY_PCI_SUBDEVICE_ID
         {
+            return Err(ENODEV);
+        }
+        if !is_memory_bar(pdev, FB_BAR) {
+            dev_err!(pdev, "BAR0 is not a memory BAR\n");
             return Err(ENODEV);
         }
         let enabled = EnabledMem::new(pdev)?;

@@ -18,6 +18,7 @@ use core::{
     marker::PhantomData,
     mem::{align_of, size_of},
     ptr::{addr_of_mut, NonNull},
+    sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
     device::{self, Device},
@@ -92,7 +93,10 @@ pub struct Xrgb8888Mode {
 /// The drawing, read/write and mmap operations are the fbdev core's helpers
 /// for framebuffers in device memory (`FB_DEFAULT_IOMEM_OPS`).
 #[vtable]
-pub trait Driver: Send + Sync + Sized {
+///
+/// The driver's data lives in the `fb_info` until its last user is gone,
+/// possibly after the device is unbound: hence `'static`.
+pub trait Driver: Send + Sync + Sized + 'static {
     /// Computes the pseudo-palette entry for console colour `regno`
     /// (`fb_setcolreg`); the abstraction stores it, `regno` is below
     /// [`PSEUDO_PALETTE_SIZE`].
@@ -323,9 +327,13 @@ impl<T: Driver> Registration<T> {
                 transp,
             };
             let value = par.data.setcolreg(&layout, regno, color)?;
-            // SAFETY: `index` is in bounds; the palette is only written here, and the fbdev
-            // core serialises `fb_setcolreg` calls under the console lock.
-            unsafe { (*par.palette.get())[index] = value };
+            // fbcon (console lock) and FBIOPUTCMAP (fb_info lock) may call this concurrently,
+            // and the drawing code reads the palette without locks: store atomically.
+            // SAFETY: `index` is in bounds of the palette array, which lives as long as `info`;
+            // its `u32`s are suitably aligned for `AtomicU32`, and every Rust access to them is
+            // atomic.
+            let slot = unsafe { AtomicU32::from_ptr(par.palette.get().cast::<u32>().add(index)) };
+            slot.store(value, Ordering::Relaxed);
             Ok(0)
         })
     }

@@ -14,6 +14,19 @@ fn as_raw<Ctx: device::DeviceContext>(pdev: &pci::Device<Ctx>) -> *mut bindings:
     core::ptr::from_ref(pdev).cast_mut().cast()
 }
 
+/// Whether BAR `bar` of `pdev` is a memory BAR (not I/O ports, not absent).
+pub fn is_memory_bar<Ctx: device::DeviceContext>(pdev: &pci::Device<Ctx>, bar: u32) -> bool {
+    if bar >= bindings::PCI_STD_NUM_BARS {
+        return false;
+    }
+    let Ok(bar) = i32::try_from(bar) else {
+        return false;
+    };
+    // SAFETY: `pdev` is a valid PCI device and `bar` a valid BAR number; this only reads the
+    // resource's flags.
+    unsafe { bindings::kx_pci_resource_is_mem(as_raw(pdev), bar) }
+}
+
 /// Memory decoding of a bound PCI device, enabled for as long as this lives
 /// (`pci_enable_device_mem()` / `pci_disable_device()`).
 ///

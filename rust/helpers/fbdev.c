@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* C shims for rust/fbdev.rs and rust/iomem_wc.rs. */
+/* C shims for rust/fbdev.rs, rust/iomem_wc.rs and rust/pci_resources.rs. */
 #include <linux/io.h>
+#include <linux/pci.h>
 
 #include "fbdev.h"
 
@@ -12,4 +13,9 @@ void *kx_ioremap_wc(resource_size_t offset, unsigned long size)
 void kx_iounmap(void *addr)
 {
 	iounmap((void __iomem __force *)addr);
+}
+
+bool kx_pci_resource_is_mem(struct pci_dev *pdev, int bar)
+{
+	return pci_resource_flags(pdev, bar) & IORESOURCE_MEM;
 }
