@@ -251,6 +251,8 @@ static int query_primary(int fd, struct vfio_device_gfx_plane_info *p)
 	return ret;
 }
 
+static uint32_t edid_rd(int fd, off_t edid, off_t reg);
+
 static int get_dmabuf(int fd, uint32_t id)
 {
 	int ret = ioctl(fd, VFIO_DEVICE_GET_GFX_DMABUF, &id);
@@ -1313,6 +1315,87 @@ TEST_F(mbochs, defect_6_close_frees_unexported_dmabuf_pages)
 	EXPECT_GT(16 * 1024, before - after)
 		TH_LOG("MemFree went down by %ld kB over %d cycles of %u MB", before - after,
 		       cycles, self->type->mbytes / 2);
+}
+
+/*
+ * Thousands of mode changes (a guest panning or resizing) must not grow the
+ * device's memory without bound: the C sample keeps a dma-buf, with its page
+ * array and page references, for every mode it ever saw until the device is
+ * closed; Rust keeps at most 16. Every mode here is a distinct full-screen
+ * pan position (then a narrower width), each queried like QEMU does.
+ */
+TEST_F(mbochs, defect_dmabuf_cache_bounded_over_2000_modes)
+{
+	const uint32_t w = self->type->max_x ?: 1920;
+	const uint32_t h = self->type->max_y ? (self->type->max_y < 1080 ? self->type->max_y : 1080) : 1080;
+	const uint32_t pans = (self->memsize - (uint64_t)w * h * 4) / (w * 4) + 1;
+	struct vfio_device_gfx_plane_info p;
+	long before = -1, after;
+	uint32_t first_id = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		struct mode m = mode_xy(w - 8 * (i / pans), h);
+
+		ASSERT_LT(i / pans, w / 16) TH_LOG("VRAM too small for 2000 distinct modes");
+		m.yoff = i % pans;
+		if (i == 20)	/* the first modes warm up */
+			before = meminfo_kb("MemFree");
+		ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
+		ASSERT_EQ(0, query_primary(self->fd, &p)) TH_LOG("mode %d", i);
+		ASSERT_EQ(m.xres, p.width) TH_LOG("mode %d", i);
+		ASSERT_NE(0, p.dmabuf_id);
+		if (!first_id)
+			first_id = p.dmabuf_id;
+	}
+	after = meminfo_kb("MemFree");
+	ASSERT_LT(0, before);
+	EXPECT_GT(8 * 1024, before - after)
+		TH_LOG("MemFree went down by %ld kB over 2000 modes of %ux%u with the device open",
+		       before - after, w, h);
+	/* the device still works, and pixels still flow */
+	{
+		struct mode m = mode_xy(320, 240);
+		int fd;
+
+		ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
+		ASSERT_EQ(0, query_primary(self->fd, &p));
+		fd = get_dmabuf(self->fd, p.dmabuf_id);
+		ASSERT_LE(0, fd);
+		EXPECT_EQ(0, close(fd));
+	}
+}
+
+/*
+ * The type's EDID maximum (max_xres x max_yres, advertised in the EDID
+ * region) bounds the modes the device shows; the C sample advertises it but
+ * shows any mode that fits VRAM.
+ */
+TEST_F(mbochs, defect_edid_max_resolution_enforced)
+{
+	const uint32_t max_x = self->type->max_x, max_y = self->type->max_y;
+	struct vfio_device_gfx_plane_info p;
+	struct mode m;
+
+	if (!max_x)
+		SKIP(return, "%s has no EDID maximum", self->type->name);
+	EXPECT_EQ(max_x, edid_rd(self->fd, self->edid, EDID_REG(max_xres)));
+	EXPECT_EQ(max_y, edid_rd(self->fd, self->edid, EDID_REG(max_yres)));
+	/* the maximum itself is shown */
+	m = mode_xy(max_x, max_y);
+	ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
+	ASSERT_EQ(0, query_primary(self->fd, &p));
+	EXPECT_EQ(max_x, p.width);
+	EXPECT_EQ(max_y, p.height);
+	/* wider or taller is not, though it fits VRAM */
+	m = mode_xy(max_x + 8, 240);
+	ASSERT_LE((uint64_t)m.xres * m.yres * 4, self->memsize);
+	ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
+	ASSERT_EQ(0, query_primary(self->fd, &p));
+	expect_no_plane(_metadata, &p);
+	m = mode_xy(320, max_y + 8);
+	ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
+	ASSERT_EQ(0, query_primary(self->fd, &p));
+	expect_no_plane(_metadata, &p);
 }
 
 /* A dma-buf outlives the device fd it came from (C: 16 for the pixels). */
