@@ -6,6 +6,7 @@
 #   make KDIR=/path      build them against your own Rust-enabled kernel build tree
 #   make check           the test suite: kselftests on C and Rust mdpy + end to end
 #   make demo            build everything, show a guest's screen through Rust mdpy
+#   make bench           benchmark: C samples vs Rust modules, table in out/bench/
 #   make kernel          fetch and build the test kernel (cached)
 #   make clippy          build with CLIPPY=1 (warnings are errors)
 #   make rustfmtcheck    check formatting
@@ -25,7 +26,7 @@ ifeq ($(KDIR),)
 KDIR = $(shell $(ENV) $(VM)/bootstrap-kernel.sh --print-only 2>/dev/null)
 endif
 
-.PHONY: modules all clean check demo kernel deps clippy rustfmt rustfmtcheck selftests
+.PHONY: modules all clean check demo bench kernel deps clippy rustfmt rustfmtcheck selftests
 
 all: modules
 
@@ -60,7 +61,11 @@ check:
 demo:
 	$(VM)/run-demo.sh
 
+bench:
+	$(VM)/run-bench.sh
+
 clean:
 	@if [ -n "$(KDIR)" ] && [ -d "$(KDIR)" ]; then $(MAKE) -C $(KDIR) M=$(TOP) clean; fi
 	rm -rf rust/generated .clippy.log
 	-$(MAKE) -C tools/testing/selftests/vfio-mdev clean
+	-$(MAKE) -C tools/testing/bench clean

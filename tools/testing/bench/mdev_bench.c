@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Micro-benchmarks of the mdev display drivers, run against the C sample
+ * (MDEV_IMPL=c) or the Rust module (MDEV_IMPL=rust) that is loaded.
+ *
+ *   mdev_bench mdpy|mbochs IMPL ROUND    measure one loaded driver
+ *   mdev_bench load KO [PARAMS]          finit_module(KO), print the time
+ *   mdev_bench unload NAME               delete_module(NAME), print the time
+ *
+ * Every measurement is printed as one sample line
+ *   sample DRIVER METRIC IMPL ROUND VALUE UNIT
+ * and tools/testing/bench/bench-report.py turns them into the table. A
+ * metric that cannot be measured on an implementation prints
+ *   na DRIVER METRIC IMPL REASON
+ * instead. Nothing here judges a timing: the program only fails when a driver
+ * call it needs fails.
+ *
+ * The C samples' defects shape what is measured on C (see
+ * Documentation/mdev-rs/c-sample-defects.rst):
+ *  - mdpy defect 1: BAR0 read()/write() ignore the offset (every access hits
+ *    byte 0); the throughput is measured anyway.
+ *  - mbochs defect 2: BAR0 read()/write() are shifted by two pages and the
+ *    last two pages index past the page array: only the first
+ *    memsize - 1 MiB are accessed through read()/write().
+ *  - mbochs defect 3: the first QUERY of a new mode returns ENOMEM; on C the
+ *    query is retried once (that second call is part of the C number).
+ *  - mbochs defect 4: a second GET_GFX_DMABUF of one id is a use-after-free:
+ *    on C every buffer is exported exactly once.
+ *  - mbochs defect 6: a buffer never exported leaks its page references when
+ *    the device closes: on C (and, for the same work, on Rust) every buffer
+ *    created is exported once.
+ *  - mbochs defect 16: a dma-buf cannot be mmapped: dma-buf mmap metrics are
+ *    "n/a" on C; the frame is read through the BAR0 mapping on both.
+ */
+#include <sys/syscall.h>
+#include <time.h>
+
+#include <drm/drm_fourcc.h>
+
+#include "mdev_lib.h"
+
+#define MB (1024 * 1024)
+#define KB 1024
+
+/* DISPI registers of mbochs' BAR2 */
+#define DISPI_BASE 0x500
+#define DISPI_XRES 0x1
+#define DISPI_YRES 0x2
+#define DISPI_BPP 0x3
+#define DISPI_ENABLE 0x4
+#define DISPI_BANK 0x5
+#define DISPI_VIRT_WIDTH 0x6
+#define DISPI_VIRT_HEIGHT 0x7
+#define DISPI_X_OFFSET 0x8
+#define DISPI_Y_OFFSET 0x9
+#define DISPI_ENABLED 0x01
+#define DISPI_LFB_ENABLED 0x40
+#define PLANE_PRIMARY 1
+
+/* The frame every driver shows in the benchmark: XGA, 32 bpp. */
+#define FRAME_W 1024
+#define FRAME_H 768
+#define FRAME_SIZE ((size_t)FRAME_W * FRAME_H * 4)
+
+static const char *drv, *impl;
+static int round_no;
+static int samples = 5;		/* samples per metric (env BENCH_SAMPLES) */
+static long sample_ns = 20000000;	/* least time per sample (env BENCH_SAMPLE_MS) */
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "mdev_bench %s %s: %s: %s\n", drv ?: "", impl ?: "", what,
+		strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void emit(const char *metric, double value, const char *unit)
+{
+	printf("sample %s %s %s %d %.6g %s\n", drv, metric, impl, round_no, value, unit);
+	fflush(stdout);
+}
+
+static void emit_na(const char *metric, const char *why)
+{
+	printf("na %s %s %s %s\n", drv, metric, impl, why);
+	fflush(stdout);
+}
+
+/*
+ * One sample: runs fn until at least sample_ns passed and min_iters calls
+ * were made; returns nanoseconds per call.
+ */
+typedef void (*bench_fn)(void *ctx, long i);
+
+static double time_per_call(bench_fn fn, void *ctx, long min_iters)
+{
+	uint64_t t0 = now_ns(), t;
+	long n = 0;
+
+	do {
+		fn(ctx, n++);
+		t = now_ns() - t0;
+	} while (n < min_iters || t < (uint64_t)sample_ns);
+	return (double)t / n;
+}
+
+/* Latency metric in microseconds per call. */
+static void bench_us(const char *metric, bench_fn fn, void *ctx, long min_iters)
+{
+	fn(ctx, 0);	/* warm-up */
+	for (int s = 0; s < samples; s++)
+		emit(metric, time_per_call(fn, ctx, min_iters) / 1000.0, "us");
+}
+
+/* Throughput metric in MB/s (MiB/s) of `bytes` per call. */
+static void bench_mbs(const char *metric, bench_fn fn, void *ctx, long min_iters, size_t bytes)
+{
+	fn(ctx, 0);
+	for (int s = 0; s < samples; s++)
+		emit(metric, bytes / (time_per_call(fn, ctx, min_iters) / 1e9) / MB, "MiB/s");
+}
+
+/* ---- common: BAR0 read()/write(), mappings, memcpy reference ------------- */
+
+struct rw_ctx {
+	int fd;
+	off_t bar0;
+	size_t chunk, span;	/* accesses cycle through [bar0, bar0 + span) */
+	uint8_t *buf;
+	bool write;
+};
+
+static void rw_call(void *p, long i)
+{
+	struct rw_ctx *c = p;
+	off_t off = c->bar0 + (off_t)((i * c->chunk) % c->span);
+	ssize_t n = c->write ? wr(c->fd, c->buf, c->chunk, off) : rd(c->fd, c->buf, c->chunk, off);
+
+	if (n != (ssize_t)c->chunk)
+		die(c->write ? "BAR0 pwrite" : "BAR0 pread", n < 0 ? n : EIO);
+}
+
+static void bench_bar0_rw(int fd, off_t bar0, size_t span)
+{
+	static const size_t chunks[] = { 4 * KB, 1 * MB };
+	struct rw_ctx c = { .fd = fd, .bar0 = bar0, .span = span };
+	char name[64];
+
+	c.buf = malloc(MB);
+	if (!c.buf)
+		die("malloc", ENOMEM);
+	memset(c.buf, 0x5a, MB);
+	for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+		c.chunk = chunks[k];
+		for (int w = 0; w < 2; w++) {
+			c.write = w;
+			snprintf(name, sizeof(name), "bar0_%s_%s", w ? "write" : "read",
+				 c.chunk == MB ? "1M" : "4K");
+			bench_mbs(name, rw_call, &c, 1, c.chunk);
+		}
+	}
+	free(c.buf);
+}
+
+/* One small register access: `len` bytes at file offset `off`. */
+struct reg_ctx {
+	int fd;
+	off_t off;
+	size_t len;
+	bool write;
+};
+
+static void reg_call(void *p, long i)
+{
+	struct reg_ctx *c = p;
+	uint32_t v = 0;
+	ssize_t n;
+
+	(void)i;
+	if (c->write)
+		n = wr(c->fd, &v, c->len, c->off);
+	else
+		n = rd(c->fd, &v, c->len, c->off);
+	if (n != (ssize_t)c->len)
+		die(c->write ? "register write" : "register read", n < 0 ? n : EIO);
+}
+
+/* Reads one byte of every page: faults each page in on a fresh mapping. */
+static uint8_t touch_pages(const volatile uint8_t *p, size_t len)
+{
+	uint8_t sum = 0;
+
+	for (size_t off = 0; off < len; off += 4096)
+		sum += p[off];
+	return sum;
+}
+
+static volatile uint8_t sink;
+
+/*
+ * mmap() of `len` bytes of `fd` at `off`, then a read of one byte per page:
+ * the cost of mapping and faulting in the whole area (munmap not counted).
+ * Returns the mapping of the last sample, for the steady-state read.
+ */
+static uint8_t *bench_fault_in(const char *metric, int fd, off_t off, size_t len)
+{
+	uint8_t *map = NULL;
+
+	for (int s = -1; s < samples; s++) {	/* s == -1: warm-up */
+		uint64_t t0;
+
+		if (map)
+			munmap(map, len);
+		t0 = now_ns();
+		map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+		if (map == MAP_FAILED)
+			die("mmap", errno);
+		sink = touch_pages(map, len);
+		if (s >= 0)
+			emit(metric, (now_ns() - t0) / 1e6, "ms");
+	}
+	return map;
+}
+
+struct copy_ctx {
+	const uint8_t *src;
+	uint8_t *dst;
+	size_t len;
+};
+
+static void copy_call(void *p, long i)
+{
+	struct copy_ctx *c = p;
+
+	(void)i;
+	memcpy(c->dst, c->src, c->len);
+	sink = c->dst[c->len - 1];
+}
+
+/* Steady-state read of a mapped frame, and the same with plain memory. */
+static void bench_frame_read(const char *metric, const uint8_t *map, bool reference)
+{
+	struct copy_ctx c = { .src = map, .len = FRAME_SIZE };
+	uint8_t *ref = NULL;
+
+	c.dst = malloc(FRAME_SIZE);
+	if (!c.dst)
+		die("malloc", ENOMEM);
+	memset(c.dst, 1, FRAME_SIZE);
+	bench_mbs(metric, copy_call, &c, 3, FRAME_SIZE);
+	if (reference) {
+		ref = malloc(FRAME_SIZE);
+		if (!ref)
+			die("malloc", ENOMEM);
+		memset(ref, 2, FRAME_SIZE);
+		c.src = ref;
+		bench_mbs("memcpy_frame_reference", copy_call, &c, 3, FRAME_SIZE);
+		free(ref);
+	}
+	free(c.dst);
+}
+
+/* mdev create + open (iommufd cdev) + close + remove, each part timed. */
+static void bench_lifecycle(const char *parent, const char *type)
+{
+	for (int s = -1; s < samples; s++) {
+		struct vfio_handle h;
+		uint64_t t[5];
+		char uuid[40];
+		int ret;
+
+		gen_uuid(uuid);
+		t[0] = now_ns();
+		ret = mdev_create(parent, type, uuid);
+		if (ret)
+			die("mdev create", ret);
+		t[1] = now_ns();
+		ret = vfio_open(uuid, true, &h);
+		if (ret)
+			die("vfio open", ret);
+		t[2] = now_ns();
+		vfio_close(&h);
+		t[3] = now_ns();
+		ret = mdev_remove(uuid);
+		if (ret)
+			die("mdev remove", ret);
+		t[4] = now_ns();
+		if (s < 0)
+			continue;
+		emit("lifecycle_create", (t[1] - t[0]) / 1e3, "us");
+		emit("lifecycle_open", (t[2] - t[1]) / 1e3, "us");
+		emit("lifecycle_close", (t[3] - t[2]) / 1e3, "us");
+		emit("lifecycle_remove", (t[4] - t[3]) / 1e3, "us");
+		emit("lifecycle_total", (t[4] - t[0]) / 1e3, "us");
+	}
+}
+
+/* An mdev, created and opened for a benchmark. */
+struct dev {
+	char uuid[40];
+	struct vfio_handle h;
+	int fd;
+	off_t bar0, bar2;
+	size_t bar0_size;
+};
+
+static void dev_open(struct dev *d, const char *parent, const char *type)
+{
+	struct vfio_region_info info;
+	int ret;
+
+	gen_uuid(d->uuid);
+	ret = mdev_create(parent, type, d->uuid);
+	if (ret)
+		die("mdev create", ret);
+	ret = vfio_open(d->uuid, true, &d->h);
+	if (ret)
+		die("vfio open", ret);
+	d->fd = d->h.device;
+	ret = region_info(d->fd, VFIO_PCI_BAR0_REGION_INDEX, &info);
+	if (ret)
+		die("BAR0 region info", ret);
+	d->bar0 = info.offset;
+	d->bar0_size = info.size;
+	ret = region_info(d->fd, VFIO_PCI_BAR2_REGION_INDEX, &info);
+	d->bar2 = ret ? 0 : info.offset;
+}
+
+static void dev_close(struct dev *d)
+{
+	int ret;
+
+	vfio_close(&d->h);
+	ret = mdev_remove(d->uuid);
+	if (ret)
+		die("mdev remove", ret);
+}
+
+static int query(int fd, uint32_t flags, struct vfio_device_gfx_plane_info *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->argsz = sizeof(*p);
+	p->flags = flags;
+	p->drm_plane_type = PLANE_PRIMARY;
+	return ioctl(fd, VFIO_DEVICE_QUERY_GFX_PLANE, p) ? -errno : 0;
+}
+
+struct query_ctx {
+	int fd;
+	uint32_t flags;
+};
+
+static void query_call(void *p, long i)
+{
+	struct query_ctx *c = p;
+	struct vfio_device_gfx_plane_info plane;
+	int ret = query(c->fd, c->flags, &plane);
+
+	(void)i;
+	if (ret)
+		die("QUERY_GFX_PLANE", ret);
+	if (plane.width != FRAME_W)
+		die("QUERY_GFX_PLANE: unexpected plane", EINVAL);
+}
+
+/* ---- mdpy ------------------------------------------------------------------ */
+
+static void bench_mdpy(void)
+{
+	const char *type = "mdpy-xga";
+	struct query_ctx q;
+	struct dev d;
+	uint8_t *map;
+
+	dev_open(&d, "mdpy", type);
+	q.fd = d.fd;
+	q.flags = VFIO_GFX_PLANE_TYPE_REGION;
+	bench_us("query_plane", query_call, &q, 50);
+	bench_us("config_read", reg_call, &(struct reg_ctx){ d.fd, 0, 4, false }, 50);
+	bench_bar0_rw(d.fd, d.bar0, d.bar0_size);
+	map = bench_fault_in("bar0_mmap_fault_in", d.fd, d.bar0, d.bar0_size);
+	bench_frame_read("bar0_mmap_frame_read", map, true);
+	munmap(map, d.bar0_size);
+	dev_close(&d);
+	bench_lifecycle("mdpy", type);
+}
+
+/* ---- mbochs ---------------------------------------------------------------- */
+
+static void dispi_wr(struct dev *d, unsigned int idx, uint16_t v)
+{
+	ssize_t n = wr(d->fd, &v, 2, d->bar2 + DISPI_BASE + idx * 2);
+
+	if (n != 2)
+		die("DISPI write", n < 0 ? n : EIO);
+}
+
+/* Programs a FRAME_W x FRAME_H mode panned down by `yoff` lines, as bochs-drm does. */
+static void set_mode(struct dev *d, uint16_t yoff)
+{
+	dispi_wr(d, DISPI_ENABLE, 0);
+	dispi_wr(d, DISPI_BPP, 32);
+	dispi_wr(d, DISPI_XRES, FRAME_W);
+	dispi_wr(d, DISPI_YRES, FRAME_H);
+	dispi_wr(d, DISPI_BANK, 0);
+	dispi_wr(d, DISPI_VIRT_WIDTH, FRAME_W);
+	dispi_wr(d, DISPI_VIRT_HEIGHT, FRAME_H);
+	dispi_wr(d, DISPI_X_OFFSET, 0);
+	dispi_wr(d, DISPI_Y_OFFSET, yoff);
+	dispi_wr(d, DISPI_ENABLE, DISPI_ENABLED | DISPI_LFB_ENABLED);
+}
+
+/* QUERY of the primary plane; on C one retry after ENOMEM (defect 3). */
+static uint32_t query_dmabuf_id(struct dev *d)
+{
+	struct vfio_device_gfx_plane_info plane;
+	int ret = query(d->fd, VFIO_GFX_PLANE_TYPE_DMABUF, &plane);
+
+	if (ret == -ENOMEM && mdev_impl_is_c())
+		ret = query(d->fd, VFIO_GFX_PLANE_TYPE_DMABUF, &plane);
+	if (ret)
+		die("QUERY_GFX_PLANE", ret);
+	if (!plane.dmabuf_id || plane.width != FRAME_W || plane.size != FRAME_SIZE)
+		die("QUERY_GFX_PLANE: no plane", EINVAL);
+	return plane.dmabuf_id;
+}
+
+static int get_dmabuf(struct dev *d, uint32_t id)
+{
+	int fd = ioctl(d->fd, VFIO_DEVICE_GET_GFX_DMABUF, &id);
+
+	if (fd < 0)
+		die("GET_GFX_DMABUF", errno);
+	return fd;
+}
+
+/* Lines a new mode is panned down by: distinct, page-aligned modes. */
+static uint16_t next_yoff;
+
+static uint16_t new_yoff(size_t vram)
+{
+	uint16_t max = (vram - FRAME_SIZE) / (FRAME_W * 4);
+	uint16_t y = next_yoff;
+
+	next_yoff = (next_yoff + 8) % (max + 1);
+	return y;
+}
+
+/* Mode changes between two modes the device has seen. */
+struct modes_ctx {
+	struct dev *d;
+	uint16_t yoff[2];
+};
+
+static void mode_switch_call(void *p, long i)
+{
+	struct modes_ctx *c = p;
+
+	set_mode(c->d, c->yoff[i & 1]);
+	query_dmabuf_id(c->d);
+}
+
+static void bench_mbochs(void)
+{
+	const char *type = "mbochs-medium";
+	struct modes_ctx mc;
+	struct query_ctx q;
+	struct dev d;
+	uint8_t *map;
+	uint32_t id;
+
+	dev_open(&d, "mbochs", type);
+
+	/* Per-access cost of guest register accesses (QEMU forwards each one). */
+	bench_us("config_read", reg_call, &(struct reg_ctx){ d.fd, 0, 4, false }, 50);
+	bench_us("bar2_dispi_read", reg_call,
+		 &(struct reg_ctx){ d.fd, d.bar2 + DISPI_BASE, 2, false }, 50);
+	bench_us("bar2_dispi_write", reg_call,
+		 &(struct reg_ctx){ d.fd, d.bar2 + DISPI_BASE + DISPI_BANK * 2, 2, true }, 50);
+
+	/* BAR0 through mmap: the VRAM pages are allocated by the warm-up. */
+	map = bench_fault_in("bar0_mmap_fault_in", d.fd, d.bar0, d.bar0_size);
+	bench_frame_read("bar0_mmap_frame_read", map, true);
+	munmap(map, d.bar0_size);
+
+	/* read()/write(): away from the end of VRAM (C defect 2). */
+	bench_bar0_rw(d.fd, d.bar0, d.bar0_size - MB);
+
+	/*
+	 * A new mode: DISPI writes and the QUERY that creates its buffer (on C
+	 * two QUERYs, defect 3). Then the first GET_GFX_DMABUF (the export) and
+	 * close of its fd, on both (C defects 4 and 6).
+	 */
+	for (int s = -1; s < samples; s++) {
+		uint64_t t0, t1, t2;
+		int fd;
+
+		t0 = now_ns();
+		set_mode(&d, new_yoff(d.bar0_size));
+		id = query_dmabuf_id(&d);
+		t1 = now_ns();
+		fd = get_dmabuf(&d, id);
+		close(fd);
+		t2 = now_ns();
+		if (s < 0)
+			continue;
+		emit("mode_change_new", (t1 - t0) / 1e3, "us");
+		emit("dmabuf_first_get_close", (t2 - t1) / 1e3, "us");
+	}
+
+	/* Mode changes between two known (exported) modes. */
+	mc.d = &d;
+	mc.yoff[0] = new_yoff(d.bar0_size);
+	mc.yoff[1] = new_yoff(d.bar0_size);
+	for (int k = 0; k < 2; k++) {
+		set_mode(&d, mc.yoff[k]);
+		close(get_dmabuf(&d, query_dmabuf_id(&d)));
+	}
+	bench_us("mode_change_known", mode_switch_call, &mc, 10);
+
+	/* The per-frame cost: QUERY with an unchanged mode. */
+	set_mode(&d, mc.yoff[1]);
+	query_dmabuf_id(&d);
+	q.fd = d.fd;
+	q.flags = VFIO_GFX_PLANE_TYPE_DMABUF;
+	bench_us("query_plane", query_call, &q, 50);
+
+	/* dma-buf: GET + mmap + read of the frame (not possible on C). */
+	id = query_dmabuf_id(&d);
+	if (mdev_impl_is_c()) {
+		static const char *why = "C_defect_16:dma-buf_mmap_EINVAL";
+
+		emit_na("dmabuf_get_again_close", "C_defect_4:second_GET_is_use-after-free");
+		emit_na("dmabuf_get_mmap_read_close", why);
+		emit_na("dmabuf_mmap_fault_in", why);
+		emit_na("dmabuf_mmap_frame_read", why);
+	} else {
+		int fd;
+
+		for (int s = -1; s < samples; s++) {
+			uint64_t t0 = now_ns();
+			long n = 0;
+
+			do {
+				close(get_dmabuf(&d, id));
+				n++;
+			} while (now_ns() - t0 < (uint64_t)sample_ns || n < 20);
+			if (s >= 0)
+				emit("dmabuf_get_again_close", (now_ns() - t0) / 1e3 / n, "us");
+		}
+		for (int s = -1; s < samples; s++) {
+			uint8_t *dst = malloc(FRAME_SIZE);
+			uint64_t t0 = now_ns();
+
+			if (!dst)
+				die("malloc", ENOMEM);
+			fd = get_dmabuf(&d, id);
+			map = mmap(NULL, FRAME_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+			if (map == MAP_FAILED)
+				die("dma-buf mmap", errno);
+			memcpy(dst, map, FRAME_SIZE);
+			munmap(map, FRAME_SIZE);
+			close(fd);
+			if (s >= 0)
+				emit("dmabuf_get_mmap_read_close", (now_ns() - t0) / 1e6, "ms");
+			free(dst);
+		}
+		fd = get_dmabuf(&d, id);
+		map = bench_fault_in("dmabuf_mmap_fault_in", fd, 0, FRAME_SIZE);
+		bench_frame_read("dmabuf_mmap_frame_read", map, false);
+		munmap(map, FRAME_SIZE);
+		close(fd);
+	}
+	dev_close(&d);
+	bench_lifecycle("mbochs", type);
+}
+
+/* ---- module load/unload ---------------------------------------------------- */
+
+static int load(const char *ko, const char *params)
+{
+	int fd = open(ko, O_RDONLY | O_CLOEXEC);
+	uint64_t t0;
+
+	if (fd < 0)
+		die(ko, errno);
+	t0 = now_ns();
+	if (syscall(SYS_finit_module, fd, params, 0))
+		die("finit_module", errno);
+	printf("%.6g\n", (now_ns() - t0) / 1e6);
+	close(fd);
+	return 0;
+}
+
+static int unload(const char *name)
+{
+	uint64_t t0 = now_ns();
+
+	if (syscall(SYS_delete_module, name, O_NONBLOCK))
+		die("delete_module", errno);
+	printf("%.6g\n", (now_ns() - t0) / 1e6);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && !strcmp(argv[1], "load"))
+		return load(argv[2], argc > 3 ? argv[3] : "");
+	if (argc == 3 && !strcmp(argv[1], "unload"))
+		return unload(argv[2]);
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s mdpy|mbochs c|rust ROUND\n"
+			"       %s load KO [PARAMS] | unload NAME\n", argv[0], argv[0]);
+		return 2;
+	}
+	drv = argv[1];
+	impl = argv[2];
+	round_no = atoi(argv[3]);
+	setenv("MDEV_IMPL", impl, 1);
+	if (getenv("BENCH_SAMPLES"))
+		samples = atoi(getenv("BENCH_SAMPLES"));
+	if (getenv("BENCH_SAMPLE_MS"))
+		sample_ns = atol(getenv("BENCH_SAMPLE_MS")) * 1000000L;
+	if (!strcmp(drv, "mdpy"))
+		bench_mdpy();
+	else if (!strcmp(drv, "mbochs"))
+		bench_mbochs();
+	else
+		die("unknown driver", EINVAL);
+	return 0;
+}
