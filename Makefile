@@ -41,10 +41,10 @@ clippy:
 	@! grep -E '^(warning|error)' $(TOP)/.clippy.log || { echo "clippy: warnings found" >&2; exit 1; }
 
 rustfmt:
-	$(ENV) find mdpy mbochs rust tools -name '*.rs' -not -path '*/generated/*' | xargs $${RUSTFMT:-rustfmt} --edition 2021 --config-path $(TOP)
+	$(ENV) find mdpy mdpy-fb mbochs rust tools -name '*.rs' -not -path '*/generated/*' | xargs $${RUSTFMT:-rustfmt} --edition 2021 --config-path $(TOP)
 
 rustfmtcheck:
-	$(ENV) find mdpy mbochs rust tools -name '*.rs' -not -path '*/generated/*' | xargs $${RUSTFMT:-rustfmt} --edition 2021 --config-path $(TOP) --check
+	$(ENV) find mdpy mdpy-fb mbochs rust tools -name '*.rs' -not -path '*/generated/*' | xargs $${RUSTFMT:-rustfmt} --edition 2021 --config-path $(TOP) --check
 
 selftests:
 	$(MAKE) -C tools/testing/selftests/vfio-mdev

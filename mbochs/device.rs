@@ -9,7 +9,7 @@ use crate::{
         dma_buf::DmaBuf,
         mdev,
         pci_config::{self, ConfigSpace, Identity},
-        vfio::{self, read_arg, write_arg, UserBuf},
+        vfio::{self, UserBuf},
         vm_fault, vma,
     },
     regions::{self, Target},
@@ -17,7 +17,7 @@ use crate::{
     vram::Vram,
     PoolReservation, TypeInfo,
 };
-use core::mem::{offset_of, size_of};
+use core::mem::size_of;
 use kernel::{
     mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
@@ -107,46 +107,12 @@ impl MbochsDevice {
         self.type_info().memsize() as usize
     }
 
-    fn get_info(&self, arg: UserPtr) -> Result<isize> {
-        let minsz = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
-        let mut info: bindings::vfio_device_info = read_arg(arg, minsz)?;
-        info.flags = bindings::VFIO_DEVICE_FLAGS_PCI | bindings::VFIO_DEVICE_FLAGS_RESET;
-        info.num_regions = regions::NUM_REGIONS;
-        info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
-        write_arg(arg, &info, minsz)?;
-        Ok(0)
-    }
-
-    fn get_irq_info(&self, arg: UserPtr) -> Result<isize> {
-        let minsz = offset_of!(bindings::vfio_irq_info, count) + size_of::<u32>();
-        let mut info: bindings::vfio_irq_info = read_arg(arg, minsz)?;
-        if info.index >= bindings::VFIO_PCI_NUM_IRQS {
-            return Err(EINVAL);
-        }
-        // No interrupts of any kind.
-        info.flags = 0;
-        info.count = 0;
-        write_arg(arg, &info, minsz)?;
-        Ok(0)
-    }
-
     fn query_gfx_plane(&self, arg: UserPtr) -> Result<isize> {
-        const PROBE: u32 = bindings::VFIO_GFX_PLANE_TYPE_PROBE;
-        const DMABUF: u32 = bindings::VFIO_GFX_PLANE_TYPE_DMABUF;
-        let minsz =
-            offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1) + size_of::<u32>();
-        let mut plane: bindings::vfio_device_gfx_plane_info = read_arg(arg, minsz)?;
-        if plane.flags & PROBE != 0 {
+        let mut plane = match vfio::read_plane_query(arg, bindings::VFIO_GFX_PLANE_TYPE_DMABUF)? {
             // Probing: only the dma-buf interface is supported.
-            return if plane.flags == PROBE | DMABUF {
-                Ok(0)
-            } else {
-                Err(EINVAL)
-            };
-        }
-        if plane.flags != DMABUF {
-            return Err(EINVAL);
-        }
+            vfio::PlaneQuery::Probe => return Ok(0),
+            vfio::PlaneQuery::Query(plane) => plane,
+        };
         plane.drm_format_mod = 0;
         plane.x_pos = 0;
         plane.y_pos = 0;
@@ -173,8 +139,7 @@ impl MbochsDevice {
         }
         // No valid mode, or another plane (there is no cursor): an empty plane.
         vfio::set_plane_dmabuf_id(&mut plane, id);
-        write_arg(arg, &plane, minsz)?;
-        Ok(0)
+        vfio::reply_plane(arg, &plane)
     }
 
     fn get_gfx_dmabuf(&self, arg: UserPtr) -> Result<isize> {
@@ -314,8 +279,10 @@ impl vfio::Device for MbochsDevice {
 
     fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
         match cmd {
-            bindings::VFIO_DEVICE_GET_INFO => self.get_info(arg),
-            bindings::VFIO_DEVICE_GET_IRQ_INFO => self.get_irq_info(arg),
+            bindings::VFIO_DEVICE_GET_INFO => {
+                vfio::reply_pci_device_info(arg, regions::NUM_REGIONS)
+            }
+            bindings::VFIO_DEVICE_GET_IRQ_INFO => vfio::reply_no_irq_info(arg),
             bindings::VFIO_DEVICE_QUERY_GFX_PLANE => self.query_gfx_plane(arg),
             bindings::VFIO_DEVICE_GET_GFX_DMABUF => self.get_gfx_dmabuf(arg),
             bindings::VFIO_DEVICE_SET_IRQS => Err(EINVAL),

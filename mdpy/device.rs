@@ -6,14 +6,13 @@ use crate::{
     kernel_ext::{
         bindings, mdev,
         pci_config::{self, ConfigSpace, Identity},
-        vfio::{self, read_arg, write_arg, UserBuf},
+        vfio::{self, UserBuf},
         vma,
         vmalloc::UserBuffer,
     },
     regions::{self, Target},
     Mode,
 };
-use core::mem::{offset_of, size_of};
 use kernel::{
     mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
@@ -90,46 +89,12 @@ impl MdpyDevice {
         fill_gradient(&self.fb, self.mode())
     }
 
-    fn get_info(&self, arg: UserPtr) -> Result<isize> {
-        let minsz = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
-        let mut info: bindings::vfio_device_info = read_arg(arg, minsz)?;
-        info.flags = bindings::VFIO_DEVICE_FLAGS_PCI | bindings::VFIO_DEVICE_FLAGS_RESET;
-        info.num_regions = bindings::VFIO_PCI_NUM_REGIONS;
-        info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
-        write_arg(arg, &info, minsz)?;
-        Ok(0)
-    }
-
-    fn get_irq_info(&self, arg: UserPtr) -> Result<isize> {
-        let minsz = offset_of!(bindings::vfio_irq_info, count) + size_of::<u32>();
-        let mut info: bindings::vfio_irq_info = read_arg(arg, minsz)?;
-        if info.index >= bindings::VFIO_PCI_NUM_IRQS {
-            return Err(EINVAL);
-        }
-        // No interrupts of any kind.
-        info.flags = 0;
-        info.count = 0;
-        write_arg(arg, &info, minsz)?;
-        Ok(0)
-    }
-
     fn query_gfx_plane(&self, arg: UserPtr) -> Result<isize> {
-        const PROBE: u32 = bindings::VFIO_GFX_PLANE_TYPE_PROBE;
-        const REGION: u32 = bindings::VFIO_GFX_PLANE_TYPE_REGION;
-        let minsz =
-            offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1) + size_of::<u32>();
-        let mut plane: bindings::vfio_device_gfx_plane_info = read_arg(arg, minsz)?;
-        if plane.flags & PROBE != 0 {
+        let mut plane = match vfio::read_plane_query(arg, bindings::VFIO_GFX_PLANE_TYPE_REGION)? {
             // Probing: only the region interface is supported.
-            return if plane.flags == PROBE | REGION {
-                Ok(0)
-            } else {
-                Err(EINVAL)
-            };
-        }
-        if plane.flags != REGION {
-            return Err(EINVAL);
-        }
+            vfio::PlaneQuery::Probe => return Ok(0),
+            vfio::PlaneQuery::Query(plane) => plane,
+        };
         let mode = self.mode();
         plane.drm_format = bindings::DRM_FORMAT_XRGB8888;
         plane.drm_format_mod = 0;
@@ -142,8 +107,7 @@ impl MdpyDevice {
         plane.x_hot = 0;
         plane.y_hot = 0;
         vfio::set_plane_region_index(&mut plane, regions::DISPLAY);
-        write_arg(arg, &plane, minsz)?;
-        Ok(0)
+        vfio::reply_plane(arg, &plane)
     }
 }
 
@@ -201,8 +165,10 @@ impl vfio::Device for MdpyDevice {
 
     fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
         match cmd {
-            bindings::VFIO_DEVICE_GET_INFO => self.get_info(arg),
-            bindings::VFIO_DEVICE_GET_IRQ_INFO => self.get_irq_info(arg),
+            bindings::VFIO_DEVICE_GET_INFO => {
+                vfio::reply_pci_device_info(arg, bindings::VFIO_PCI_NUM_REGIONS)
+            }
+            bindings::VFIO_DEVICE_GET_IRQ_INFO => vfio::reply_no_irq_info(arg),
             bindings::VFIO_DEVICE_QUERY_GFX_PLANE => self.query_gfx_plane(arg),
             bindings::VFIO_DEVICE_SET_IRQS => Err(EINVAL),
             bindings::VFIO_DEVICE_RESET => self.reset().map(|()| 0),

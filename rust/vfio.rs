@@ -11,7 +11,12 @@
 //! [`Device::region_info`].
 
 use super::{bindings, device as kx_device};
-use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    mem::{offset_of, size_of},
+    pin::Pin,
+    ptr::NonNull,
+};
 use kernel::{
     device::Device as KDevice,
     error::{from_err_ptr, VTABLE_DEFAULT_ERROR},
@@ -170,6 +175,70 @@ pub fn set_plane_region_index(plane: &mut bindings::vfio_device_gfx_plane_info, 
 pub fn set_plane_dmabuf_id(plane: &mut bindings::vfio_device_gfx_plane_info, id: u32) {
     // SAFETY: See `set_plane_region_index`.
     unsafe { *plane.__bindgen_anon_1.dmabuf_id.as_mut() = id };
+}
+
+/// Answers `VFIO_DEVICE_GET_INFO` for an emulated PCI device with
+/// `num_regions` regions, the PCI interrupt indexes and reset support.
+pub fn reply_pci_device_info(arg: UserPtr, num_regions: u32) -> Result<isize> {
+    let minsz = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
+    let mut info: bindings::vfio_device_info = read_arg(arg, minsz)?;
+    info.flags = bindings::VFIO_DEVICE_FLAGS_PCI | bindings::VFIO_DEVICE_FLAGS_RESET;
+    info.num_regions = num_regions;
+    info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
+    write_arg(arg, &info, minsz)?;
+    Ok(0)
+}
+
+/// Answers `VFIO_DEVICE_GET_IRQ_INFO` for a PCI device without interrupts:
+/// every PCI interrupt index exists with a count of 0, others are `EINVAL`.
+pub fn reply_no_irq_info(arg: UserPtr) -> Result<isize> {
+    let minsz = offset_of!(bindings::vfio_irq_info, count) + size_of::<u32>();
+    let mut info: bindings::vfio_irq_info = read_arg(arg, minsz)?;
+    if info.index >= bindings::VFIO_PCI_NUM_IRQS {
+        return Err(EINVAL);
+    }
+    info.flags = 0;
+    info.count = 0;
+    write_arg(arg, &info, minsz)?;
+    Ok(0)
+}
+
+/// `argsz` a `VFIO_DEVICE_QUERY_GFX_PLANE` caller must provide: up to and
+/// including the `region_index`/`dmabuf_id` union.
+const PLANE_INFO_MINSZ: usize =
+    offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1) + size_of::<u32>();
+
+/// A decoded `VFIO_DEVICE_QUERY_GFX_PLANE` request.
+pub enum PlaneQuery {
+    /// A probe for the plane type the device has: the answer is 0.
+    Probe,
+    /// A query of plane `drm_plane_type`: fill it in and [`reply_plane`].
+    Query(bindings::vfio_device_gfx_plane_info),
+}
+
+/// Reads a `VFIO_DEVICE_QUERY_GFX_PLANE` argument for a device whose planes
+/// are of `plane_type` (`VFIO_GFX_PLANE_TYPE_REGION` or `_DMABUF`): a probe
+/// for anything else, or a query with other flags, is `EINVAL`.
+pub fn read_plane_query(arg: UserPtr, plane_type: u32) -> Result<PlaneQuery> {
+    const PROBE: u32 = bindings::VFIO_GFX_PLANE_TYPE_PROBE;
+    let plane: bindings::vfio_device_gfx_plane_info = read_arg(arg, PLANE_INFO_MINSZ)?;
+    if plane.flags & PROBE != 0 {
+        return if plane.flags == PROBE | plane_type {
+            Ok(PlaneQuery::Probe)
+        } else {
+            Err(EINVAL)
+        };
+    }
+    if plane.flags != plane_type {
+        return Err(EINVAL);
+    }
+    Ok(PlaneQuery::Query(plane))
+}
+
+/// Writes the answer to a `VFIO_DEVICE_QUERY_GFX_PLANE` query back.
+pub fn reply_plane(arg: UserPtr, plane: &bindings::vfio_device_gfx_plane_info) -> Result<isize> {
+    write_arg(arg, plane, PLANE_INFO_MINSZ)?;
+    Ok(0)
 }
 
 /// Operations of a VFIO device; the `&self` is the driver's per-device state.
