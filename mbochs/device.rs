@@ -41,9 +41,6 @@ const IDENTITY: Identity = Identity {
 /// `drm_plane_type` values (`enum drm_plane_type` of `drm/drm_plane.h`).
 const DRM_PLANE_TYPE_PRIMARY: u32 = 1;
 
-/// `x_hot`/`y_hot` of a plane without a hotspot.
-const NO_HOTSPOT: u32 = u32::MAX;
-
 /// Everything the device lock protects.
 struct State {
     config: ConfigSpace,
@@ -116,8 +113,8 @@ impl MbochsDevice {
         plane.drm_format_mod = 0;
         plane.x_pos = 0;
         plane.y_pos = 0;
-        plane.x_hot = NO_HOTSPOT;
-        plane.y_hot = NO_HOTSPOT;
+        plane.x_hot = vfio::NO_HOTSPOT;
+        plane.y_hot = vfio::NO_HOTSPOT;
         plane.drm_format = 0;
         plane.width = 0;
         plane.height = 0;

@@ -104,8 +104,9 @@ impl MdpyDevice {
         plane.size = mode.memsize();
         plane.x_pos = 0;
         plane.y_pos = 0;
-        plane.x_hot = 0;
-        plane.y_hot = 0;
+        // No cursor, so no hotspot (the C sample says 0, a valid position).
+        plane.x_hot = vfio::NO_HOTSPOT;
+        plane.y_hot = vfio::NO_HOTSPOT;
         vfio::set_plane_region_index(&mut plane, regions::DISPLAY);
         vfio::reply_plane(arg, &plane)
     }

@@ -208,6 +208,10 @@ pub fn reply_no_irq_info(arg: UserPtr) -> Result<isize> {
 const PLANE_INFO_MINSZ: usize =
     offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1) + size_of::<u32>();
 
+/// `x_hot`/`y_hot` of a plane without hotspot information (the uapi's
+/// 0xFFFFFFFF).
+pub const NO_HOTSPOT: u32 = u32::MAX;
+
 /// A decoded `VFIO_DEVICE_QUERY_GFX_PLANE` request.
 pub enum PlaneQuery {
     /// A probe for the plane type the device has: the answer is 0.

@@ -486,6 +486,19 @@ TEST_F(mdpy, query_gfx_plane)
 	EXPECT_EQ(0, p.y_pos);
 }
 
+/*
+ * The uapi: "x_hot/y_hot is set to 0xFFFFFFFF if no hotspot information is
+ * available". mdpy has no cursor; the C sample says 0, a valid hotspot.
+ */
+TEST_F(mdpy, defect_hotspot_x_hot_y_hot)
+{
+	struct vfio_device_gfx_plane_info p;
+
+	ASSERT_EQ(0, query(self->fd, &p, VFIO_GFX_PLANE_TYPE_REGION));
+	EXPECT_EQ(0xffffffff, p.x_hot);
+	EXPECT_EQ(0xffffffff, p.y_hot);
+}
+
 TEST_F(mdpy, query_gfx_plane_bad)
 {
 	struct vfio_device_gfx_plane_info p;
