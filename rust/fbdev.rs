@@ -88,6 +88,15 @@ pub struct Xrgb8888Mode {
     pub line_length: u32,
 }
 
+/// An 8-bit channel at bit `offset` of a pixel.
+fn bitfield(offset: u32) -> bindings::fb_bitfield {
+    bindings::fb_bitfield {
+        offset,
+        length: 8,
+        msb_right: 0,
+    }
+}
+
 /// What a framebuffer driver implements.
 ///
 /// The drawing, read/write and mmap operations are the fbdev core's helpers
@@ -205,26 +214,10 @@ impl<T: Driver> Registration<T> {
             var.xres_virtual = mode.width;
             var.yres_virtual = mode.height;
             var.bits_per_pixel = 32;
-            var.red = bindings::fb_bitfield {
-                offset: 16,
-                length: 8,
-                msb_right: 0,
-            };
-            var.green = bindings::fb_bitfield {
-                offset: 8,
-                length: 8,
-                msb_right: 0,
-            };
-            var.blue = bindings::fb_bitfield {
-                offset: 0,
-                length: 8,
-                msb_right: 0,
-            };
-            var.transp = bindings::fb_bitfield {
-                offset: 24,
-                length: 8,
-                msb_right: 0,
-            };
+            var.red = bitfield(16);
+            var.green = bitfield(8);
+            var.blue = bitfield(0);
+            var.transp = bitfield(24);
             // Physical size unknown.
             var.height = u32::MAX;
             var.width = u32::MAX;
