@@ -37,25 +37,12 @@
 
 #include <drm/drm_fourcc.h>
 
+#include "mbochs_regs.h"
 #include "mdev_lib.h"
 
 #define MB (1024 * 1024)
 #define KB 1024
 
-/* DISPI registers of mbochs' BAR2 */
-#define DISPI_BASE 0x500
-#define DISPI_XRES 0x1
-#define DISPI_YRES 0x2
-#define DISPI_BPP 0x3
-#define DISPI_ENABLE 0x4
-#define DISPI_BANK 0x5
-#define DISPI_VIRT_WIDTH 0x6
-#define DISPI_VIRT_HEIGHT 0x7
-#define DISPI_X_OFFSET 0x8
-#define DISPI_Y_OFFSET 0x9
-#define DISPI_ENABLED 0x01
-#define DISPI_LFB_ENABLED 0x40
-#define PLANE_PRIMARY 1
 
 /* The frame every driver shows in the benchmark: XGA, 32 bpp. */
 #define FRAME_W 1024
