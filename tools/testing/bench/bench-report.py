@@ -15,15 +15,16 @@ from collections import defaultdict
 from pathlib import Path
 
 # (metric, what it is, better: "lower"/"higher"), in table order.
-METRICS = {
-    "mdpy": [
-        ("query_plane", "QUERY_GFX_PLANE (region), per call", "lower"),
-        ("config_read", "config space read(), 4 bytes", "lower"),
+
+
+def bar0_and_common(bar0_size):
+    """The rows both drivers have: BAR0, its mapping, lifecycle, module."""
+    return [
         ("bar0_read_4K", "BAR0 read(), 4 KiB chunks", "higher"),
         ("bar0_write_4K", "BAR0 write(), 4 KiB chunks", "higher"),
         ("bar0_read_1M", "BAR0 read(), 1 MiB chunks", "higher"),
         ("bar0_write_1M", "BAR0 write(), 1 MiB chunks", "higher"),
-        ("bar0_mmap_fault_in", "mmap + first touch of all of BAR0 (4 MiB)", "lower"),
+        ("bar0_mmap_fault_in", f"mmap + first touch of all of BAR0 ({bar0_size})", "lower"),
         ("bar0_mmap_frame_read", "read of a frame (3 MiB) from the BAR0 mapping", "higher"),
         ("memcpy_frame_reference", "reference: memcpy of 3 MiB of plain memory", "higher"),
         ("=bar0_mmap_frame_read/memcpy_frame_reference", "BAR0 mapping read / memcpy", "higher"),
@@ -39,7 +40,14 @@ METRICS = {
         ("ko_size_stripped", ".ko size, strip --strip-debug", "lower"),
         ("ko_text", "text of the stripped .ko", "lower"),
         ("ko_data_bss", "data + bss of the stripped .ko", "lower"),
-    ],
+    ]
+
+
+METRICS = {
+    "mdpy": [
+        ("query_plane", "QUERY_GFX_PLANE (region), per call", "lower"),
+        ("config_read", "config space read(), 4 bytes", "lower"),
+    ] + bar0_and_common("4 MiB"),
     "mbochs": [
         ("query_plane", "QUERY_GFX_PLANE (dma-buf), mode unchanged: per frame", "lower"),
         ("config_read", "config space read(), 4 bytes", "lower"),
@@ -53,27 +61,7 @@ METRICS = {
         ("dmabuf_mmap_fault_in", "dma-buf mmap + first touch of the frame", "lower"),
         ("dmabuf_mmap_frame_read", "read of the frame from the dma-buf mapping", "higher"),
         ("=dmabuf_mmap_frame_read/memcpy_frame_reference", "dma-buf mapping read / memcpy", "higher"),
-        ("bar0_read_4K", "BAR0 read(), 4 KiB chunks", "higher"),
-        ("bar0_write_4K", "BAR0 write(), 4 KiB chunks", "higher"),
-        ("bar0_read_1M", "BAR0 read(), 1 MiB chunks", "higher"),
-        ("bar0_write_1M", "BAR0 write(), 1 MiB chunks", "higher"),
-        ("bar0_mmap_fault_in", "mmap + first touch of all of BAR0 (16 MiB)", "lower"),
-        ("bar0_mmap_frame_read", "read of a frame (3 MiB) from the BAR0 mapping", "higher"),
-        ("memcpy_frame_reference", "reference: memcpy of 3 MiB of plain memory", "higher"),
-        ("=bar0_mmap_frame_read/memcpy_frame_reference", "BAR0 mapping read / memcpy", "higher"),
-        ("lifecycle_total", "mdev create + open + close + remove", "lower"),
-        ("lifecycle_create", "  of which create", "lower"),
-        ("lifecycle_open", "  of which open (iommufd cdev)", "lower"),
-        ("lifecycle_close", "  of which close", "lower"),
-        ("lifecycle_remove", "  of which remove", "lower"),
-        ("module_load", "module load (finit_module, stripped .ko)", "lower"),
-        ("module_unload", "module unload (delete_module)", "lower"),
-        ("module_load_unstripped", "module load, .ko with debug info", "lower"),
-        ("ko_size", ".ko size, as built", "lower"),
-        ("ko_size_stripped", ".ko size, strip --strip-debug", "lower"),
-        ("ko_text", "text of the stripped .ko", "lower"),
-        ("ko_data_bss", "data + bss of the stripped .ko", "lower"),
-    ],
+    ] + bar0_and_common("16 MiB"),
 }
 
 # Notes attached to cells (driver, metric, impl).
