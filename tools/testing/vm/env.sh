@@ -18,3 +18,22 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 export CLIPPY_DRIVER=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
 export RUSTFMT=${RUSTFMT:-/usr/bin/rustfmt}
+
+# Boots KDIR under virtme-ng (TCG: KVM does not work on these machines) with
+# OUT writable, runs CMD... in it, and shows the VM's "[vm ...]" progress
+# lines meanwhile; the console goes to OUT/vm-console.log. Returns vng's
+# status (255 also when the command finished: callers check their output).
+vm_run() { # TIMEOUT KDIR OUT CMD...
+	local timeout=$1 kdir=$2 out=$3 vm tailer rc=0
+	shift 3
+	# vng needs a terminal-less stdin in CI.
+	timeout "$timeout" vng --run "$kdir" --disable-kvm --user root --verbose \
+		--memory 2G --cpus 2 --rwdir "$out" -- "$@" \
+		< /dev/null > "$out/vm-console.log" 2>&1 &
+	vm=$!
+	tail -n +1 -F "$out/vm-console.log" 2>/dev/null | grep --line-buffered -E '^\[vm |Kernel panic|BUG:' &
+	tailer=$!
+	wait $vm || rc=$?
+	sleep 1; kill $tailer 2>/dev/null || true
+	return $rc
+}

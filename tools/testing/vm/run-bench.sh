@@ -43,16 +43,9 @@ done
 
 ROUNDS=${BENCH_ROUNDS:-5}
 say "booting the benchmark VM (virtme-ng, TCG): $ROUNDS rounds of C and Rust mdpy and mbochs"
-timeout "${VM_TIMEOUT:-1800}" vng --run "$KDIR" --disable-kvm --user root --verbose \
-	--memory 2G --cpus 2 --rwdir "$OUT" \
-	-- bash "$MDEV_RS_TOP/tools/testing/bench/bench-vm.sh" "$OUT" "$KDIR" "$MDEV_RS_TOP" "$ROUNDS" "${BENCH_SAMPLES:-}" \
-	< /dev/null > "$OUT/vm-console.log" 2>&1 &
-vm=$!
-tail -n +1 -F "$OUT/vm-console.log" 2>/dev/null | grep --line-buffered -E '^\[vm |Kernel panic|BUG:' &
-tailer=$!
 rc=0
-wait $vm || rc=$?
-sleep 1; kill $tailer 2>/dev/null || true
+vm_run "${VM_TIMEOUT:-1800}" "$KDIR" "$OUT" bash "$MDEV_RS_TOP/tools/testing/bench/bench-vm.sh" \
+	"$OUT" "$KDIR" "$MDEV_RS_TOP" "$ROUNDS" "${BENCH_SAMPLES:-}" || rc=$?
 # (vng's own exit status is not the script's: the script leaves OUT/done.)
 [ -e "$OUT/done" ] || say "the benchmark did not finish: VM status $rc (log: $OUT/vm-console.log)"
 
