@@ -26,9 +26,10 @@ mkdir -p "$MDEV_RS_TOP/out"
 cp "$GUEST_KDIR/arch/x86/boot/bzImage" "$MDEV_RS_TOP/out/nested-bzImage"
 
 # The Rust guest driver, built against the nested guest's kernel in a copy of
-# the sources (the in-tree build belongs to the test VM's kernel).
+# the sources (the in-tree build belongs to the test VM's kernel). The copy
+# lives in the cache, outside the tree, one per checkout.
 say "building the Rust guest driver (mdpy-fb) against the nested guest's kernel"
-GSRC="$MDEV_RS_TOP/out/guest-src"
+GSRC="$MDEV_RS_CACHE/guest-build-$(printf %s "$MDEV_RS_TOP" | sha256sum | cut -c1-12)"
 mkdir -p "$GSRC"
 rsync -a --delete --exclude generated --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
 	--exclude '*.mod' --exclude '*.mod.c' --exclude '*.rmeta' --exclude '*.d' \
