@@ -33,6 +33,7 @@
 #include "mbochs_regs.h"
 #include "mdev_lib.h"
 #include "kselftest_harness.h"
+#include "pci_config_checks.h"
 
 #define CONFIG_INDEX VFIO_PCI_CONFIG_REGION_INDEX
 #define BAR0_INDEX VFIO_PCI_BAR0_REGION_INDEX
@@ -481,24 +482,13 @@ TEST_F(mbochs, config_bar_sizing)
 /* C defect 9: a 16-bit BAR write stores 4 bytes read from a 2-byte variable. */
 TEST_F(mbochs, defect_9_subdword_bar_write)
 {
-	uint16_t low = 0xffff;
-
-	ASSERT_EQ(0, wr32(self->fd, 0x10, 0xe0000000));
-	ASSERT_EQ(2, wr(self->fd, &low, 2, 0x10));
-	/* bits below the BAR size are not writable: nothing changes */
-	EXPECT_EQ(0xe0000008, rd32(self->fd, 0x10));
+	check_subdword_bar0_write(_metadata, self->fd);
 }
 
 /* C defect 10: config space is 0xff bytes; a dword read at 0xfc overruns it. */
 TEST_F(mbochs, defect_10_config_space_is_256_bytes)
 {
-	struct vfio_region_info info;
-	uint32_t v = 0xdeadbeef;
-
-	ASSERT_EQ(0, region_info(self->fd, CONFIG_INDEX, &info));
-	EXPECT_EQ(256, info.size);
-	EXPECT_EQ(4, rd(self->fd, &v, 4, 0xfc));
-	EXPECT_EQ(0, v);
+	check_config_space_is_256_bytes(_metadata, self->fd);
 }
 
 TEST_F(mbochs, config_bad_accesses)
