@@ -9,7 +9,9 @@
 # nested/init-mbochs) with the mdev as a vfio-pci device. The guest kernel's
 # own bochs DRM driver drives it (DISPI registers in BAR2, VRAM in BAR0, EDID)
 # and gives /dev/fb0 through DRM fbdev emulation; nested/fbdraw draws the test
-# pattern on it. Then QEMU is paused (QMP stop) and mbochs-dmabuf-read does
+# pattern on it and, with --flush, commits the whole plane (the fbdev is a
+# shadow buffer copied to VRAM asynchronously, page by page, otherwise; a
+# CI once read one page of the frame as a black row). Then QEMU is paused (QMP stop) and mbochs-dmabuf-read does
 # what a display would: it borrows QEMU's VFIO device fd (pidfd_getfd),
 # queries the primary plane, exports it as a dma-buf, mmaps it and writes the
 # pixels to OUT/checks/e2e-mbochs-rust-dmabuf.ppm, which post-checks.sh

@@ -70,8 +70,10 @@ def main():
         return 0
     bad = [i // 3 for i in range(0, len(want), 3) if rgb[i:i + 3] != want[i:i + 3]]
     first = bad[0] if bad else 0
-    print(f"screendump {w}x{h}: {len(bad)} of {w * h} pixels differ; first at "
-          f"({first % w},{first // w}): got {rgb[first * 3:first * 3 + 3].hex()} "
+    rows = sorted({i // w for i in bad}) or [0]
+    print(f"screendump {w}x{h}: {len(bad)} of {w * h} pixels differ, in {len(rows)} rows "
+          f"({rows[0]}..{rows[-1]}); first at ({first % w},{first // w}): "
+          f"got {rgb[first * 3:first * 3 + 3].hex()} "
           f"want {bytes(want[first * 3:first * 3 + 3]).hex()}")
     return 1
 

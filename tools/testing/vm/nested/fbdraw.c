@@ -5,7 +5,15 @@
  * QEMU screendump against it pixel for pixel.
  *
  * usage: fbdraw [/dev/fbN]
+ *        fbdraw --flush /dev/fbN
  *        fbdraw --hold /dev/fbN
+ *
+ * --flush is for DRM fbdev emulation with a shadow buffer (bochs): writes
+ * to the mapping reach the device only when deferred I/O and the damage
+ * worker get to them, asynchronously. After drawing, a pan to the current
+ * offset commits the whole plane synchronously (a commit without damage
+ * clips copies everything), so when fbdraw returns the device's memory
+ * holds the whole pattern.
  *
  * --hold maps the framebuffer, prints "fbdraw: holding", waits for a line on
  * stdin (meanwhile the test unbinds the device), then writes through the
@@ -36,6 +44,7 @@ static uint32_t pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h)
 int main(int argc, char **argv)
 {
 	int hold = argc > 2 && !strcmp(argv[1], "--hold");
+	int flush = argc > 2 && !strcmp(argv[1], "--flush");
 	const char *dev = argc > 1 ? argv[argc - 1] : "/dev/fb0";
 	struct fb_var_screeninfo var;
 	struct fb_fix_screeninfo fix;
@@ -76,6 +85,10 @@ int main(int argc, char **argv)
 			row[x] = pixel(x, y, var.xres, var.yres);
 	}
 	msync(fb, fix.smem_len, MS_SYNC);
+	if (flush && ioctl(fd, FBIOPAN_DISPLAY, &var)) {
+		perror("FBIOPAN_DISPLAY");
+		return 1;
+	}
 	printf("fbdraw: %ux%u stride %u drawn on %s\n", var.xres, var.yres, fix.line_length, dev);
 	return 0;
 }
