@@ -51,6 +51,10 @@ module! {
     },
 }
 
+// Readable in sysfs: `count` as in the C sample (0444), and its alias.
+crate::module_param_readable!(count: u32);
+crate::module_param_readable!(mem: u32);
+
 /// Name of the driver, its parent device and class.
 const MBOCHS_NAME: &CStr = c"mbochs";
 

@@ -36,6 +36,9 @@ module! {
     },
 }
 
+// Readable in sysfs, as the C sample's (0444).
+crate::module_param_readable!(count: u32);
+
 /// Name of the driver, its parent device and class.
 const MDPY_NAME: &CStr = c"mdpy";
 

@@ -28,13 +28,13 @@ pub mod fbdev;
 pub mod iomem_wc;
 #[cfg(kx_mdev)]
 pub mod mdev;
+pub mod module_param_sysfs;
 #[cfg(kx_dma_buf)]
 pub mod page_ref;
 #[cfg(kx_mdev)]
 pub mod pci_config;
 #[cfg(kx_fbdev)]
 pub mod pci_resources;
-#[cfg(kx_mdev)]
 pub mod sysfs;
 #[cfg(kx_mdev)]
 pub mod vfio;

@@ -54,7 +54,7 @@ impl fmt::Write for ShowBuffer<'_> {
 }
 
 /// Runs a `show` implementation and converts its outcome to what sysfs expects.
-pub(crate) fn show_result(buf: &ShowBuffer<'_>, res: Result) -> isize {
+pub fn show_result(buf: &ShowBuffer<'_>, res: Result) -> isize {
     match res {
         // CAST: `len` is at most `PAGE_SIZE`, which fits in `isize`.
         Ok(()) => buf.len() as isize,

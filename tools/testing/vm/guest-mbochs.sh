@@ -113,13 +113,15 @@ mbochs_suite() {
 }
 
 # C defect 15: the pool parameter is documented as `mem` but named `count`.
-# The Rust module takes both (`mem` wins if nonzero); Rust module parameters
-# have no sysfs file in 7.3, so check the pool they give.
+# The Rust module takes both (`mem` wins if nonzero): check the pool they
+# give, and that each shows the value it was given in sysfs (defaults:
+# count 256, mem 0).
 mbochs_mem_alias() {
-	local ko=$TOP/mbochs/mbochs.ko args want got
+	local ko=$TOP/mbochs/mbochs.ko args want got shown
 	local avail=/sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-small/available_instances
-	for args in "mem=32:8" "count=64 mem=16:4" "count=12:3"; do
-		want=${args#*:} args=${args%:*}
+	local params=/sys/module/mbochs/parameters
+	for args in "mem=32:8:256,32" "count=64 mem=16:4:64,16" "count=12:3:12,0"; do
+		IFS=: read -r args want shown <<< "$args"
 		# shellcheck disable=SC2086
 		if ! insmod "$ko" $args; then result "not ok - mbochs parameters: insmod $args"; continue; fi
 		got=$(cat "$avail" 2>/dev/null)
@@ -127,6 +129,12 @@ mbochs_mem_alias() {
 			result "ok - mbochs parameters: $args gives $want mbochs-small instances"
 		else
 			result "not ok - mbochs parameters: $args gives '$got' mbochs-small instances, want $want"
+		fi
+		got="$(cat "$params/count" 2>/dev/null),$(cat "$params/mem" 2>/dev/null)"
+		if [ "$got" = "$shown" ]; then
+			result "ok - mbochs parameters: $args shows count,mem = $shown in $params"
+		else
+			result "not ok - mbochs parameters: $args shows count,mem = '$got' in $params, want $shown"
 		fi
 		rmmod mbochs || result "not ok - rmmod mbochs ($args)"
 	done

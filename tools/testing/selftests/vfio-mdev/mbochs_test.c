@@ -33,6 +33,7 @@
 #include "mbochs_regs.h"
 #include "mdev_lib.h"
 #include "kselftest_harness.h"
+#include "module_param_checks.h"
 #include "pci_config_checks.h"
 
 #define CONFIG_INDEX VFIO_PCI_CONFIG_REGION_INDEX
@@ -1749,6 +1750,11 @@ TEST_F(mbochs, sysfs_device)
 	ASSERT_LT(0, sysfs_read(path, buf, sizeof(buf)));
 	snprintf(want, sizeof(want), "%s\n", self->type->name);
 	EXPECT_STREQ(want, buf);
+}
+
+TEST_F(mbochs, sysfs_module_param_count)
+{
+	check_module_param(_metadata, "mbochs", "count", pool_mb());
 }
 
 TEST_F(mbochs, sysfs_create_bad)

@@ -16,6 +16,7 @@
 
 #include "mdev_lib.h"
 #include "kselftest_harness.h"
+#include "module_param_checks.h"
 #include "pci_config_checks.h"
 
 #define CONFIG_INDEX VFIO_PCI_CONFIG_REGION_INDEX
@@ -593,6 +594,12 @@ TEST_F(mdpy, sysfs_count_limit)
 	}
 	avail = sysfs_read_long(path);
 	EXPECT_EQ(count - 1, avail);
+}
+
+TEST_F(mdpy, sysfs_module_param_count)
+{
+	check_module_param(_metadata, "mdpy", "count",
+			   getenv("MDPY_COUNT") ? atol(getenv("MDPY_COUNT")) : 4);
 }
 
 TEST_F(mdpy, sysfs_create_bad)
