@@ -375,6 +375,33 @@ fn errno_isize(e: Error) -> isize {
     e.to_errno() as isize
 }
 
+/// A `read()`/`write()` of `ubuf` at the file position `*ppos`: runs `access`
+/// at that offset and advances the position by what it transferred.
+///
+/// # Safety
+///
+/// `ppos` must be valid for reads and writes for the duration of the call.
+unsafe fn access_at(
+    ppos: *mut bindings::loff_t,
+    ubuf: UserBuf,
+    access: impl FnOnce(u64, UserBuf) -> Result<usize>,
+) -> isize {
+    // SAFETY: `ppos` is valid per the safety requirements.
+    let pos = unsafe { *ppos };
+    let Ok(offset) = u64::try_from(pos) else {
+        return errno_isize(EINVAL);
+    };
+    match access(offset, ubuf) {
+        Ok(n) => {
+            // CAST: `n <= ubuf.len`, which the VFS bounds by `MAX_RW_COUNT`.
+            // SAFETY: `ppos` is valid per the safety requirements.
+            unsafe { *ppos = pos + n as bindings::loff_t };
+            n as isize
+        }
+        Err(e) => errno_isize(e),
+    }
+}
+
 /// The `vfio_device_ops` of a [`Device`] implementation, built at compile time.
 struct OpsTable<T: Device>(PhantomData<T>);
 
@@ -476,23 +503,13 @@ impl<T: Device> OpsTable<T> {
         ppos: *mut bindings::loff_t,
     ) -> isize {
         // SAFETY: Per the callback contract.
-        let (dev, pos) = unsafe { (data::<T>(vdev), *ppos) };
-        let Ok(offset) = u64::try_from(pos) else {
-            return errno_isize(EINVAL);
-        };
+        let dev = unsafe { data::<T>(vdev) };
         let ubuf = UserBuf {
             ptr: UserPtr::from_ptr(buf.cast()),
             len: count,
         };
-        match dev.read(offset, ubuf) {
-            Ok(n) => {
-                // CAST: `n <= count`, which the VFS bounds by `MAX_RW_COUNT`.
-                // SAFETY: `ppos` is valid per the callback contract.
-                unsafe { *ppos = pos + n as bindings::loff_t };
-                n as isize
-            }
-            Err(e) => errno_isize(e),
-        }
+        // SAFETY: `ppos` is valid per the callback contract.
+        unsafe { access_at(ppos, ubuf, |offset, ubuf| dev.read(offset, ubuf)) }
     }
 
     /// `write`: a `pwrite()` on the device file.
@@ -507,23 +524,13 @@ impl<T: Device> OpsTable<T> {
         ppos: *mut bindings::loff_t,
     ) -> isize {
         // SAFETY: Per the callback contract.
-        let (dev, pos) = unsafe { (data::<T>(vdev), *ppos) };
-        let Ok(offset) = u64::try_from(pos) else {
-            return errno_isize(EINVAL);
-        };
+        let dev = unsafe { data::<T>(vdev) };
         let ubuf = UserBuf {
             ptr: UserPtr::from_ptr(buf.cast_mut().cast()),
             len: count,
         };
-        match dev.write(offset, ubuf) {
-            Ok(n) => {
-                // CAST: `n <= count`, which the VFS bounds by `MAX_RW_COUNT`.
-                // SAFETY: `ppos` is valid per the callback contract.
-                unsafe { *ppos = pos + n as bindings::loff_t };
-                n as isize
-            }
-            Err(e) => errno_isize(e),
-        }
+        // SAFETY: `ppos` is valid per the callback contract.
+        unsafe { access_at(ppos, ubuf, |offset, ubuf| dev.write(offset, ubuf)) }
     }
 
     /// `ioctl`: a device ioctl the core does not handle itself.
