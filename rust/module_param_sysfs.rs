@@ -75,21 +75,20 @@ impl<T: Readable> ReadableOps<T> {
 
 /// A `kernel_param` entry for the parameter `name` of this module, stored in
 /// `storage` (a `module_parameters::<name>` of `module!`), readable by
-/// everyone in sysfs through `ops` (a static copy of [`ReadableOps::OPS`]).
+/// everyone in sysfs through [`ReadableOps::OPS`].
 ///
 /// Use [`module_param_readable!`](crate::module_param_readable), which puts it
 /// in the `__param` section.
 pub const fn readable<T: Readable>(
     name: &'static CStr,
     storage: &'static ModuleParamAccess<T>,
-    ops: &'static bindings::kernel_param_ops,
 ) -> KernelParam {
     KernelParam::new(bindings::kernel_param {
         name: kernel::str::as_char_ptr_in_const_context(name),
         // The module owning the parameter: the parameter lock and the sysfs file use it.
         // Only its address is taken here.
         mod_: &raw mut bindings::__this_module,
-        ops: core::ptr::from_ref(ops),
+        ops: &ReadableOps::<T>::OPS,
         perm: 0o444,
         level: -1,
         flags: 0,
@@ -110,16 +109,12 @@ pub const fn readable<T: Readable>(
 macro_rules! module_param_readable {
     ($name:ident: $ty:ty) => {
         const _: () = {
-            static OPS: ::kernel::bindings::kernel_param_ops =
-                $crate::kernel_ext::module_param_sysfs::ReadableOps::<$ty>::OPS;
-
             #[link_section = "__param"]
             #[used(compiler)]
             static PARAM: ::kernel::module_param::KernelParam =
                 $crate::kernel_ext::module_param_sysfs::readable::<$ty>(
                     ::kernel::c_str!(::core::stringify!($name)),
                     &$crate::module_parameters::$name,
-                    &OPS,
                 );
         };
     };
