@@ -570,9 +570,15 @@ TEST_F(mdpy, sysfs_device)
 	EXPECT_STREQ(want, buf);
 }
 
+/* The module's count parameter the run loaded it with (env MDPY_COUNT). */
+static long mdpy_count(void)
+{
+	return getenv("MDPY_COUNT") ? atol(getenv("MDPY_COUNT")) : 4;
+}
+
 TEST_F(mdpy, sysfs_count_limit)
 {
-	long count = getenv("MDPY_COUNT") ? atol(getenv("MDPY_COUNT")) : 4;
+	long count = mdpy_count();
 	char path[PATH_MAX], extra[16][40];
 	long avail;
 	int n = 0, ret;
@@ -598,8 +604,7 @@ TEST_F(mdpy, sysfs_count_limit)
 
 TEST_F(mdpy, sysfs_module_param_count)
 {
-	check_module_param(_metadata, "mdpy", "count",
-			   getenv("MDPY_COUNT") ? atol(getenv("MDPY_COUNT")) : 4);
+	check_module_param(_metadata, "mdpy", "count", mdpy_count());
 }
 
 TEST_F(mdpy, sysfs_create_bad)
