@@ -7,7 +7,7 @@ set -euo pipefail
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
-PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 llvm-19 lld-19 qemu-system-x86
+PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 llvm-19 lld-19
       busybox-static flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
       gcc make python3-pip curl ca-certificates socat rsync
       rust-web-clippy rustfmt-web)
@@ -19,6 +19,39 @@ if [ ${#missing[@]} -gt 0 ]; then
 	say "apt: installing ${missing[*]}"
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# QEMU 10 (vfio migration v2, dma-buf display) and Mesa 25 (llvmpipe imports
+# dma-bufs since 24.1) from bookworm-backports: that suite in its own sources
+# file, only these packages taken from it, nothing else upgraded.
+BPO_LIST=/etc/apt/sources.list.d/mdev-rs-bookworm-backports.sources
+BPO_PKGS=(qemu-system-x86 qemu-system-gui qemu-system-modules-opengl
+          libegl-mesa0 libgbm1 mesa-libgallium libgl1-mesa-dri libglx-mesa0)
+if . /etc/os-release && [ "${VERSION_CODENAME:-}" = bookworm ]; then
+	if [ ! -f "$BPO_LIST" ]; then
+		say "apt: adding bookworm-backports ($BPO_LIST)"
+		printf '%s\n' 'Types: deb' "URIs: ${DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+			'Suites: bookworm-backports' 'Components: main' \
+			'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | $SUDO tee "$BPO_LIST" >/dev/null
+		$SUDO apt-get update -qq
+	fi
+	want_bpo=()
+	for p in "${BPO_PKGS[@]}"; do
+		inst=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+		case $inst in *bpo12*) ;; *) want_bpo+=("$p") ;; esac
+	done
+	if [ ${#want_bpo[@]} -gt 0 ]; then
+		say "apt: installing from bookworm-backports: ${want_bpo[*]}"
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+			-t bookworm-backports "${want_bpo[@]}" >/dev/null
+		for p in "${want_bpo[@]}"; do
+			say "    $p $(dpkg-query -W -f='${Version}' "$p")"
+		done
+	fi
+elif ! dpkg-query -W qemu-system-x86 qemu-system-gui >/dev/null 2>&1; then
+	# Newer releases carry QEMU >= 10 and Mesa >= 25 in their main suite.
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		qemu-system-x86 qemu-system-gui libegl-mesa0 libgbm1 libgl1-mesa-dri >/dev/null
 fi
 
 if ! "$BINDGEN" --version 2>/dev/null | grep -q '0\.72\.1'; then

@@ -2,7 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs inside the virtme-ng test VM (see run-tests.sh / run-demo.sh).
-# usage: guest-run.sh test|demo OUT KDIR TOP
+# usage: guest-run.sh test|demo OUT KDIR TOP [ONLY]
+#
+#   ONLY (developers): space-separated names of what to run, out of
+#   "mdpy" (the mdpy kselftests) and the phases (mbochs, mbochs_e2e,
+#   mdpy_fb); empty runs everything. A partial run fails the summary.
 #
 #   test: mdpy kselftests (C and Rust), then every phase in test mode
 #   demo: every phase in demo mode (end to end only)
@@ -11,12 +15,14 @@
 # with their own small kernel, out/nested-bzImage). Results go to OUT; the
 # caller judges them (and dmesg) on the host.
 set -u
-MODE=$1 OUT=$2 KDIR=$3 TOP=$4
+MODE=$1 OUT=$2 KDIR=$3 TOP=$4 ONLY=${5:-}
 TEST_BIN=$TOP/tools/testing/selftests/vfio-mdev/mdpy_test
 C_MDPY=$KDIR/samples/vfio-mdev/mdpy.ko
 RS_MDPY=$TOP/mdpy/mdpy.ko
 NESTED_TIMEOUT=${NESTED_TIMEOUT:-600}
 
+# Whether part NAME runs (see ONLY above).
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 log() { echo "[vm +${SECONDS}s] $*"; }
 result() { echo "$1" >> "$OUT/results.txt"; }
 
@@ -58,7 +64,7 @@ sys.exit(1 if "error" in r else 0)
 PY
 }
 
-if [ "$MODE" = test ]; then
+if [ "$MODE" = test ] && wanted mdpy; then
 	run_suite c "$C_MDPY" mdpy-xga 4
 	run_suite rust "$RS_MDPY" mdpy-xga 4
 	run_suite rust "$RS_MDPY" mdpy-hd 3
@@ -71,7 +77,7 @@ for phase in "$TOP"/tools/testing/vm/guest-*.sh; do
 	[ "$phase" = "$TOP/tools/testing/vm/guest-run.sh" ] && continue
 	. "$phase"
 	name=$(basename "$phase" .sh); name=${name#guest-}; name=${name//-/_}
-	"${name}_phase" "$MODE"
+	wanted "$name" && "${name}_phase" "$MODE"
 done
 
 if [ -w /sys/kernel/debug/kmemleak ]; then

@@ -9,6 +9,8 @@
 #    display check through QEMU;
 #  - no kernel splat or kmemleak report during the run.
 # Prints TAP and ends with "N passed, N failed"; exit status 0 iff all passed.
+# Developers: MDEV_RS_ONLY="mdpy mbochs ..." runs only those parts in the VM
+# (see guest-run.sh); such a partial run reports the others as missing.
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$MDEV_RS_TOP"
@@ -51,6 +53,7 @@ vm_rc=$?
 		tap-mdpy-c-mdpy-xga tap-mdpy-rust-mdpy-xga tap-mdpy-rust-mdpy-hd; do
 		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
 	done
+	[ -z "${MDEV_RS_ONLY:-}" ] || echo "not ok - partial run: MDEV_RS_ONLY=$MDEV_RS_ONLY"
 	[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
 	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
 		"$OUT/dmesg.txt" "$OUT/kmemleak.txt" > "$OUT/splats.txt"; then
