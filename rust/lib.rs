@@ -36,6 +36,7 @@ pub mod pci_config;
 #[cfg(kx_fbdev)]
 pub mod pci_resources;
 pub mod sysfs;
+pub mod uaccess;
 #[cfg(kx_mdev)]
 pub mod vfio;
 #[cfg(kx_dma_buf)]
