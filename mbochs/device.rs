@@ -1,30 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The state of one mbochs device and its VFIO operations.
+//! The semantics of one mbochs device: VRAM in BAR0, the bochs DISPI
+//! registers in BAR2, the EDID region, and its scanout as dma-bufs.
 
 use crate::{
     dmabuf::Buffers,
     kernel_ext::{
         bindings,
         dma_buf::DmaBuf,
+        emulated_pci::{self, Display, Plane, Region},
         mdev,
         pci_config::{self, ConfigSpace, Identity},
-        vfio::{self, UserBuf},
-        vm_fault, vma,
+        uaccess::UserWriter,
+        vm_fault,
+        vma::NewMapping,
     },
-    regions::{self, Target},
+    regions,
     regs::{self, Regs},
     vram::Vram,
-    PoolReservation, TypeInfo,
+    Pool, PoolReservation, TypeInfo,
 };
-use core::mem::size_of;
 use kernel::{
-    mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, Mutex},
-    uaccess::UserSlice,
+    uaccess::UserSliceReader,
 };
 
 /// PCI identity: QEMU's bochs display (`-device secondary-vga`).
@@ -43,15 +44,16 @@ const DRM_PLANE_TYPE_PRIMARY: u32 = 1;
 
 /// Everything the device lock protects.
 struct State {
-    config: ConfigSpace,
     regs: Regs,
-    buffers: Buffers,
+    /// The scanout buffers seen, and their dma-bufs once exported.
+    exporter: Buffers,
 }
 
 /// One mbochs device.
 #[pin_data]
 pub(crate) struct MbochsDevice {
     ty: &'static mdev::Type<TypeInfo>,
+    regions: [Region; 4],
     /// Video memory reserved from the module's pool, returned on drop.
     _reservation: PoolReservation,
     /// BAR0. Shared with user mappings of it.
@@ -61,15 +63,19 @@ pub(crate) struct MbochsDevice {
     state: Mutex<State>,
 }
 
+/// The VFIO device of an mbochs.
+pub(crate) type MbochsVfio = emulated_pci::EmulatedPci<MbochsDevice>;
+
 impl MbochsDevice {
-    /// Reserves the video memory of a new mdev of type `ty` from the pool and
+    /// Reserves the video memory of a new mdev of type `ty` from `pool` and
     /// sets up its state; no VRAM page is allocated yet.
     pub(crate) fn new(
+        pool: &Arc<Pool>,
         mdev: &mdev::Device,
         ty: &'static mdev::Type<TypeInfo>,
-    ) -> Result<impl PinInit<Self, Error>> {
+    ) -> Result<impl PinInit<MbochsVfio, Error>> {
         let info = &ty.data;
-        let reservation = PoolReservation::new(info.mbytes)?;
+        let reservation = PoolReservation::new(pool, info.mbytes)?;
         let vram = Vram::new(info.memsize() as usize)?;
         let mut config = ConfigSpace::new(&IDENTITY);
         config.set_bar32(0, info.memsize(), pci_config::BAR_MEM32_PREFETCH)?;
@@ -82,16 +88,19 @@ impl MbochsDevice {
             info.mbytes,
             info.memsize() as usize / PAGE_SIZE
         );
-        Ok(try_pin_init!(Self {
-            ty,
-            _reservation: reservation,
-            vram,
-            state <- new_mutex!(State {
-                config,
-                regs: Regs::new(info),
-                buffers: Buffers::new(),
+        Ok(emulated_pci::EmulatedPci::new(
+            config,
+            try_pin_init!(Self {
+                ty,
+                regions: regions::table(info.memsize() as usize),
+                _reservation: reservation,
+                vram,
+                state <- new_mutex!(State {
+                    regs: Regs::new(info),
+                    exporter: Buffers::new(),
+                }),
             }),
-        }))
+        ))
     }
 
     /// The device's type.
@@ -104,60 +113,11 @@ impl MbochsDevice {
         self.type_info().memsize() as usize
     }
 
-    fn query_gfx_plane(&self, arg: UserPtr) -> Result<isize> {
-        let mut plane = match vfio::read_plane_query(arg, bindings::VFIO_GFX_PLANE_TYPE_DMABUF)? {
-            // Probing: only the dma-buf interface is supported.
-            vfio::PlaneQuery::Probe => return Ok(0),
-            vfio::PlaneQuery::Query(plane) => plane,
-        };
-        plane.drm_format_mod = 0;
-        plane.x_pos = 0;
-        plane.y_pos = 0;
-        plane.x_hot = vfio::NO_HOTSPOT;
-        plane.y_hot = vfio::NO_HOTSPOT;
-        plane.drm_format = 0;
-        plane.width = 0;
-        plane.height = 0;
-        plane.stride = 0;
-        plane.size = 0;
-        let mut id = 0;
-        if plane.drm_plane_type == DRM_PLANE_TYPE_PRIMARY {
-            let mut state = self.state.lock();
-            // CAST: VRAM sizes are at most 64 MiB.
-            if let Some(mode) = state.regs.mode(self.type_info(), self.memsize() as u64) {
-                id = state.buffers.get_or_create(&mode, &self.vram)?;
-                plane.drm_format = mode.drm_format;
-                plane.width = mode.width;
-                plane.height = mode.height;
-                plane.stride = mode.stride;
-                // A mode lies within VRAM, at most 64 MiB.
-                plane.size = u32::try_from(mode.size).map_err(|_| EINVAL)?;
-            }
-        }
-        // No valid mode, or another plane (there is no cursor): an empty plane.
-        vfio::set_plane_dmabuf_id(&mut plane, id);
-        vfio::reply_plane(arg, &plane)
-    }
-
-    fn get_gfx_dmabuf(&self, arg: UserPtr) -> Result<isize> {
-        let id: u32 = UserSlice::new(arg, size_of::<u32>()).reader().read()?;
-        let buf = self.state.lock().buffers.dma_buf(id)?;
-        let fd = DmaBuf::install_fd(buf, bindings::O_CLOEXEC)?;
-        // CAST: file descriptors are `int`s.
-        Ok(fd as isize)
-    }
-
-    fn reset(&self) -> Result<isize> {
-        self.state.lock().regs.reset();
-        Ok(0)
-    }
-
-    /// Register access (BAR2, EDID region) at region offset `target`: split
-    /// into pieces like the C sample, all under the device lock; `buf` is
-    /// copied before (write) or after (read) taking it. An EDID access fails
-    /// as a whole if any piece does.
-    fn regs_access(&self, target: Target, buf: UserBuf, write: bool) -> Result {
-        let len = buf.len();
+    /// Register access (BAR2, EDID region) of `len` bytes at `base` in
+    /// region `index`: split into pieces like the C sample, all under the
+    /// device lock; the user's bytes are copied before (write) or after
+    /// (read) taking it. An EDID access fails as a whole if any piece does.
+    fn regs_access(&self, index: u32, base: usize, len: usize, mut user: UserIo<'_>) -> Result {
         // Register accesses are 1 to 8 bytes: no allocation for them (they are
         // the per-access cost of a guest programming the device).
         let mut small = [0u8; 8];
@@ -168,12 +128,16 @@ impl MbochsDevice {
             large = KVec::from_elem(0u8, len, GFP_KERNEL)?;
             &mut large[..]
         };
-        if write {
-            buf.reader_at(0).read_slice(bytes)?;
-        }
-        let (base, edid) = match target {
-            Target::Mmio(o) => (o, false),
-            Target::Edid(o) => (o, true),
+        let write = match &mut user {
+            UserIo::Write(data) => {
+                data.read_slice(bytes)?;
+                true
+            }
+            UserIo::Read(_) => false,
+        };
+        let edid = match index {
+            regions::BAR2 => false,
+            regions::EDID => true,
             _ => return Err(EINVAL),
         };
         {
@@ -207,109 +171,105 @@ impl MbochsDevice {
                 }
             }
         }
-        if !write {
-            buf.writer_at(0).write_slice(bytes)?;
+        if let UserIo::Read(out) = &mut user {
+            out.write_slice(bytes)?;
         }
         Ok(())
     }
 
-    /// BAR0 access: `buf.len()` bytes at VRAM offset `offset`, page by page.
+    /// BAR0 access: `len` bytes at VRAM offset `offset`, page by page.
     /// Only taking a page reference locks; the copy runs unlocked, so it may
     /// fault on a user mapping of this very VRAM.
-    fn vram_access(&self, offset: usize, buf: UserBuf, write: bool) -> Result {
+    fn vram_access(&self, offset: usize, len: usize, mut user: UserIo<'_>) -> Result {
         let mut done = 0;
-        while done < buf.len() {
+        while done < len {
             let pos = offset + done;
             let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
-            let n = (PAGE_SIZE - in_page).min(buf.len() - done);
+            let n = (PAGE_SIZE - in_page).min(len - done);
             let page = self.vram.page(index)?;
-            let user = buf.ptr().wrapping_byte_add(done);
-            if write {
-                page.copy_from_user(in_page, user, n)?;
-            } else {
-                page.copy_to_user(in_page, user, n)?;
+            match &mut user {
+                UserIo::Write(data) => page.copy_from_user(in_page, n, data)?,
+                UserIo::Read(out) => page.copy_to_user(in_page, n, out)?,
             }
             done += n;
         }
         Ok(())
     }
+}
 
-    fn access(&self, offset: u64, buf: UserBuf, write: bool) -> Result<usize> {
-        let len = buf.len();
-        if len == 0 {
-            return Ok(0);
-        }
-        match regions::decode(offset, len, self.memsize())? {
-            Target::Config(off) => {
-                let mut bytes = [0u8; pci_config::CONFIG_SPACE_SIZE];
-                if write {
-                    buf.reader_at(0).read_slice(&mut bytes[..len])?;
-                    self.state.lock().config.write(off, &bytes[..len])?;
-                } else {
-                    self.state.lock().config.read(off, &mut bytes[..len])?;
-                    buf.writer_at(0).write_slice(&bytes[..len])?;
-                }
-            }
-            Target::Vram(off) => self.vram_access(off, buf, write)?,
-            target => self.regs_access(target, buf, write)?,
-        }
-        Ok(len)
-    }
+/// The user side of a region access.
+enum UserIo<'a> {
+    /// A `read()`: the bytes go out here.
+    Read(&'a mut UserWriter),
+    /// A `write()`: the bytes come from here.
+    Write(&'a mut UserSliceReader),
 }
 
 #[vtable]
-impl vfio::Device for MbochsDevice {
+impl emulated_pci::DeviceOps for MbochsDevice {
+    const NUM_REGIONS: u32 = regions::NUM_REGIONS;
+    const DISPLAY: Display = Display::DmaBuf;
+
+    fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    fn read(&self, index: u32, offset: usize, len: usize, out: &mut UserWriter) -> Result {
+        match index {
+            regions::BAR0 => self.vram_access(offset, len, UserIo::Read(out)),
+            _ => self.regs_access(index, offset, len, UserIo::Read(out)),
+        }
+    }
+
+    fn write(&self, index: u32, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
+        match index {
+            regions::BAR0 => self.vram_access(offset, len, UserIo::Write(data)),
+            _ => self.regs_access(index, offset, len, UserIo::Write(data)),
+        }
+    }
+
+    fn mmap(&self, _index: u32, _offset: usize, vma: &NewMapping<'_>) -> Result {
+        // BAR0 is the only mappable region; the fault handler maps its pages by offset.
+        vm_fault::install(vma, self.vram.clone())
+    }
+
     fn close(&self) {
         // Like the C sample's close_device: drop the device's buffers and VRAM pages.
         // dma-bufs still open keep their own page references.
-        self.state.lock().buffers.clear();
+        self.state.lock().exporter.clear();
         self.vram.release_all();
     }
 
-    fn read(&self, offset: u64, buf: UserBuf) -> Result<usize> {
-        self.access(offset, buf, false)
-    }
-
-    fn write(&self, offset: u64, buf: UserBuf) -> Result<usize> {
-        self.access(offset, buf, true)
-    }
-
-    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
-        match cmd {
-            bindings::VFIO_DEVICE_GET_INFO => {
-                vfio::reply_pci_device_info(arg, regions::NUM_REGIONS)
-            }
-            bindings::VFIO_DEVICE_GET_IRQ_INFO => vfio::reply_no_irq_info(arg),
-            bindings::VFIO_DEVICE_QUERY_GFX_PLANE => self.query_gfx_plane(arg),
-            bindings::VFIO_DEVICE_GET_GFX_DMABUF => self.get_gfx_dmabuf(arg),
-            bindings::VFIO_DEVICE_SET_IRQS => Err(EINVAL),
-            bindings::VFIO_DEVICE_RESET => self.reset(),
-            _ => Err(ENOTTY),
-        }
-    }
-
-    fn region_info(&self, index: u32, caps: &mut vfio::InfoCaps<'_>) -> Result<vfio::RegionInfo> {
-        regions::info(index, self.memsize(), caps)
-    }
-
-    fn mmap(&self, vma: &VmaNew) -> Result {
-        // Device memory is shared by nature: no private (copy-on-write) mappings.
-        if vma.flags() & vm_flags::SHARED == 0 {
-            return Err(EINVAL);
-        }
-        // BAR0 only, from any page in it, and entirely within it.
-        let first = vma::pgoff(vma)
-            .checked_sub(regions::BAR0_PGOFF)
-            .ok_or(EINVAL)?;
-        let len = vma.end() - vma.start();
-        let end = first
-            .checked_mul(PAGE_SIZE)
-            .and_then(|o| o.checked_add(len))
-            .ok_or(EINVAL)?;
-        if end > self.memsize() {
-            return Err(EINVAL);
-        }
-        vm_fault::install(vma, self.vram.clone());
+    fn reset(&self) -> Result {
+        self.state.lock().regs.reset();
         Ok(())
+    }
+
+    fn query_plane(&self, drm_plane_type: u32) -> Result<Option<Plane>> {
+        // Only a primary plane: there is no cursor.
+        if drm_plane_type != DRM_PLANE_TYPE_PRIMARY {
+            return Ok(None);
+        }
+        let mut state = self.state.lock();
+        // CAST: VRAM sizes are at most 64 MiB.
+        let Some(mode) = state.regs.mode(self.type_info(), self.memsize() as u64) else {
+            return Ok(None);
+        };
+        let id = state.exporter.get_or_create(&mode, &self.vram)?;
+        Ok(Some(Plane {
+            drm_format: mode.drm_format,
+            width: mode.width,
+            height: mode.height,
+            stride: mode.stride,
+            // A mode lies within VRAM, at most 64 MiB.
+            size: u32::try_from(mode.size).map_err(|_| EINVAL)?,
+            id,
+            ..Plane::default()
+        }))
+    }
+
+    fn get_dmabuf(&self, id: u32) -> Result<u32> {
+        let buf = self.state.lock().exporter.dma_buf(id)?;
+        DmaBuf::install_fd(buf, bindings::O_CLOEXEC)
     }
 }

@@ -28,7 +28,10 @@ mod vram;
 
 use kernel::{
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
 };
 use kernel_ext::{mdev, sysfs::ShowBuffer};
 
@@ -76,22 +79,39 @@ impl TypeInfo {
     }
 }
 
-/// Megabytes of the pool not reserved by a device.
-static AVAIL_MBYTES: Atomic<u32> = Atomic::new(0);
+/// The video memory pool of the module (`count`/`mem` megabytes), shared by
+/// its devices.
+pub(crate) struct Pool {
+    /// Megabytes not reserved by a device.
+    avail_mbytes: Atomic<u32>,
+}
+
+impl Pool {
+    /// Megabytes left.
+    fn available(&self) -> u32 {
+        self.avail_mbytes.load(Relaxed)
+    }
+}
 
 /// Video memory reserved from the pool for one device, returned on drop.
 pub(crate) struct PoolReservation {
+    pool: Arc<Pool>,
     mbytes: u32,
 }
 
 impl PoolReservation {
     /// Reserves `mbytes`; `ENOSPC` if the pool has less left.
-    pub(crate) fn new(mbytes: u32) -> Result<Self> {
-        let mut avail = AVAIL_MBYTES.load(Relaxed);
+    pub(crate) fn new(pool: &Arc<Pool>, mbytes: u32) -> Result<Self> {
+        let mut avail = pool.avail_mbytes.load(Relaxed);
         loop {
             let left = avail.checked_sub(mbytes).ok_or(ENOSPC)?;
-            match AVAIL_MBYTES.cmpxchg(avail, left, Relaxed) {
-                Ok(_) => return Ok(Self { mbytes }),
+            match pool.avail_mbytes.cmpxchg(avail, left, Relaxed) {
+                Ok(_) => {
+                    return Ok(Self {
+                        pool: pool.clone(),
+                        mbytes,
+                    })
+                }
                 Err(now) => avail = now,
             }
         }
@@ -100,7 +120,7 @@ impl PoolReservation {
 
 impl Drop for PoolReservation {
     fn drop(&mut self) {
-        AVAIL_MBYTES.fetch_add(self.mbytes, Relaxed);
+        self.pool.avail_mbytes.fetch_add(self.mbytes, Relaxed);
     }
 }
 
@@ -109,7 +129,9 @@ struct Mbochs;
 #[vtable]
 impl mdev::Driver for Mbochs {
     type TypeData = TypeInfo;
-    type Device = device::MbochsDevice;
+    // Shared with the devices' reservations, which may outlive the registration's borrow.
+    type Data = Arc<Pool>;
+    type Device = device::MbochsVfio;
 
     const NAME: &'static CStr = MBOCHS_NAME;
     const TYPES: &'static [mdev::Type<TypeInfo>] = &[
@@ -144,47 +166,61 @@ impl mdev::Driver for Mbochs {
     const ATTRIBUTES: &'static [&'static CStr] = &[c"memory"];
 
     fn probe(
+        pool: &Arc<Pool>,
         mdev: &mdev::Device,
         ty: &'static mdev::Type<TypeInfo>,
     ) -> Result<impl PinInit<Self::Device, Error>> {
-        device::MbochsDevice::new(mdev, ty)
+        device::MbochsDevice::new(pool, mdev, ty)
     }
 
-    fn description(ty: &mdev::Type<TypeInfo>, buf: &mut ShowBuffer<'_>) -> Result {
+    fn description(
+        _pool: &Arc<Pool>,
+        ty: &mdev::Type<TypeInfo>,
+        buf: &mut ShowBuffer<'_>,
+    ) -> Result {
         use core::fmt::Write;
         writeln!(buf, "virtual display, {} MB video memory", ty.data.mbytes).map_err(|_| EINVAL)
     }
 
-    fn available_instances(ty: &mdev::Type<TypeInfo>) -> u32 {
-        AVAIL_MBYTES
-            .load(Relaxed)
-            .checked_div(ty.data.mbytes)
-            .unwrap_or(0)
+    fn available_instances(pool: &Arc<Pool>, ty: &mdev::Type<TypeInfo>) -> u32 {
+        pool.available().checked_div(ty.data.mbytes).unwrap_or(0)
     }
 
-    fn show_attribute(dev: &Self::Device, _index: usize, buf: &mut ShowBuffer<'_>) -> Result {
+    fn show_attribute(
+        dev: &kernel_ext::vfio::Device<Self::Device>,
+        _index: usize,
+        buf: &mut ShowBuffer<'_>,
+    ) -> Result {
         use core::fmt::Write;
         // `memory` is the only attribute.
         writeln!(buf, "{} MB", dev.type_info().mbytes).map_err(|_| EINVAL)
     }
 }
 
+#[pin_data]
 struct MbochsModule {
+    #[pin]
     _registration: mdev::Registration<Mbochs>,
 }
 
-impl kernel::Module for MbochsModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
+impl kernel::InPlaceModule for MbochsModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mem = module_parameters::mem.value();
-        let pool = if mem != 0 {
+        let mbytes = if mem != 0 {
             mem
         } else {
             module_parameters::count.value()
         };
-        AVAIL_MBYTES.store(pool, Relaxed);
+        let pool = Arc::new(
+            Pool {
+                avail_mbytes: Atomic::new(mbytes),
+            },
+            GFP_KERNEL,
+        )
+        .map_err(Error::from);
         // With `available_instances`, the mdev core does not count instances itself.
-        Ok(Self {
-            _registration: mdev::Registration::new(module, 0)?,
+        try_pin_init!(Self {
+            _registration <- mdev::Registration::new(module, 0, pool),
         })
     }
 }

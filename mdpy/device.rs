@@ -1,24 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The state of one mdpy device and its VFIO operations.
+//! The semantics of one mdpy device: a framebuffer with a gray gradient,
+//! its mode in a vendor capability, shown through the region display
+//! interface.
 
 use crate::{
     kernel_ext::{
-        bindings, mdev,
+        bindings,
+        emulated_pci::{self, Display, Plane, Region},
+        mdev,
         pci_config::{self, ConfigSpace, Identity},
-        vfio::{self, UserBuf},
-        vma,
+        uaccess::UserWriter,
+        vma::NewMapping,
         vmalloc::UserBuffer,
     },
-    regions::{self, Target},
-    Mode,
+    regions, Mode,
 };
-use kernel::{
-    mm::virt::{flags as vm_flags, VmaNew},
-    new_mutex,
-    prelude::*,
-    sync::Mutex,
-};
+use kernel::{new_mutex, prelude::*, sync::Mutex, uaccess::UserSliceReader};
 
 /// PCI identity, from `samples/vfio-mdev/mdpy-defs.h`.
 const IDENTITY: Identity = Identity {
@@ -42,20 +40,24 @@ const HEIGHT_OFFSET: usize = VENDORCAP_OFFSET as usize + 0x0c;
 #[pin_data]
 pub(crate) struct MdpyDevice {
     ty: &'static mdev::Type<Mode>,
+    regions: [Region; 3],
     /// BAR0: the framebuffer, shared with user mappings.
     fb: UserBuffer,
-    /// The config space. Its lock is also the device lock: it serialises
-    /// `read()`/`write()` with reset.
+    /// The device lock: serialises `read()`/`write()` of the framebuffer
+    /// with reset (which redraws it).
     #[pin]
-    config: Mutex<ConfigSpace>,
+    fb_lock: Mutex<()>,
 }
 
+/// The VFIO device of an mdpy.
+pub(crate) type MdpyVfio = emulated_pci::EmulatedPci<MdpyDevice>;
+
 impl MdpyDevice {
-    /// Allocates the framebuffer and config space of a new mdev of type `ty`.
+    /// The config space, framebuffer and state of a new mdev of type `ty`.
     pub(crate) fn new(
         mdev: &mdev::Device,
         ty: &'static mdev::Type<Mode>,
-    ) -> Result<impl PinInit<Self, Error>> {
+    ) -> Result<impl PinInit<MdpyVfio, Error>> {
         let mode = &ty.data;
         let fb = UserBuffer::new(mode.memsize() as usize)?;
         let mut config = ConfigSpace::new(&IDENTITY);
@@ -72,43 +74,21 @@ impl MdpyDevice {
             mode.width,
             mode.height
         );
-        Ok(try_pin_init!(Self {
-            ty,
-            fb,
-            config <- new_mutex!(config),
-        }))
+        let regions = regions::table(fb.len());
+        Ok(emulated_pci::EmulatedPci::new(
+            config,
+            try_pin_init!(Self {
+                ty,
+                regions,
+                fb,
+                fb_lock <- new_mutex!(()),
+            }),
+        ))
     }
 
     /// The display mode.
     pub(crate) fn mode(&self) -> &Mode {
         &self.ty.data
-    }
-
-    fn reset(&self) -> Result {
-        let _guard = self.config.lock();
-        fill_gradient(&self.fb, self.mode())
-    }
-
-    fn query_gfx_plane(&self, arg: UserPtr) -> Result<isize> {
-        let mut plane = match vfio::read_plane_query(arg, bindings::VFIO_GFX_PLANE_TYPE_REGION)? {
-            // Probing: only the region interface is supported.
-            vfio::PlaneQuery::Probe => return Ok(0),
-            vfio::PlaneQuery::Query(plane) => plane,
-        };
-        let mode = self.mode();
-        plane.drm_format = bindings::DRM_FORMAT_XRGB8888;
-        plane.drm_format_mod = 0;
-        plane.width = mode.width;
-        plane.height = mode.height;
-        plane.stride = mode.stride();
-        plane.size = mode.memsize();
-        plane.x_pos = 0;
-        plane.y_pos = 0;
-        // No cursor, so no hotspot (the C sample says 0, a valid position).
-        plane.x_hot = vfio::NO_HOTSPOT;
-        plane.y_hot = vfio::NO_HOTSPOT;
-        vfio::set_plane_region_index(&mut plane, regions::DISPLAY);
-        vfio::reply_plane(arg, &plane)
     }
 }
 
@@ -125,69 +105,45 @@ fn fill_gradient(fb: &UserBuffer, mode: &Mode) -> Result {
 }
 
 #[vtable]
-impl vfio::Device for MdpyDevice {
-    fn read(&self, offset: u64, buf: UserBuf) -> Result<usize> {
-        let len = buf.len();
-        if len == 0 {
-            return Ok(0);
-        }
-        match regions::decode(offset, len, self.fb.len())? {
-            Target::Config(off) => {
-                let mut bytes = [0u8; pci_config::CONFIG_SPACE_SIZE];
-                self.config.lock().read(off, &mut bytes[..len])?;
-                buf.writer_at(0).write_slice(&bytes[..len])?;
-            }
-            Target::Framebuffer(off) => {
-                let _guard = self.config.lock();
-                self.fb.copy_to_user(off, buf.ptr(), len)?;
-            }
-        }
-        Ok(len)
+impl emulated_pci::DeviceOps for MdpyDevice {
+    const NUM_REGIONS: u32 = regions::NUM_REGIONS;
+    const DISPLAY: Display = Display::Region;
+
+    fn regions(&self) -> &[Region] {
+        &self.regions
     }
 
-    fn write(&self, offset: u64, buf: UserBuf) -> Result<usize> {
-        let len = buf.len();
-        if len == 0 {
-            return Ok(0);
-        }
-        match regions::decode(offset, len, self.fb.len())? {
-            Target::Config(off) => {
-                let mut bytes = [0u8; pci_config::CONFIG_SPACE_SIZE];
-                buf.reader_at(0).read_slice(&mut bytes[..len])?;
-                self.config.lock().write(off, &bytes[..len])?;
-            }
-            Target::Framebuffer(off) => {
-                let _guard = self.config.lock();
-                self.fb.copy_from_user(off, buf.ptr(), len)?;
-            }
-        }
-        Ok(len)
+    // BAR0 and the display region are the framebuffer: the only regions besides config.
+    fn read(&self, _index: u32, offset: usize, len: usize, out: &mut UserWriter) -> Result {
+        let _guard = self.fb_lock.lock();
+        self.fb.copy_to_user(offset, len, out)
     }
 
-    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
-        match cmd {
-            bindings::VFIO_DEVICE_GET_INFO => {
-                vfio::reply_pci_device_info(arg, bindings::VFIO_PCI_NUM_REGIONS)
-            }
-            bindings::VFIO_DEVICE_GET_IRQ_INFO => vfio::reply_no_irq_info(arg),
-            bindings::VFIO_DEVICE_QUERY_GFX_PLANE => self.query_gfx_plane(arg),
-            bindings::VFIO_DEVICE_SET_IRQS => Err(EINVAL),
-            bindings::VFIO_DEVICE_RESET => self.reset().map(|()| 0),
-            _ => Err(ENOTTY),
-        }
+    fn write(&self, _index: u32, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
+        let _guard = self.fb_lock.lock();
+        self.fb.copy_from_user(offset, len, data)
     }
 
-    fn region_info(&self, index: u32, _caps: &mut vfio::InfoCaps<'_>) -> Result<vfio::RegionInfo> {
-        regions::info(index, self.fb.len())
+    fn mmap(&self, _index: u32, offset: usize, vma: &NewMapping<'_>) -> Result {
+        self.fb.mmap(vma, offset)
     }
 
-    fn mmap(&self, vma: &VmaNew) -> Result {
-        // Device memory is shared by nature: no private (copy-on-write) mappings.
-        if vma.flags() & vm_flags::SHARED == 0 {
-            return Err(EINVAL);
-        }
-        let pgoff = vma::pgoff(vma);
-        let fb_pgoff = pgoff.checked_sub(regions::BAR0_PGOFF).ok_or(EINVAL)?;
-        self.fb.mmap(vma, fb_pgoff)
+    fn reset(&self) -> Result {
+        let _guard = self.fb_lock.lock();
+        fill_gradient(&self.fb, self.mode())
+    }
+
+    fn query_plane(&self, _drm_plane_type: u32) -> Result<Option<Plane>> {
+        // One plane for any plane type, as the C sample: no cursor.
+        let mode = self.mode();
+        Ok(Some(Plane {
+            drm_format: bindings::DRM_FORMAT_XRGB8888,
+            width: mode.width,
+            height: mode.height,
+            stride: mode.stride(),
+            size: mode.memsize(),
+            id: regions::DISPLAY,
+            ..Plane::default()
+        }))
     }
 }

@@ -71,7 +71,8 @@ struct Mdpy;
 #[vtable]
 impl mdev::Driver for Mdpy {
     type TypeData = Mode;
-    type Device = device::MdpyDevice;
+    type Data = ();
+    type Device = device::MdpyVfio;
 
     const NAME: &'static CStr = MDPY_NAME;
     const TYPES: &'static [mdev::Type<Mode>] = &[
@@ -103,13 +104,18 @@ impl mdev::Driver for Mdpy {
     const ATTRIBUTES: &'static [&'static CStr] = &[c"resolution"];
 
     fn probe(
+        _data: &(),
         mdev: &mdev::Device,
         ty: &'static mdev::Type<Mode>,
     ) -> Result<impl PinInit<Self::Device, Error>> {
         device::MdpyDevice::new(mdev, ty)
     }
 
-    fn description(ty: &mdev::Type<Mode>, buf: &mut kernel_ext::sysfs::ShowBuffer<'_>) -> Result {
+    fn description(
+        _data: &(),
+        ty: &mdev::Type<Mode>,
+        buf: &mut kernel_ext::sysfs::ShowBuffer<'_>,
+    ) -> Result {
         use core::fmt::Write;
         writeln!(
             buf,
@@ -120,7 +126,7 @@ impl mdev::Driver for Mdpy {
     }
 
     fn show_attribute(
-        dev: &Self::Device,
+        dev: &kernel_ext::vfio::Device<Self::Device>,
         _index: usize,
         buf: &mut kernel_ext::sysfs::ShowBuffer<'_>,
     ) -> Result {
@@ -131,15 +137,17 @@ impl mdev::Driver for Mdpy {
     }
 }
 
+#[pin_data]
 struct MdpyModule {
+    #[pin]
     _registration: mdev::Registration<Mdpy>,
 }
 
-impl kernel::Module for MdpyModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
+impl kernel::InPlaceModule for MdpyModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let count = module_parameters::count.value();
-        Ok(Self {
-            _registration: mdev::Registration::new(module, count)?,
+        try_pin_init!(Self {
+            _registration <- mdev::Registration::new(module, count, Ok(())),
         })
     }
 }

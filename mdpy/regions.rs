@@ -11,56 +11,28 @@
 //! Other indices below `VFIO_PCI_NUM_REGIONS` exist with size zero; any
 //! other index is invalid.
 
-use crate::kernel_ext::{bindings, pci_config::CONFIG_SPACE_SIZE, vfio};
-use kernel::{page::PAGE_SIZE, prelude::*};
+use crate::kernel_ext::{
+    bindings,
+    emulated_pci::Region,
+    vfio::{REGION_MMAP, REGION_READ, REGION_WRITE},
+};
+use kernel::page::PAGE_SIZE;
 
-/// Region index of the config space.
-pub(crate) const CONFIG: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
 /// Region index of BAR0.
 pub(crate) const BAR0: u32 = bindings::VFIO_PCI_BAR0_REGION_INDEX;
 /// Region index of the display region (`QUERY_GFX_PLANE`'s `region_index`).
 pub(crate) const DISPLAY: u32 = 16;
+/// Regions `VFIO_DEVICE_GET_INFO` reports.
+pub(crate) const NUM_REGIONS: u32 = bindings::VFIO_PCI_NUM_REGIONS;
 /// File offset of BAR0 (and of the display region).
-pub(crate) const BAR0_OFFSET: usize = PAGE_SIZE;
-/// Page offset of BAR0, for `mmap()`.
-pub(crate) const BAR0_PGOFF: usize = BAR0_OFFSET / PAGE_SIZE;
+const BAR0_OFFSET: usize = PAGE_SIZE;
 
-/// Where a `len`-byte access at a file offset lands.
-pub(crate) enum Target {
-    /// Config space, at this offset.
-    Config(usize),
-    /// The framebuffer, at this offset.
-    Framebuffer(usize),
-}
-
-/// Decodes an access; `EINVAL` unless it lies entirely within one region.
-pub(crate) fn decode(offset: u64, len: usize, memsize: usize) -> Result<Target> {
-    let offset = usize::try_from(offset).map_err(|_| EINVAL)?;
-    let end = offset.checked_add(len).ok_or(EINVAL)?;
-    if end <= CONFIG_SPACE_SIZE {
-        Ok(Target::Config(offset))
-    } else if offset >= BAR0_OFFSET && end - BAR0_OFFSET <= memsize {
-        Ok(Target::Framebuffer(offset - BAR0_OFFSET))
-    } else {
-        Err(EINVAL)
-    }
-}
-
-/// `VFIO_DEVICE_GET_REGION_INFO` for region `index`.
-pub(crate) fn info(index: u32, memsize: usize) -> Result<vfio::RegionInfo> {
-    let rw = vfio::REGION_READ | vfio::REGION_WRITE;
-    match index {
-        CONFIG => Ok(vfio::RegionInfo {
-            offset: 0,
-            size: CONFIG_SPACE_SIZE as u64,
-            flags: rw,
-        }),
-        BAR0 | DISPLAY => Ok(vfio::RegionInfo {
-            offset: BAR0_OFFSET as u64,
-            size: memsize as u64,
-            flags: rw | vfio::REGION_MMAP,
-        }),
-        i if i < bindings::VFIO_PCI_NUM_REGIONS => Ok(vfio::RegionInfo::default()),
-        _ => Err(EINVAL),
-    }
+/// The region table of a device whose framebuffer is `memsize` bytes.
+pub(crate) const fn table(memsize: usize) -> [Region; 3] {
+    let flags = REGION_READ | REGION_WRITE | REGION_MMAP;
+    [
+        Region::CONFIG,
+        Region::new(BAR0, BAR0_OFFSET, memsize, flags),
+        Region::new(DISPLAY, BAR0_OFFSET, memsize, flags),
+    ]
 }

@@ -22,6 +22,8 @@ pub mod bindings;
 pub mod device;
 #[cfg(kx_dma_buf)]
 pub mod dma_buf;
+#[cfg(kx_mdev)]
+pub mod emulated_pci;
 #[cfg(kx_fbdev)]
 pub mod fbdev;
 #[cfg(kx_fbdev)]
@@ -36,11 +38,13 @@ pub mod pci_config;
 #[cfg(kx_fbdev)]
 pub mod pci_resources;
 pub mod sysfs;
+#[cfg(kx_mdev)]
 pub mod uaccess;
 #[cfg(kx_mdev)]
 pub mod vfio;
 #[cfg(kx_dma_buf)]
 pub mod vm_fault;
+#[cfg(kx_mdev)]
 pub mod vma;
 #[cfg(kx_mdev)]
 pub mod vmalloc;

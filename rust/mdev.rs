@@ -9,11 +9,15 @@
 //! same name, `/sys/devices/virtual/<name>/<name>`), and registers the parent
 //! with its types, which appear under
 //! `/sys/class/mdev_bus/<name>/mdev_supported_types/<name>-<type>/`.
-//! Creating an mdev of a type calls [`Driver::probe`], whose device state
-//! becomes a [`vfio::Registration`].
+//! Creating an mdev of a type calls [`Driver::probe`], whose device data
+//! becomes a registered [`vfio::Device`]; removing it unregisters that.
+//!
+//! The registration is pin-initialised (it lives in the module's own
+//! pinned state, like `miscdevice::MiscDeviceRegistration`) and owns the
+//! driver's data ([`Driver::Data`], e.g. a memory pool), which `probe` and
+//! the type attributes receive.
 
 use super::{bindings, sysfs::ShowBuffer, vfio};
-use core::marker::PhantomData;
 use kernel::{
     device::Device as KDevice,
     error::{from_err_ptr, from_result, to_result, VTABLE_DEFAULT_ERROR},
@@ -50,8 +54,10 @@ impl Device {
 pub trait Driver: 'static {
     /// Per-type driver data.
     type TypeData: Sync + 'static;
-    /// Per-device state, the VFIO device.
-    type Device: vfio::Device;
+    /// The driver's data, owned by its [`Registration`].
+    type Data: Send + Sync;
+    /// Per-device data: the VFIO device's operations.
+    type Device: vfio::DeviceOps;
 
     /// Name of the driver, the parent device and its class.
     const NAME: &'static CStr;
@@ -63,34 +69,45 @@ pub trait Driver: 'static {
     /// [`Driver::show_attribute`].
     const ATTRIBUTES: &'static [&'static CStr] = &[];
 
-    /// Creates the state of a new mdev of type `ty`.
+    /// Creates the data of a new mdev of type `ty`.
     fn probe(
+        data: &Self::Data,
         mdev: &Device,
         ty: &'static Type<Self::TypeData>,
     ) -> Result<impl PinInit<Self::Device, Error>>;
 
     /// The type's `description` attribute.
-    fn description(_ty: &Type<Self::TypeData>, _buf: &mut ShowBuffer<'_>) -> Result {
+    fn description(
+        _data: &Self::Data,
+        _ty: &Type<Self::TypeData>,
+        _buf: &mut ShowBuffer<'_>,
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// The type's `available_instances`. Without it, the mdev core counts
     /// instances against the registration's `max_instances`.
-    fn available_instances(_ty: &Type<Self::TypeData>) -> u32 {
+    fn available_instances(_data: &Self::Data, _ty: &Type<Self::TypeData>) -> u32 {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Shows attribute `ATTRIBUTES[index]` of a device.
-    fn show_attribute(_dev: &Self::Device, _index: usize, _buf: &mut ShowBuffer<'_>) -> Result {
+    fn show_attribute(
+        _dev: &vfio::Device<Self::Device>,
+        _index: usize,
+        _buf: &mut ShowBuffer<'_>,
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
 
-/// A C `mdev_type` with the index of its [`Type`] in `Driver::TYPES`.
+/// A C `mdev_type` with the index of its [`Type`] in `Driver::TYPES` and the
+/// registration's driver data.
 #[repr(C)]
-struct TypeEntry {
+struct TypeEntry<T: Driver> {
     mtype: Opaque<bindings::mdev_type>,
     index: usize,
+    data: *const T::Data,
 }
 
 /// A C `device_attribute` with the index of its name in `Driver::ATTRIBUTES`.
@@ -100,49 +117,95 @@ struct AttrEntry {
     index: usize,
 }
 
-/// The C objects of a registration. Boxed: the C side keeps pointers to it.
-struct Inner {
+/// The C objects of a registration and the steps of it done so far, which
+/// `Drop` undoes in reverse. Boxed: the C side keeps pointers into it.
+struct Inner<T: Driver> {
     driver: Opaque<bindings::mdev_driver>,
     parent: Opaque<bindings::mdev_parent>,
-    types: KVec<TypeEntry>,
+    types: KVec<TypeEntry<T>>,
     type_ptrs: KVec<*mut bindings::mdev_type>,
     attrs: KVec<AttrEntry>,
     attr_ptrs: KVec<*mut bindings::attribute>,
     group: Opaque<bindings::attribute_group>,
     groups: [*const bindings::attribute_group; 2],
+    driver_registered: bool,
     class: *mut bindings::class,
     dev: *mut bindings::device,
     parent_registered: bool,
 }
 
-/// A registered mdev driver, parent device and types.
+/// A registered mdev driver, parent device and types, owning the driver's
+/// data.
 ///
 /// # Invariants
 ///
-/// The mdev driver in `inner` is registered; each non-null pointer (`class`,
-/// `dev`) and `parent_registered` records a further completed step of
-/// [`Registration::new`], which `Drop` undoes. `inner` is boxed, so the C side's
-/// pointers into it stay valid.
+/// `inner` records every registration step done; they are all done once the
+/// registration is initialised. The types' `data` pointers point to `data`,
+/// which does not move (the registration is pinned) and is dropped after
+/// `inner`, i.e. after the parent, its types and its mdevs are gone.
 ///
 /// Like the C samples, this relies on the mdev core being done with the types
 /// and the parent once `mdev_unregister_parent()` returns (it is, unless
 /// `CONFIG_DEBUG_KOBJECT_RELEASE` delays kobject releases).
 pub struct Registration<T: Driver> {
-    inner: KBox<Inner>,
-    _t: PhantomData<T>,
+    // Dropped first: unregisters everything that can reach `data`.
+    inner: KBox<Inner<T>>,
+    data: T::Data,
 }
 
 // SAFETY: The C objects are only touched by the mdev core under its own locking; the
-// registration itself is only dropped.
+// registration itself is only dropped, and its data is `Send`.
 unsafe impl<T: Driver> Send for Registration<T> {}
-// SAFETY: `&Registration` exposes nothing.
+// SAFETY: `&Registration` only exposes `&T::Data`, which is `Sync`.
 unsafe impl<T: Driver> Sync for Registration<T> {}
 
 impl<T: Driver> Registration<T> {
-    /// Registers the driver, the parent and its types. With no
+    /// Registers the driver, the parent and its types, owning `data`. With no
     /// `available_instances` callback, at most `max_instances` mdevs (over
     /// all types) can exist at a time.
-    pub fn new(module: &'static ThisModule, max_instances: u32) -> Result<Self> {
+    pub fn new(
+        module: &'static ThisModule,
+        max_instances: u32,
+        data: impl PinInit<T::Data, Error>,
+    ) -> impl PinInit<Self, Error> {
+        let init = move |slot: *mut Self| {
+            // SAFETY: `slot` is valid for writes and pinned: the data never moves.
+            let data_ptr = unsafe { &raw mut (*slot).data };
+            // SAFETY: `data_ptr` is valid for writes and pinned, see above.
+            unsafe { pin_init::raw_try_init(data_ptr, data) }?;
+            match Inner::<T>::register(module, max_instances, data_ptr) {
+                Ok(inner) => {
+                    // SAFETY: `slot` is valid for writes.
+                    unsafe { (&raw mut (*slot).inner).write(inner) };
+                    // INVARIANT: Every step is done; the types point to the pinned `data`.
+                    Ok(())
+                }
+                Err(e) => {
+                    // SAFETY: `data` was initialised above and nothing refers to it any more
+                    // (`register` undid every step it did).
+                    unsafe { core::ptr::drop_in_place(data_ptr) };
+                    Err(e)
+                }
+            }
+        };
+        // SAFETY: On success the closure initialised both fields; on failure it left
+        // nothing initialised.
+        unsafe { pin_init::pin_init_from_closure(init) }
+    }
+
+    /// The driver's data.
+    pub fn data(&self) -> &T::Data {
+        &self.data
+    }
+}
+
+impl<T: Driver> Inner<T> {
+    /// Does every step of a registration whose driver data is at `data`.
+    fn register(
+        module: &'static ThisModule,
+        max_instances: u32,
+        data: *const T::Data,
+    ) -> Result<KBox<Self>> {
         let mut inner = KBox::new(
             Inner {
                 driver: Opaque::zeroed(),
@@ -153,6 +216,7 @@ impl<T: Driver> Registration<T> {
                 attr_ptrs: KVec::with_capacity(T::ATTRIBUTES.len() + 1, GFP_KERNEL)?,
                 group: Opaque::zeroed(),
                 groups: [core::ptr::null(); 2],
+                driver_registered: false,
                 class: core::ptr::null_mut(),
                 dev: core::ptr::null_mut(),
                 parent_registered: false,
@@ -165,6 +229,7 @@ impl<T: Driver> Registration<T> {
                 TypeEntry {
                     mtype: Opaque::zeroed(),
                     index,
+                    data,
                 },
                 GFP_KERNEL,
             )?;
@@ -238,68 +303,63 @@ impl<T: Driver> Registration<T> {
         // SAFETY: The driver is fully set up and lives in `inner` until unregistered.
         to_result(unsafe { bindings::mdev_register_driver(d) })?;
         // From here on, `Drop` undoes what was done.
-        let mut reg = Self {
-            inner,
-            _t: PhantomData,
-        };
+        inner.driver_registered = true;
         // SAFETY: `T::NAME` is a valid string; the class is destroyed in `Drop`.
-        reg.inner.class =
-            from_err_ptr(unsafe { bindings::kx_class_create(T::NAME.as_char_ptr()) })?;
+        inner.class = from_err_ptr(unsafe { bindings::kx_class_create(T::NAME.as_char_ptr()) })?;
         // SAFETY: The class is live; the device is destroyed in `Drop`.
-        reg.inner.dev = from_err_ptr(unsafe {
-            bindings::kx_device_create(reg.inner.class, T::NAME.as_char_ptr())
+        inner.dev = from_err_ptr(unsafe {
+            bindings::kx_device_create(inner.class, T::NAME.as_char_ptr())
         })?;
-        let (parent, dev, drv) = (
-            reg.inner.parent.get(),
-            reg.inner.dev,
-            reg.inner.driver.get(),
-        );
-        let (types, n) = (reg.inner.type_ptrs.as_mut_ptr(), reg.inner.type_ptrs.len());
-        // SAFETY: All objects live in `inner`, which outlives the registration.
+        let (parent, dev, drv) = (inner.parent.get(), inner.dev, inner.driver.get());
+        let (types, n) = (inner.type_ptrs.as_mut_ptr(), inner.type_ptrs.len());
         // CAST: `n` is the number of the driver's types, a small constant.
-        let ret = unsafe { bindings::mdev_register_parent(parent, dev, drv, types, n as c_uint) };
-        to_result(ret)?;
-        reg.inner.parent_registered = true;
-        // INVARIANT: Every step is done and recorded.
-        Ok(reg)
+        // SAFETY: All objects live in `inner`, which outlives their registration.
+        to_result(unsafe { bindings::mdev_register_parent(parent, dev, drv, types, n as c_uint) })?;
+        inner.parent_registered = true;
+        Ok(inner)
     }
 }
 
-impl<T: Driver> Drop for Registration<T> {
+impl<T: Driver> Drop for Inner<T> {
     fn drop(&mut self) {
-        let inner = &mut *self.inner;
-        // SAFETY: By the type invariant, each step undone here was done by `new`; they are
-        // undone in reverse order.
+        // SAFETY: Each step undone here was recorded as done; they are undone in reverse.
         unsafe {
-            if inner.parent_registered {
-                bindings::mdev_unregister_parent(inner.parent.get());
+            if self.parent_registered {
+                bindings::mdev_unregister_parent(self.parent.get());
             }
-            if !inner.dev.is_null() {
-                bindings::device_unregister(inner.dev);
+            if !self.dev.is_null() {
+                bindings::device_unregister(self.dev);
             }
-            if !inner.class.is_null() {
-                bindings::class_destroy(inner.class);
+            if !self.class.is_null() {
+                bindings::class_destroy(self.class);
             }
-            bindings::mdev_unregister_driver(inner.driver.get());
+            if self.driver_registered {
+                bindings::mdev_unregister_driver(self.driver.get());
+            }
         }
     }
 }
 
-/// Returns the [`Type`] of a C `mdev_type` registered by a `Registration<T>`.
+/// Returns the [`Type`] and driver data of a C `mdev_type` registered by a
+/// `Registration<T>`.
 ///
 /// # Safety
 ///
-/// `mtype` must point to the `mtype` of a live `TypeEntry` of a `Registration<T>`.
-unsafe fn type_of<T: Driver>(
+/// `mtype` must point to the `mtype` of a live `TypeEntry` of a `Registration<T>`, which
+/// stays registered for `'a`.
+unsafe fn type_of<'a, T: Driver>(
     mtype: *mut bindings::mdev_type,
-) -> Result<&'static Type<T::TypeData>> {
+) -> Result<(&'static Type<T::TypeData>, &'a T::Data)> {
     // SAFETY: `TypeEntry` is `repr(C)` with `mtype` first, and per the safety requirements
     // `mtype` is inside one.
-    let index = unsafe { (*mtype.cast::<TypeEntry>()).index };
-    T::TYPES.get(index).ok_or(EINVAL)
+    let entry = unsafe { &*mtype.cast::<TypeEntry<T>>() };
+    // SAFETY: By the type invariant of `Registration`, `data` is live while its types are
+    // registered.
+    let data = unsafe { &*entry.data };
+    Ok((T::TYPES.get(entry.index).ok_or(EINVAL)?, data))
 }
 
-/// `mdev_driver.probe`: creates the VFIO device of a new mdev.
+/// `mdev_driver.probe`: creates and registers the VFIO device of a new mdev.
 ///
 /// # Safety
 ///
@@ -308,13 +368,12 @@ unsafe extern "C" fn probe<T: Driver>(mdev: *mut bindings::mdev_device) -> c_int
     from_result(|| {
         // SAFETY: `mdev` is live during probe; `Device` is a transparent wrapper.
         let (mdev_ref, mtype) = unsafe { (&*mdev.cast::<Device>(), (*mdev).type_) };
-        // SAFETY: The mdev core only probes mdevs of the types we registered.
-        let ty = unsafe { type_of::<T>(mtype) }?;
-        let init = T::probe(mdev_ref, ty)?;
+        // SAFETY: The mdev core only probes mdevs of the types we registered, while they are.
+        let (ty, data) = unsafe { type_of::<T>(mtype) }?;
+        let init = T::probe(data, mdev_ref, ty)?;
         let reg = vfio::Registration::<T::Device>::new(mdev_ref.as_device(), init)?;
-        let reg = KBox::new(reg, GFP_KERNEL)?;
-        // SAFETY: `mdev` is live; the pointer is reclaimed in `remove`.
-        unsafe { bindings::dev_set_drvdata(&raw mut (*mdev).dev, KBox::into_raw(reg).cast()) };
+        // SAFETY: `mdev` is live; the pointer is taken back in `remove`.
+        unsafe { bindings::dev_set_drvdata(&raw mut (*mdev).dev, reg.into_raw()) };
         Ok(0)
     })
 }
@@ -328,12 +387,13 @@ unsafe extern "C" fn remove<T: Driver>(mdev: *mut bindings::mdev_device) {
     // SAFETY: `mdev` is live.
     let dev = unsafe { &raw mut (*mdev).dev };
     // SAFETY: `dev` is live; its drvdata was set by `probe`.
-    let reg = unsafe { bindings::dev_get_drvdata(dev) }.cast::<vfio::Registration<T::Device>>();
+    let reg = unsafe { bindings::dev_get_drvdata(dev) };
     if !reg.is_null() {
         // SAFETY: `dev` is live.
         unsafe { bindings::dev_set_drvdata(dev, core::ptr::null_mut()) };
-        // SAFETY: `reg` was leaked by `probe`; dropping it unregisters the VFIO device.
-        drop(unsafe { KBox::from_raw(reg) });
+        // SAFETY: `reg` was leaked by `probe` and is taken back once; dropping it
+        // unregisters the VFIO device.
+        drop(unsafe { vfio::Registration::<T::Device>::from_raw(reg) });
     }
 }
 
@@ -348,8 +408,9 @@ unsafe extern "C" fn show_description<T: Driver>(
 ) -> isize {
     // SAFETY: Per the callback contract.
     let mut out = unsafe { ShowBuffer::from_raw(buf) };
-    // SAFETY: Per the callback contract.
-    let res = unsafe { type_of::<T>(mtype) }.and_then(|ty| T::description(ty, &mut out));
+    // SAFETY: Per the callback contract; types are registered while their attributes exist.
+    let res =
+        unsafe { type_of::<T>(mtype) }.and_then(|(ty, data)| T::description(data, ty, &mut out));
     super::sysfs::show_result(&out, res)
 }
 
@@ -359,9 +420,9 @@ unsafe extern "C" fn show_description<T: Driver>(
 ///
 /// mdev core callback: `mtype` is ours.
 unsafe extern "C" fn get_available<T: Driver>(mtype: *mut bindings::mdev_type) -> c_uint {
-    // SAFETY: Per the callback contract.
+    // SAFETY: Per the callback contract; types are registered while their attributes exist.
     match unsafe { type_of::<T>(mtype) } {
-        Ok(ty) => T::available_instances(ty),
+        Ok((ty, data)) => T::available_instances(data, ty),
         Err(_) => 0,
     }
 }
@@ -382,12 +443,13 @@ unsafe extern "C" fn show_attribute<T: Driver>(
     let index = unsafe { (*attr.cast::<AttrEntry>()).index };
     // SAFETY: The driver core removes `dev_groups` before calling `remove`, so the
     // drvdata set by `probe` is live while the attribute can be shown.
-    let reg = unsafe { bindings::dev_get_drvdata(dev) }.cast::<vfio::Registration<T::Device>>();
+    let reg = unsafe { bindings::dev_get_drvdata(dev) };
     let res = if reg.is_null() {
         Err(ENODEV)
     } else {
-        // SAFETY: See above.
-        T::show_attribute(unsafe { &*reg }.data(), index, &mut out)
+        // SAFETY: See above: `reg` is the registration leaked by `probe`, not yet taken back.
+        let vdev = unsafe { vfio::Registration::<T::Device>::borrow_raw(reg) };
+        T::show_attribute(vdev, index, &mut out)
     };
     super::sysfs::show_result(&out, res)
 }

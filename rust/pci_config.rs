@@ -136,12 +136,11 @@ impl ConfigSpace {
         Ok(())
     }
 
-    /// Guest/user read of `out.len()` bytes at `offset`; `EINVAL` if any of it
-    /// lies outside the configuration space.
-    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
-        let end = offset.checked_add(out.len()).ok_or(EINVAL)?;
-        out.copy_from_slice(self.data.get(offset..end).ok_or(EINVAL)?);
-        Ok(())
+    /// The `len` bytes at `offset`, as a guest/user read sees them; `EINVAL`
+    /// if any of them lies outside the configuration space.
+    pub fn bytes(&self, offset: usize, len: usize) -> Result<&[u8]> {
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        self.data.get(offset..end).ok_or(EINVAL)
     }
 
     /// Guest/user write of `data` at `offset`: only writable bits change.

@@ -4,26 +4,29 @@
 //!
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
 //!
-//! A driver implements [`Device`] for its per-device state and creates a
-//! [`Registration`]; the VFIO core then routes the device file's read,
-//! write, mmap and ioctl calls to it. `VFIO_DEVICE_GET_REGION_INFO` is
-//! decoded by the core (argsz, capability chain) and reaches the driver as
-//! [`Device::region_info`].
+//! A [`Device<T>`] is one C allocation, like the kernel crate's
+//! `drm::Device`: the C `struct vfio_device` first, then the driver's data
+//! `T`, pin-initialised in place. It is reference counted ([`ARef`]); `T` is
+//! dropped by the C `release` callback, when the last reference goes, after
+//! every file descriptor is closed. The VFIO core routes the device file's
+//! read, write, mmap and ioctl calls to `T`'s [`DeviceOps`], which receive
+//! the `&Device<T>`.
+//!
+//! Only this layer creates and registers devices: the mdev probe path
+//! ([`super::mdev`]) does, for the mdev being probed, and unregisters it in
+//! `remove`. Drivers see devices only in their callbacks.
 
-use super::{bindings, device as kx_device};
-use core::{
-    marker::PhantomData,
-    mem::{offset_of, size_of},
-    pin::Pin,
-    ptr::NonNull,
-};
+use super::{bindings, device as kx_device, uaccess::UserWriter, vma::NewMapping};
+use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 use kernel::{
     device::Device as KDevice,
     error::{from_err_ptr, VTABLE_DEFAULT_ERROR},
     mm::virt::VmaNew,
     prelude::*,
+    sync::aref::{ARef, AlwaysRefCounted},
     transmute::{AsBytes, FromBytes},
-    uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
+    types::Opaque,
+    uaccess::{UserSlice, UserSliceReader},
 };
 
 /// Region flag: the region can be read.
@@ -32,6 +35,8 @@ pub const REGION_READ: u32 = bindings::VFIO_REGION_INFO_FLAG_READ;
 pub const REGION_WRITE: u32 = bindings::VFIO_REGION_INFO_FLAG_WRITE;
 /// Region flag: the region can be mmapped.
 pub const REGION_MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
+/// Region flag: the region info has a capability chain.
+pub const REGION_CAPS: u32 = bindings::VFIO_REGION_INFO_FLAG_CAPS;
 
 /// What `VFIO_DEVICE_GET_REGION_INFO` reports for one region.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,48 +76,6 @@ impl InfoCaps<'_> {
                 core::mem::size_of_val(&cap),
             )
         })
-    }
-}
-
-/// A user buffer of a `read()`/`write()` on the device file.
-#[derive(Clone, Copy)]
-pub struct UserBuf {
-    ptr: UserPtr,
-    len: usize,
-}
-
-impl UserBuf {
-    /// The user address.
-    pub fn ptr(&self) -> UserPtr {
-        self.ptr
-    }
-
-    /// Its length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The bytes from `offset` on, for reading from user space.
-    pub fn reader_at(&self, offset: usize) -> UserSliceReader {
-        UserSlice::new(
-            self.ptr.wrapping_byte_add(offset),
-            self.len.saturating_sub(offset),
-        )
-        .reader()
-    }
-
-    /// The bytes from `offset` on, for writing to user space.
-    pub fn writer_at(&self, offset: usize) -> UserSliceWriter {
-        UserSlice::new(
-            self.ptr.wrapping_byte_add(offset),
-            self.len.saturating_sub(offset),
-        )
-        .writer()
     }
 }
 
@@ -162,211 +125,242 @@ impl_plain_uapi!(
     bindings::vfio_region_gfx_edid,
 );
 
-/// Sets the `region_index` of a `VFIO_DEVICE_QUERY_GFX_PLANE` reply (for
-/// `VFIO_GFX_PLANE_TYPE_REGION` planes).
-pub fn set_plane_region_index(plane: &mut bindings::vfio_device_gfx_plane_info, index: u32) {
-    // SAFETY: `region_index` and `dmabuf_id` are the two `u32` members of the union;
-    // writing either one is always valid.
-    unsafe { *plane.__bindgen_anon_1.region_index.as_mut() = index };
-}
-
-/// Sets the `dmabuf_id` of a `VFIO_DEVICE_QUERY_GFX_PLANE` reply (for
-/// `VFIO_GFX_PLANE_TYPE_DMABUF` planes).
-pub fn set_plane_dmabuf_id(plane: &mut bindings::vfio_device_gfx_plane_info, id: u32) {
-    // SAFETY: See `set_plane_region_index`.
-    unsafe { *plane.__bindgen_anon_1.dmabuf_id.as_mut() = id };
-}
-
-/// Answers `VFIO_DEVICE_GET_INFO` for an emulated PCI device with
-/// `num_regions` regions, the PCI interrupt indexes and reset support.
-pub fn reply_pci_device_info(arg: UserPtr, num_regions: u32) -> Result<isize> {
-    let minsz = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
-    let mut info: bindings::vfio_device_info = read_arg(arg, minsz)?;
-    info.flags = bindings::VFIO_DEVICE_FLAGS_PCI | bindings::VFIO_DEVICE_FLAGS_RESET;
-    info.num_regions = num_regions;
-    info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
-    write_arg(arg, &info, minsz)?;
-    Ok(0)
-}
-
-/// Answers `VFIO_DEVICE_GET_IRQ_INFO` for a PCI device without interrupts:
-/// every PCI interrupt index exists with a count of 0, others are `EINVAL`.
-pub fn reply_no_irq_info(arg: UserPtr) -> Result<isize> {
-    let minsz = offset_of!(bindings::vfio_irq_info, count) + size_of::<u32>();
-    let mut info: bindings::vfio_irq_info = read_arg(arg, minsz)?;
-    if info.index >= bindings::VFIO_PCI_NUM_IRQS {
-        return Err(EINVAL);
-    }
-    info.flags = 0;
-    info.count = 0;
-    write_arg(arg, &info, minsz)?;
-    Ok(0)
-}
-
-/// `argsz` a `VFIO_DEVICE_QUERY_GFX_PLANE` caller must provide: up to and
-/// including the `region_index`/`dmabuf_id` union.
-const PLANE_INFO_MINSZ: usize =
-    offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1) + size_of::<u32>();
-
-/// `x_hot`/`y_hot` of a plane without hotspot information (the uapi's
-/// 0xFFFFFFFF).
-pub const NO_HOTSPOT: u32 = u32::MAX;
-
-/// A decoded `VFIO_DEVICE_QUERY_GFX_PLANE` request.
-pub enum PlaneQuery {
-    /// A probe for the plane type the device has: the answer is 0.
-    Probe,
-    /// A query of plane `drm_plane_type`: fill it in and [`reply_plane`].
-    Query(bindings::vfio_device_gfx_plane_info),
-}
-
-/// Reads a `VFIO_DEVICE_QUERY_GFX_PLANE` argument for a device whose planes
-/// are of `plane_type` (`VFIO_GFX_PLANE_TYPE_REGION` or `_DMABUF`): a probe
-/// for anything else, or a query with other flags, is `EINVAL`.
-pub fn read_plane_query(arg: UserPtr, plane_type: u32) -> Result<PlaneQuery> {
-    const PROBE: u32 = bindings::VFIO_GFX_PLANE_TYPE_PROBE;
-    let plane: bindings::vfio_device_gfx_plane_info = read_arg(arg, PLANE_INFO_MINSZ)?;
-    if plane.flags & PROBE != 0 {
-        return if plane.flags == PROBE | plane_type {
-            Ok(PlaneQuery::Probe)
-        } else {
-            Err(EINVAL)
-        };
-    }
-    if plane.flags != plane_type {
-        return Err(EINVAL);
-    }
-    Ok(PlaneQuery::Query(plane))
-}
-
-/// Writes the answer to a `VFIO_DEVICE_QUERY_GFX_PLANE` query back.
-pub fn reply_plane(arg: UserPtr, plane: &bindings::vfio_device_gfx_plane_info) -> Result<isize> {
-    write_arg(arg, plane, PLANE_INFO_MINSZ)?;
-    Ok(0)
-}
-
-/// Operations of a VFIO device; the `&self` is the driver's per-device state.
+/// The operations of a VFIO device, implemented by its driver data `T`;
+/// each receives the [`Device<T>`].
 ///
 /// Offsets are positions in the device file, as `pread()`/`pwrite()` and
 /// `mmap()` see them; which region an offset belongs to is the driver's
-/// region layout (see [`Device::region_info`]).
+/// region layout (see [`DeviceOps::region_info`]).
 #[vtable]
-pub trait Device: Send + Sync + Sized {
+pub trait DeviceOps: Send + Sync + Sized + 'static {
     /// The first user opened the device.
-    fn open(&self) -> Result {
+    fn open(_dev: &Device<Self>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// The last user closed the device.
-    fn close(&self) {
+    fn close(_dev: &Device<Self>) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// `pread()` of `buf.len()` bytes at `offset`; returns the bytes read.
-    fn read(&self, _offset: u64, _buf: UserBuf) -> Result<usize> {
+    /// `pread()` at `offset` into `out`. What the call wrote to `out` is
+    /// what the read returns (a short read writes less); on an error the
+    /// read fails, whatever was written.
+    fn read(_dev: &Device<Self>, _offset: u64, _out: &mut UserWriter) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// `pwrite()` of `buf.len()` bytes at `offset`; returns the bytes written.
-    fn write(&self, _offset: u64, _buf: UserBuf) -> Result<usize> {
+    /// `pwrite()` at `offset` from `data`. What the call consumed of `data`
+    /// is what the write returns.
+    fn write(_dev: &Device<Self>, _offset: u64, _data: &mut UserSliceReader) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// A device ioctl other than `VFIO_DEVICE_GET_REGION_INFO`.
-    fn ioctl(&self, _cmd: u32, _arg: UserPtr) -> Result<isize> {
+    fn ioctl(_dev: &Device<Self>, _cmd: u32, _arg: UserPtr) -> Result<isize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `VFIO_DEVICE_GET_REGION_INFO` for region `index`; capabilities go to `caps`.
-    fn region_info(&self, _index: u32, _caps: &mut InfoCaps<'_>) -> Result<RegionInfo> {
+    fn region_info(
+        _dev: &Device<Self>,
+        _index: u32,
+        _caps: &mut InfoCaps<'_>,
+    ) -> Result<RegionInfo> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// `mmap()` of the device file; `vma.pgoff` selects what is mapped.
-    fn mmap(&self, _vma: &VmaNew) -> Result {
+    /// `mmap()` of the device file; `vma.pgoff()` selects what is mapped.
+    fn mmap(_dev: &Device<Self>, _vma: &NewMapping<'_>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// A VFIO device with driver data `T`: one allocation holding the C
+/// `struct vfio_device` and `T`.
+///
+/// # Invariants
+///
+/// `vdev` was allocated by `_vfio_alloc_device()` for a `Device<T>` (so
+/// `self` is that allocation), `data` is initialised, and the device's ops
+/// are `OpsTable::<T>::OPS`, whose `release` drops `data`. Instances only
+/// exist behind references to a live device.
+#[repr(C)]
+#[pin_data]
+pub struct Device<T: DeviceOps> {
+    vdev: Opaque<bindings::vfio_device>,
+    #[pin]
+    data: T,
+}
+
+// SAFETY: The C device is reference counted with atomics and may be released from any thread;
+// `T: Send + Sync`.
+unsafe impl<T: DeviceOps> Send for Device<T> {}
+// SAFETY: `&Device<T>` only gives `&T` (which is `Sync`) and thread-safe C calls.
+unsafe impl<T: DeviceOps> Sync for Device<T> {}
+
+// SAFETY: `get_device()`/`put_device()` on the embedded `struct device` keep the allocation
+// alive; the last `put_device()` runs `release`, which drops `T`, and frees it.
+unsafe impl<T: DeviceOps> AlwaysRefCounted for Device<T> {
+    fn inc_ref(&self) {
+        // SAFETY: `self` is live, so its reference count is non-zero.
+        unsafe { bindings::kx_vfio_get_device(self.as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller owns a reference, which is given up here.
+        unsafe { bindings::kx_vfio_put_device(obj.as_ptr().cast()) };
+    }
+}
+
+impl<T: DeviceOps> Deref for Device<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T: DeviceOps> Device<T> {
+    /// Allocates a device for `parent` (the mdev's `struct device`) with its
+    /// data initialised by `init`; not yet registered.
+    fn new(parent: &KDevice, init: impl PinInit<T, Error>) -> Result<ARef<Self>> {
+        const {
+            // `_vfio_alloc_device()` kvzalloc()s: `kmalloc()`'s minimum alignment.
+            assert!(core::mem::align_of::<Self>() <= bindings::ARCH_KMALLOC_MINALIGN);
+            // `vfio_alloc_device()` requires the C struct at offset 0.
+            assert!(core::mem::offset_of!(Self, vdev) == 0);
+        };
+        // Until `data` is initialised the device has ops without `release`, so a failed
+        // init frees the allocation without dropping an uninitialised `T`.
+        // SAFETY: `parent` is a live device; the ops table is `'static`.
+        let vdev = from_err_ptr(unsafe {
+            bindings::_vfio_alloc_device(
+                core::mem::size_of::<Self>(),
+                kx_device::as_raw(parent),
+                OpsTable::<T>::ALLOC_OPS_REF,
+            )
+        })?;
+        let this = vdev.cast::<Self>();
+        // SAFETY: `this` is the fresh, zeroed allocation of `size_of::<Self>()` bytes, private
+        // to us; `data` is its field and never moves (the allocation is freed in place).
+        let data = unsafe { &raw mut (*this).data };
+        // SAFETY: `data` is valid for writes and pinned, see above.
+        if let Err(e) = unsafe { pin_init::raw_try_init(data, init) } {
+            // SAFETY: We own the only reference; `release` is not set, so nothing is dropped.
+            unsafe { bindings::kx_vfio_put_device(vdev) };
+            return Err(e);
+        }
+        // SAFETY: `vdev` is still private to us; from now on `release` drops `data`.
+        unsafe { bindings::kx_vfio_device_set_ops(vdev, OpsTable::<T>::OPS_REF) };
+        // SAFETY: The allocation's initial reference becomes the `ARef`'s.
+        // INVARIANT: Allocated for `Self`, `data` initialised, final ops set.
+        Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(this)) })
+    }
+
+    /// The C `struct vfio_device`.
+    fn as_raw(&self) -> *mut bindings::vfio_device {
+        self.vdev.get()
+    }
+
+    /// The `struct device` of the mdev this device was created for.
+    pub fn parent(&self) -> &KDevice {
+        // SAFETY: `vdev->dev` is set at allocation to the parent, which the VFIO core holds a
+        // reference on for the device's lifetime.
+        unsafe { KDevice::from_raw(bindings::kx_vfio_device_dev(self.as_raw())) }
+    }
+
+    /// The driver data.
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// The `Device<T>` of one of our C devices.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be the `vfio_device` of a live `Device<T>` for `'a`.
+    unsafe fn from_raw<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
+        // SAFETY: By the type invariant the C struct is at offset 0 of the `Device<T>`, which
+        // is live per the safety requirements.
+        unsafe { &*vdev.cast::<Self>() }
     }
 }
 
 /// A VFIO device registered with the emulated-IOMMU backends (iommufd cdev
-/// and the legacy group/container), owning the driver's state `T`.
+/// and the legacy group/container), reachable through
+/// `/dev/vfio/devices/vfioN` and its group.
 ///
 /// Dropping it unregisters the device, which waits until every user has
-/// closed it; `T` is dropped when the last reference to the C device goes.
+/// closed it, and drops the registration's reference.
 ///
 /// # Invariants
 ///
-/// `vdev` was allocated by `kx_vfio_alloc_device` with `OpsTable::<T>`, is
-/// registered, and this object owns one reference to it. Its data pointer is
-/// a leaked `Pin<KBox<T>>`, freed by the `release` callback.
-pub struct Registration<T: Device> {
-    vdev: NonNull<bindings::vfio_device>,
-    _t: PhantomData<T>,
+/// `dev` is registered, by this object.
+pub struct Registration<T: DeviceOps> {
+    dev: ARef<Device<T>>,
 }
 
-// SAFETY: The registration only hands out `&T`, and `T: Send + Sync`.
-unsafe impl<T: Device> Send for Registration<T> {}
-// SAFETY: See `Send`.
-unsafe impl<T: Device> Sync for Registration<T> {}
-
-impl<T: Device> Registration<T> {
-    /// Creates the device state with `init` and registers a VFIO device for
-    /// `parent` (the mdev's `struct device`).
-    pub fn new(parent: &KDevice, init: impl PinInit<T, Error>) -> Result<Self> {
-        let data = KBox::pin_init(init, GFP_KERNEL)?;
-        // SAFETY: `parent` is a live device; the ops table is `'static`.
-        let vdev = from_err_ptr(unsafe {
-            bindings::kx_vfio_alloc_device(kx_device::as_raw(parent), OpsTable::<T>::build())
+impl<T: DeviceOps> Registration<T> {
+    /// Creates the device of the mdev `parent` with data from `init` and
+    /// registers it. Only the mdev probe path calls this.
+    pub(in crate::kernel_ext) fn new(
+        parent: &KDevice,
+        init: impl PinInit<T, Error>,
+    ) -> Result<Self> {
+        let dev = Device::new(parent, init)?;
+        // SAFETY: `dev` is fully initialised and not registered.
+        kernel::error::to_result(unsafe {
+            bindings::vfio_register_emulated_iommu_dev(dev.as_raw())
         })?;
-        // SAFETY: `from_err_ptr` let only valid pointers through.
-        let vdev = unsafe { NonNull::new_unchecked(vdev) };
-        // SAFETY: The data is only ever used as a pinned `&T` and freed by `release`, so
-        // it never moves.
-        let data = KBox::into_raw(unsafe { Pin::into_inner_unchecked(data) });
-        // SAFETY: `vdev` is a fresh, not yet registered `kx_vfio_device`.
-        unsafe { bindings::kx_vfio_device_set_data(vdev.as_ptr(), data.cast()) };
-        // SAFETY: `vdev` is fully initialised.
-        let ret = unsafe { bindings::vfio_register_emulated_iommu_dev(vdev.as_ptr()) };
-        if ret != 0 {
-            // SAFETY: We own the only reference; `release` frees `data`.
-            unsafe { bindings::kx_vfio_put_device(vdev.as_ptr()) };
-            return Err(Error::from_errno(ret));
-        }
-        // INVARIANT: Registered, one reference owned, data set as described.
-        Ok(Self {
-            vdev,
-            _t: PhantomData,
-        })
+        // INVARIANT: Registered just above.
+        Ok(Self { dev })
     }
 
-    /// The driver's state.
-    pub fn data(&self) -> &T {
-        // SAFETY: By the type invariant the device lives (we own a reference) and holds
-        // its data.
-        unsafe { data::<T>(self.vdev.as_ptr()) }
+    /// The device.
+    pub fn device(&self) -> &Device<T> {
+        &self.dev
+    }
+
+    /// Leaks the registration as a pointer for a C `drvdata` slot.
+    pub(in crate::kernel_ext) fn into_raw(self) -> *mut core::ffi::c_void {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so its `ARef` may be moved out.
+        let dev = unsafe { core::ptr::read(&this.dev) };
+        ARef::into_raw(dev).as_ptr().cast()
+    }
+
+    /// Takes back a registration leaked by [`Registration::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `into_raw` and not have been taken back yet.
+    pub(in crate::kernel_ext) unsafe fn from_raw(ptr: *mut core::ffi::c_void) -> Self {
+        // SAFETY: Per the safety requirements `ptr` is a leaked, registered `ARef<Device<T>>`.
+        let dev = unsafe { ARef::from_raw(NonNull::new_unchecked(ptr.cast::<Device<T>>())) };
+        // INVARIANT: Still registered.
+        Self { dev }
+    }
+
+    /// The device of a registration leaked by [`Registration::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `into_raw` and not be taken back for `'a`.
+    pub(in crate::kernel_ext) unsafe fn borrow_raw<'a>(
+        ptr: *mut core::ffi::c_void,
+    ) -> &'a Device<T> {
+        // SAFETY: Per the safety requirements the leaked reference keeps the device alive.
+        unsafe { &*ptr.cast::<Device<T>>() }
     }
 }
 
-impl<T: Device> Drop for Registration<T> {
+impl<T: DeviceOps> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant the device is registered and we own a reference;
-        // unregistering waits for all users to close it.
-        unsafe {
-            bindings::vfio_unregister_group_dev(self.vdev.as_ptr());
-            bindings::kx_vfio_put_device(self.vdev.as_ptr());
-        }
+        // SAFETY: By the type invariant the device is registered by us; unregistering waits
+        // for all users to close it.
+        unsafe { bindings::vfio_unregister_group_dev(self.dev.as_raw()) };
     }
-}
-
-/// Returns the driver data of `vdev`.
-///
-/// # Safety
-///
-/// `vdev` must be a live device of a [`Registration<T>`] whose `release`
-/// callback has not run, for the returned lifetime.
-unsafe fn data<'a, T: Device>(vdev: *mut bindings::vfio_device) -> &'a T {
-    // SAFETY: Per the safety requirements the data pointer is a live `KBox<T>`.
-    unsafe { &*bindings::kx_vfio_device_data(vdev).cast::<T>() }
 }
 
 /// An error as the negative `ssize_t` the VFS expects.
@@ -375,37 +369,43 @@ fn errno_isize(e: Error) -> isize {
     e.to_errno() as isize
 }
 
-/// A `read()`/`write()` of `ubuf` at the file position `*ppos`: runs `access`
-/// at that offset and advances the position by what it transferred.
+/// A `read()`/`write()` of `count` bytes at the file position `*ppos`: runs
+/// `access` at that offset and advances the position by what it transferred,
+/// which it reports as the bytes of the user buffer it consumed.
 ///
 /// # Safety
 ///
 /// `ppos` must be valid for reads and writes for the duration of the call.
 unsafe fn access_at(
     ppos: *mut bindings::loff_t,
-    ubuf: UserBuf,
-    access: impl FnOnce(u64, UserBuf) -> Result<usize>,
+    count: usize,
+    access: impl FnOnce(u64) -> Result<usize>,
 ) -> isize {
     // SAFETY: `ppos` is valid per the safety requirements.
     let pos = unsafe { *ppos };
     let Ok(offset) = u64::try_from(pos) else {
         return errno_isize(EINVAL);
     };
-    match access(offset, ubuf) {
-        Ok(n) => {
-            // CAST: `n <= ubuf.len`, which the VFS bounds by `MAX_RW_COUNT`.
+    match access(offset) {
+        Ok(left) => {
+            // The user buffer only shrinks as it is consumed; anything else is a bug of ours.
+            let Some(done) = count.checked_sub(left) else {
+                return errno_isize(EIO);
+            };
+            // CAST: `done <= count`, which the VFS bounds by `MAX_RW_COUNT`.
+            let done = done as isize;
             // SAFETY: `ppos` is valid per the safety requirements.
-            unsafe { *ppos = pos + n as bindings::loff_t };
-            n as isize
+            unsafe { *ppos = pos + done as bindings::loff_t };
+            done
         }
         Err(e) => errno_isize(e),
     }
 }
 
-/// The `vfio_device_ops` of a [`Device`] implementation, built at compile time.
-struct OpsTable<T: Device>(PhantomData<T>);
+/// The `vfio_device_ops` of a [`DeviceOps`] implementation, built at compile time.
+struct OpsTable<T: DeviceOps>(PhantomData<T>);
 
-impl<T: Device> OpsTable<T> {
+impl<T: DeviceOps> OpsTable<T> {
     const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
         release: Some(Self::release),
         #[cfg(CONFIG_IOMMUFD)]
@@ -447,24 +447,25 @@ impl<T: Device> OpsTable<T> {
         ..unsafe { core::mem::zeroed() }
     };
 
-    /// The table, with `'static` lifetime (it is a promoted constant).
-    const fn build() -> &'static bindings::vfio_device_ops {
-        &Self::OPS
-    }
+    /// The ops a device has while its data is being initialised: no `release`.
+    const ALLOC_OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
+        release: None,
+        ..Self::OPS
+    };
 
-    /// `release`: frees the driver state with the C device.
+    /// `'static` references to the tables (promoted constants).
+    const OPS_REF: &'static bindings::vfio_device_ops = &Self::OPS;
+    const ALLOC_OPS_REF: &'static bindings::vfio_device_ops = &Self::ALLOC_OPS;
+
+    /// `release`: drops the driver data; the VFIO core frees the allocation.
     ///
     /// # Safety
     ///
-    /// Called by the VFIO core when the last reference to `vdev` is dropped.
+    /// Called by the VFIO core once, when the last reference to `vdev` is dropped.
     unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
-        // SAFETY: `vdev` is ours and about to be freed.
-        let data = unsafe { bindings::kx_vfio_device_data(vdev) }.cast::<T>();
-        if !data.is_null() {
-            // SAFETY: `data` is the `KBox<T>` leaked by `Registration::new`; no callback
-            // can run any more.
-            drop(unsafe { KBox::from_raw(data) });
-        }
+        // SAFETY: `vdev` is a `Device<T>` (only its ops table has this callback) whose data is
+        // initialised (the table is set after that); nothing uses it any more.
+        unsafe { core::ptr::drop_in_place(&raw mut (*vdev.cast::<Device<T>>()).data) };
     }
 
     /// `open_device`: the first user opened the device.
@@ -474,8 +475,8 @@ impl<T: Device> OpsTable<T> {
     /// VFIO core callback: `vdev` is a live registered device of ours.
     unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> c_int {
         // SAFETY: Per the callback contract.
-        let dev = unsafe { data::<T>(vdev) };
-        match dev.open() {
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        match T::open(dev) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
@@ -488,14 +489,15 @@ impl<T: Device> OpsTable<T> {
     /// VFIO core callback: `vdev` is a live registered device of ours.
     unsafe extern "C" fn close_device(vdev: *mut bindings::vfio_device) {
         // SAFETY: Per the callback contract.
-        unsafe { data::<T>(vdev) }.close();
+        T::close(unsafe { Device::<T>::from_raw(vdev) });
     }
 
     /// `read`: a `pread()` on the device file.
     ///
     /// # Safety
     ///
-    /// VFIO core callback: `vdev` is live, `ppos` a valid file position.
+    /// VFIO core callback: `vdev` is live, `ppos` a valid file position, `buf` the user
+    /// buffer of `count` bytes.
     unsafe extern "C" fn read(
         vdev: *mut bindings::vfio_device,
         buf: *mut c_char,
@@ -503,20 +505,23 @@ impl<T: Device> OpsTable<T> {
         ppos: *mut bindings::loff_t,
     ) -> isize {
         // SAFETY: Per the callback contract.
-        let dev = unsafe { data::<T>(vdev) };
-        let ubuf = UserBuf {
-            ptr: UserPtr::from_ptr(buf.cast()),
-            len: count,
-        };
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        let mut out = UserWriter::new(UserPtr::from_ptr(buf.cast()), count);
         // SAFETY: `ppos` is valid per the callback contract.
-        unsafe { access_at(ppos, ubuf, |offset, ubuf| dev.read(offset, ubuf)) }
+        unsafe {
+            access_at(ppos, count, |offset| {
+                T::read(dev, offset, &mut out)?;
+                Ok(out.len())
+            })
+        }
     }
 
     /// `write`: a `pwrite()` on the device file.
     ///
     /// # Safety
     ///
-    /// VFIO core callback: `vdev` is live, `ppos` a valid file position.
+    /// VFIO core callback: `vdev` is live, `ppos` a valid file position, `buf` the user
+    /// buffer of `count` bytes.
     unsafe extern "C" fn write(
         vdev: *mut bindings::vfio_device,
         buf: *const c_char,
@@ -524,13 +529,15 @@ impl<T: Device> OpsTable<T> {
         ppos: *mut bindings::loff_t,
     ) -> isize {
         // SAFETY: Per the callback contract.
-        let dev = unsafe { data::<T>(vdev) };
-        let ubuf = UserBuf {
-            ptr: UserPtr::from_ptr(buf.cast_mut().cast()),
-            len: count,
-        };
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        let mut data = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
         // SAFETY: `ppos` is valid per the callback contract.
-        unsafe { access_at(ppos, ubuf, |offset, ubuf| dev.write(offset, ubuf)) }
+        unsafe {
+            access_at(ppos, count, |offset| {
+                T::write(dev, offset, &mut data)?;
+                Ok(data.len())
+            })
+        }
     }
 
     /// `ioctl`: a device ioctl the core does not handle itself.
@@ -544,9 +551,9 @@ impl<T: Device> OpsTable<T> {
         arg: c_ulong,
     ) -> c_long {
         // SAFETY: Per the callback contract.
-        let dev = unsafe { data::<T>(vdev) };
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
         // `arg` is a user address for every VFIO device ioctl.
-        match dev.ioctl(cmd, UserPtr::from_addr(arg)) {
+        match T::ioctl(dev, cmd, UserPtr::from_addr(arg)) {
             // CAST: `c_long` and `isize` are the same size on every kernel target.
             Ok(v) => v as c_long,
             // CAST: errnos fit any integer type.
@@ -565,8 +572,8 @@ impl<T: Device> OpsTable<T> {
         caps: *mut bindings::vfio_info_cap,
     ) -> c_int {
         // SAFETY: Per the callback contract.
-        let (dev, info, caps) = unsafe { (data::<T>(vdev), &mut *info, &mut *caps) };
-        match dev.region_info(info.index, &mut InfoCaps { caps }) {
+        let (dev, info, caps) = unsafe { (Device::<T>::from_raw(vdev), &mut *info, &mut *caps) };
+        match T::region_info(dev, info.index, &mut InfoCaps { caps }) {
             Ok(r) => {
                 info.offset = r.offset;
                 info.size = r.size;
@@ -587,10 +594,9 @@ impl<T: Device> OpsTable<T> {
         vma: *mut bindings::vm_area_struct,
     ) -> c_int {
         // SAFETY: Per the callback contract, with the mmap lock held for `vma`.
-        let (dev, vma) = unsafe { (data::<T>(vdev), VmaNew::from_raw(vma)) };
-        match dev.mmap(vma) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
+        let (dev, vma) = unsafe { (Device::<T>::from_raw(vdev), VmaNew::from_raw(vma)) };
+        let mapping = NewMapping::new(vma);
+        let res = T::mmap(dev, &mapping);
+        mapping.finish(res)
     }
 }

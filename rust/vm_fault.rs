@@ -14,7 +14,7 @@
 //! reference on the page, so the page outlives the object if the mapping
 //! does.
 
-use super::{bindings, page_ref::PageRef};
+use super::{bindings, page_ref::PageRef, vma::NewMapping};
 use core::marker::PhantomData;
 use kernel::{
     error::VTABLE_DEFAULT_ERROR,
@@ -60,23 +60,45 @@ pub trait VmOperations: Send + Sync + Sized + 'static {
 ///
 /// The VMA becomes `VM_MIXEDMAP` (its pages are inserted one by one) and
 /// `VM_DONTEXPAND` (`mremap()` cannot grow it past what the `mmap()` hook
-/// checked). It holds a reference on `data` until it is unmapped.
+/// checked). It holds a reference on `data` until it is unmapped; if the
+/// hook fails after this, [`NewMapping`] drops that reference again.
 ///
-/// Call it as the last step of a successful `mmap()` hook: if the hook fails
-/// afterwards, the mm core drops the VMA without calling `close`, and the
-/// reference on `data` leaks. The pages returned by the fault handler are
-/// inserted as they are, without copy-on-write: the hook should refuse
-/// private mappings, or writes through them would reach the shared pages.
-pub fn install<T: VmOperations>(vma: &VmaNew, data: Arc<T>) {
-    vma.set_mixedmap();
-    vma.set_dontexpand();
-    let raw = vma.as_ptr();
+/// `EINVAL` for a private mapping: the fault handler's pages are inserted as
+/// they are, without copy-on-write, so writes through a private mapping would
+/// reach the shared pages. `EBUSY` if something was installed already.
+pub fn install<T: VmOperations>(vma: &NewMapping<'_>, data: Arc<T>) -> Result {
+    if !vma.is_shared() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `uninstall::<T>` undoes exactly what follows.
+    unsafe { vma.set_undo(uninstall::<T>) }?;
+    let raw = vma.vma().as_ptr();
+    vma.vma().set_mixedmap();
+    vma.vma().set_dontexpand();
     // SAFETY: `vma` is being set up in an `mmap()` hook, so we may set its operations and
     // private data; no other code looks at them until the hook returns. The ops table is
-    // `'static`, and the private data is a leaked `Arc<T>` that `close` reclaims.
+    // `'static`, and the private data is a leaked `Arc<T>` that `close` (or `uninstall`)
+    // reclaims.
     unsafe {
         (*raw).vm_ops = OpsTable::<T>::build();
         (*raw).vm_private_data = Arc::into_raw(data).cast_mut().cast();
+    }
+    Ok(())
+}
+
+/// Undoes [`install`] on a VMA whose `mmap()` hook failed.
+///
+/// # Safety
+///
+/// `vma` was set up by `install::<T>` in the failing hook, and is not used afterwards.
+unsafe fn uninstall<T: VmOperations>(vma: &VmaNew) {
+    let raw = vma.as_ptr();
+    // SAFETY: Per the safety requirements the private data is the `Arc<T>` `install` leaked,
+    // which the mm core will never `close`; reclaimed once here.
+    unsafe {
+        drop(Arc::from_raw((*raw).vm_private_data.cast::<T>()));
+        (*raw).vm_private_data = core::ptr::null_mut();
+        (*raw).vm_ops = core::ptr::null();
     }
 }
 

@@ -74,17 +74,14 @@ impl<'a> NewMapping<'a> {
     ///
     /// Called right after installing into this VMA; `undo`, given the VMA,
     /// must undo exactly that installation.
+    // Only `vm_fault` installs (the dma-buf drivers).
+    #[cfg(kx_dma_buf)]
     pub(in crate::kernel_ext) unsafe fn set_undo(&self, undo: unsafe fn(&VmaNew)) -> Result {
         if self.undo.get().is_some() {
             return Err(EBUSY);
         }
         self.undo.set(Some(undo));
         Ok(())
-    }
-
-    /// Whether something was installed into the VMA already.
-    pub(in crate::kernel_ext) fn is_installed(&self) -> bool {
-        self.undo.get().is_some()
     }
 
     /// Ends the hook with its result, as the C errno: on an error, first

@@ -2,9 +2,9 @@
 
 //! Zeroed `vmalloc_user()` memory that can be shared with user space.
 
-use super::bindings;
-use core::ptr::NonNull;
-use kernel::{mm::virt::VmaNew, page::PAGE_SIZE, prelude::*, uaccess::UserPtr};
+use super::{bindings, uaccess::UserWriter, vma::NewMapping};
+use core::{mem::MaybeUninit, ptr::NonNull};
+use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
 /// A buffer from `vmalloc_user()`: zeroed, page aligned, and mappable into
 /// user space with [`UserBuffer::mmap`].
@@ -12,7 +12,7 @@ use kernel::{mm::virt::VmaNew, page::PAGE_SIZE, prelude::*, uaccess::UserPtr};
 /// Its bytes are shared with every VMA it is mapped into and user space may
 /// change them at any time, so it never hands out Rust references to them:
 /// every access is a bounds-checked copy done by C (`memset`, `memcpy`,
-/// `copy_{to,from}_user`), outside the Rust memory model, like the kernel's
+/// the checked `copy_{to,from}_user`), outside the Rust memory model, like the kernel's
 /// accesses to any memory shared with user space. Concurrent accesses see
 /// each other's bytes in an unspecified order; serialising them, where it
 /// matters, is the owner's business.
@@ -77,26 +77,23 @@ impl UserBuffer {
         Ok(())
     }
 
-    /// Copies `len` bytes at `offset` out to user memory at `dst`.
-    pub fn copy_to_user(&self, offset: usize, dst: UserPtr, len: usize) -> Result {
+    /// Copies `len` bytes at `offset` to user space through `out`.
+    pub fn copy_to_user(&self, offset: usize, len: usize, out: &mut UserWriter) -> Result {
         let src = self.range(offset, len)?;
-        // SAFETY: `src..src + len` lies within the allocation; `_copy_to_user` checks `dst`.
-        let left = unsafe { bindings::_copy_to_user(dst.as_mut_ptr(), src.cast(), len as c_ulong) };
-        if left != 0 {
-            return Err(EFAULT);
-        }
-        Ok(())
+        // SAFETY: `range` checked that `src..src + len` lies within the allocation, which
+        // lives for the call; the bytes are only read by C (see `UserWriter::write_raw`).
+        unsafe { out.write_raw(src, len) }
     }
 
-    /// Copies `len` bytes from user memory at `src` into the buffer at `offset`.
-    pub fn copy_from_user(&self, offset: usize, src: UserPtr, len: usize) -> Result {
+    /// Copies `len` bytes from user space (`data`) into the buffer at `offset`.
+    pub fn copy_from_user(&self, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
         let dst = self.range(offset, len)?;
-        // SAFETY: `dst..dst + len` lies within the allocation; `_copy_from_user` checks `src`.
-        let left = unsafe { bindings::_copy_from_user(dst.cast(), src.as_const_ptr(), len) };
-        if left != 0 {
-            return Err(EFAULT);
-        }
-        Ok(())
+        // SAFETY: `range` checked that `dst..dst + len` lies within the allocation. The slice
+        // is only handed to `copy_from_user()` (C), never read or written by Rust, so user
+        // space writing the same bytes through a mapping meanwhile is a race of C accesses
+        // with an unspecified result, not a Rust data race.
+        let dst = unsafe { core::slice::from_raw_parts_mut(dst.cast::<MaybeUninit<u8>>(), len) };
+        data.read_raw(dst)
     }
 
     /// Copies `out.len()` bytes at `offset` into `out`.
@@ -115,18 +112,26 @@ impl UserBuffer {
         Ok(())
     }
 
-    /// Maps the buffer, starting at page `pgoff` of it, into a new VMA.
+    /// Maps the buffer, from byte `offset` (a page multiple) on, into a new
+    /// shared VMA.
     ///
-    /// Fails with `EINVAL` unless the whole VMA is backed by the buffer.
-    pub fn mmap(&self, vma: &VmaNew, pgoff: usize) -> Result {
-        let len = vma.end() - vma.start();
-        let offset = pgoff.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
-        self.range(offset, len)?;
+    /// Fails with `EINVAL` for a private mapping (the buffer is device
+    /// memory, shared by nature) or unless the whole VMA is backed by the
+    /// buffer.
+    pub fn mmap(&self, vma: &NewMapping<'_>, offset: usize) -> Result {
+        if !vma.is_shared() || offset % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        self.range(offset, vma.len())?;
         // SAFETY: `vma` is a VMA under construction (the mmap hook holds the mmap lock);
         // `ptr` is a `vmalloc_user()` allocation, as `remap_vmalloc_range` requires. The
         // range check above is repeated by the callee.
         kernel::error::to_result(unsafe {
-            bindings::remap_vmalloc_range(vma.as_ptr(), self.ptr.as_ptr().cast(), pgoff as c_ulong)
+            bindings::remap_vmalloc_range(
+                vma.vma().as_ptr(),
+                self.ptr.as_ptr().cast(),
+                (offset / PAGE_SIZE) as c_ulong,
+            )
         })
     }
 }

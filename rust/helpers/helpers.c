@@ -9,15 +9,9 @@
 
 #include "helpers.h"
 
-struct vfio_device *kx_vfio_alloc_device(struct device *dev,
-					 const struct vfio_device_ops *ops)
+void kx_vfio_get_device(struct vfio_device *vdev)
 {
-	struct kx_vfio_device *kdev;
-
-	kdev = vfio_alloc_device(kx_vfio_device, vdev, dev, ops);
-	if (IS_ERR(kdev))
-		return ERR_CAST(kdev);
-	return &kdev->vdev;
+	get_device(&vdev->device);
 }
 
 void kx_vfio_put_device(struct vfio_device *vdev)
@@ -25,14 +19,10 @@ void kx_vfio_put_device(struct vfio_device *vdev)
 	vfio_put_device(vdev);
 }
 
-void *kx_vfio_device_data(struct vfio_device *vdev)
+/* Only before registration: the Rust device sets its final ops once its data is initialised. */
+void kx_vfio_device_set_ops(struct vfio_device *vdev, const struct vfio_device_ops *ops)
 {
-	return container_of(vdev, struct kx_vfio_device, vdev)->data;
-}
-
-void kx_vfio_device_set_data(struct vfio_device *vdev, void *data)
-{
-	container_of(vdev, struct kx_vfio_device, vdev)->data = data;
+	vdev->ops = ops;
 }
 
 struct device *kx_vfio_device_dev(struct vfio_device *vdev)

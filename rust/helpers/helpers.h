@@ -10,20 +10,9 @@
 #include <linux/mdev.h>
 #include <linux/vfio.h>
 
-/*
- * A vfio_device with a pointer to the Rust driver data: the C core allocates
- * it (vfio_alloc_device() is a macro around container_of), Rust owns @data.
- */
-struct kx_vfio_device {
-	struct vfio_device vdev;
-	void *data;
-};
-
-struct vfio_device *kx_vfio_alloc_device(struct device *dev,
-					 const struct vfio_device_ops *ops);
+void kx_vfio_get_device(struct vfio_device *vdev);
 void kx_vfio_put_device(struct vfio_device *vdev);
-void *kx_vfio_device_data(struct vfio_device *vdev);
-void kx_vfio_device_set_data(struct vfio_device *vdev, void *data);
+void kx_vfio_device_set_ops(struct vfio_device *vdev, const struct vfio_device_ops *ops);
 struct device *kx_vfio_device_dev(struct vfio_device *vdev);
 
 void *kx_vmalloc_user(unsigned long size);
