@@ -45,8 +45,8 @@ const DRM_PLANE_TYPE_PRIMARY: u32 = 1;
 /// Everything the device lock protects.
 struct State {
     regs: Regs,
-    /// The scanout buffers seen, and their dma-bufs once exported.
-    exporter: Buffers,
+    /// The cache of scanout buffers seen, and their dma-bufs once exported.
+    scanouts: Buffers,
 }
 
 /// One mbochs device.
@@ -97,7 +97,7 @@ impl MbochsDevice {
                 vram,
                 state <- new_mutex!(State {
                     regs: Regs::new(info),
-                    exporter: Buffers::new(),
+                    scanouts: Buffers::new(),
                 }),
             }),
         ))
@@ -236,7 +236,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
     fn close(&self) {
         // Like the C sample's close_device: drop the device's buffers and VRAM pages.
         // dma-bufs still open keep their own page references.
-        self.state.lock().exporter.clear();
+        self.state.lock().scanouts.clear();
         self.vram.release_all();
     }
 
@@ -255,7 +255,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         let Some(mode) = state.regs.mode(self.type_info(), self.memsize() as u64) else {
             return Ok(None);
         };
-        let id = state.exporter.get_or_create(&mode, &self.vram)?;
+        let id = state.scanouts.get_or_create(&mode, &self.vram)?;
         Ok(Some(Plane {
             drm_format: mode.drm_format,
             width: mode.width,
@@ -269,7 +269,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
     }
 
     fn get_dmabuf(&self, id: u32) -> Result<u32> {
-        let buf = self.state.lock().exporter.dma_buf(id)?;
+        let buf = self.state.lock().scanouts.dma_buf(id)?;
         DmaBuf::install_fd(buf, bindings::O_CLOEXEC)
     }
 }

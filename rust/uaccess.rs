@@ -70,7 +70,8 @@ impl UserWriter {
         // CAST: `len` fits `c_ulong`, which is `usize` on every kernel target.
         // SAFETY: `src` is valid for `len` bytes per the safety requirements; `copy_to_user`
         // checks the user range and the kernel object, and tolerates faults.
-        let left = unsafe { bindings::copy_to_user(self.ptr.as_mut_ptr(), src.cast(), len as c_ulong) };
+        let left =
+            unsafe { bindings::copy_to_user(self.ptr.as_mut_ptr(), src.cast(), len as c_ulong) };
         if left != 0 {
             return Err(EFAULT);
         }
