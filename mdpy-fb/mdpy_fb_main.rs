@@ -15,7 +15,16 @@
 #[path = "../rust/lib.rs"]
 pub mod kernel_ext;
 
+/// The device's definition, shared with the host driver mdpy.
+#[path = "../mdpy/defs.rs"]
+pub mod defs;
+
 mod mode;
+
+use defs::{
+    MDPY_FORMAT_OFFSET, MDPY_HEIGHT_OFFSET, MDPY_PCI_DEVICE_ID, MDPY_PCI_SUBDEVICE_ID,
+    MDPY_PCI_SUBVENDOR_ID, MDPY_PCI_VENDOR_ID, MDPY_WIDTH_OFFSET,
+};
 
 use kernel::{
     device::{Bound, Core},
@@ -32,14 +41,6 @@ use kernel_ext::{
 
 /// Driver (and resource) name, as the C sample's.
 const DRIVER_NAME: &CStr = c"mdpy-fb";
-/// The device's identity (`mdpy-defs.h`).
-const MDPY_PCI_DEVICE_ID: u32 = 0x000f;
-const MDPY_PCI_SUBVENDOR_ID: u16 = 0x1af4;
-const MDPY_PCI_SUBDEVICE_ID: u16 = 0x1100;
-/// Mode registers in the vendor capability at 0x40.
-const MDPY_FORMAT_OFFSET: usize = 0x44;
-const MDPY_WIDTH_OFFSET: usize = 0x48;
-const MDPY_HEIGHT_OFFSET: usize = 0x4c;
 /// The framebuffer BAR.
 const FB_BAR: u32 = 0;
 
@@ -79,7 +80,7 @@ kernel::pci_device_table!(
     PCI_TABLE,
     <MdpyFbDriver as pci::Driver>::IdInfo,
     [(
-        pci::DeviceId::from_id(pci::Vendor::REDHAT, MDPY_PCI_DEVICE_ID),
+        pci::DeviceId::from_id(MDPY_PCI_VENDOR_ID, MDPY_PCI_DEVICE_ID as u32),
         ()
     )]
 );
@@ -109,9 +110,9 @@ impl pci::Driver for MdpyFbDriver {
         let region = RegionRequest::new(pdev, FB_BAR, DRIVER_NAME)?;
 
         let config = pdev.config_space();
-        let format = config.try_read32(MDPY_FORMAT_OFFSET)?;
-        let width = config.try_read32(MDPY_WIDTH_OFFSET)?;
-        let height = config.try_read32(MDPY_HEIGHT_OFFSET)?;
+        let format = config.try_read32(usize::from(MDPY_FORMAT_OFFSET))?;
+        let width = config.try_read32(usize::from(MDPY_WIDTH_OFFSET))?;
+        let height = config.try_read32(usize::from(MDPY_HEIGHT_OFFSET))?;
         let bar_len = pdev.resource_len(FB_BAR)?;
         let mode = mode::validate(format, width, height, bar_len).map_err(|e| {
             dev_err!(pdev, "{}\n", e);
