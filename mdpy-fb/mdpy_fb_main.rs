@@ -9,8 +9,9 @@
 //! write-combined and registers a 32 bpp truecolor fbdev.
 //!
 //! Unlike the C sample the module unloads, BAR0 is unmapped exactly once,
-//! and unbinding the device while `/dev/fbN` is open is safe: the mapping
-//! lives until the last user closes it.
+//! and unbinding the device while `/dev/fbN` is open is safe: unbinding
+//! revokes the framebuffer (its user mappings are zapped, further access
+//! gets `ENODEV` or `SIGBUS`), and the rest goes when the last user closes it.
 
 #[path = "../rust/lib.rs"]
 pub mod kernel_ext;
@@ -25,7 +26,6 @@ use defs::{
     MDPY_FORMAT_OFFSET, MDPY_HEIGHT_OFFSET, MDPY_PCI_DEVICE_ID, MDPY_PCI_SUBDEVICE_ID,
     MDPY_PCI_SUBVENDOR_ID, MDPY_PCI_VENDOR_ID, MDPY_WIDTH_OFFSET,
 };
-
 use kernel::{
     device::{Bound, Core},
     driver,
@@ -35,7 +35,6 @@ use kernel::{
 };
 use kernel_ext::{
     fbdev,
-    iomem_wc::IoMemWc,
     pci_resources::{is_memory_bar, EnabledMem, RegionRequest},
 };
 
@@ -68,11 +67,11 @@ impl fbdev::Driver for Palette {
     }
 }
 
-/// One bound mdpy device. Fields drop in order: the framebuffer is
-/// unregistered before the region is released and the device disabled.
+/// One bound mdpy device. Fields drop in order: the framebuffer is revoked
+/// and unregistered, BAR0 unmapped and its region released (all in `fb`)
+/// before the device is disabled.
 struct MdpyFb<'bound> {
-    fb: fbdev::Registration<Palette>,
-    _region: RegionRequest<'bound>,
+    fb: fbdev::Registration<'bound, Palette>,
     _enabled: EnabledMem<'bound>,
 }
 
@@ -125,7 +124,8 @@ impl pci::Driver for MdpyFbDriver {
             mode.height
         );
 
-        let memory = IoMemWc::new(pdev.resource_start(FB_BAR)?, usize::try_from(bar_len)?)
+        let memory = region
+            .map_wc()
             .inspect_err(|_| dev_err!(pdev, "ioremap of BAR0 failed\n"))?;
         let fb_mode = fbdev::Xrgb8888Mode {
             width: mode.width,
@@ -147,7 +147,6 @@ impl pci::Driver for MdpyFbDriver {
 
         Ok(MdpyFb {
             fb,
-            _region: region,
             _enabled: enabled,
         })
     }
