@@ -9,14 +9,23 @@
 //! write-combined and registers a 32 bpp truecolor fbdev.
 //!
 //! Unlike the C sample the module unloads, BAR0 is unmapped exactly once,
-//! and unbinding the device while `/dev/fbN` is open is safe: the mapping
-//! lives until the last user closes it.
+//! and unbinding the device while `/dev/fbN` is open is safe: unbinding
+//! revokes the framebuffer (its user mappings are zapped, further access
+//! gets `ENODEV` or `SIGBUS`), and the rest goes when the last user closes it.
 
 #[path = "../rust/lib.rs"]
 pub mod kernel_ext;
 
+/// The device's definition, shared with the host driver mdpy.
+#[path = "../mdpy/defs.rs"]
+pub mod defs;
+
 mod mode;
 
+use defs::{
+    MDPY_FORMAT_OFFSET, MDPY_HEIGHT_OFFSET, MDPY_PCI_DEVICE_ID, MDPY_PCI_SUBDEVICE_ID,
+    MDPY_PCI_SUBVENDOR_ID, MDPY_PCI_VENDOR_ID, MDPY_WIDTH_OFFSET,
+};
 use kernel::{
     device::{Bound, Core},
     driver,
@@ -26,20 +35,11 @@ use kernel::{
 };
 use kernel_ext::{
     fbdev,
-    iomem_wc::IoMemWc,
     pci_resources::{is_memory_bar, EnabledMem, RegionRequest},
 };
 
 /// Driver (and resource) name, as the C sample's.
 const DRIVER_NAME: &CStr = c"mdpy-fb";
-/// The device's identity (`mdpy-defs.h`).
-const MDPY_PCI_DEVICE_ID: u32 = 0x000f;
-const MDPY_PCI_SUBVENDOR_ID: u16 = 0x1af4;
-const MDPY_PCI_SUBDEVICE_ID: u16 = 0x1100;
-/// Mode registers in the vendor capability at 0x40.
-const MDPY_FORMAT_OFFSET: usize = 0x44;
-const MDPY_WIDTH_OFFSET: usize = 0x48;
-const MDPY_HEIGHT_OFFSET: usize = 0x4c;
 /// The framebuffer BAR.
 const FB_BAR: u32 = 0;
 
@@ -67,11 +67,11 @@ impl fbdev::Driver for Palette {
     }
 }
 
-/// One bound mdpy device. Fields drop in order: the framebuffer is
-/// unregistered before the region is released and the device disabled.
+/// One bound mdpy device. Fields drop in order: the framebuffer is revoked
+/// and unregistered, BAR0 unmapped and its region released (all in `fb`)
+/// before the device is disabled.
 struct MdpyFb<'bound> {
-    fb: fbdev::Registration<Palette>,
-    _region: RegionRequest<'bound>,
+    fb: fbdev::Registration<'bound, Palette>,
     _enabled: EnabledMem<'bound>,
 }
 
@@ -79,7 +79,7 @@ kernel::pci_device_table!(
     PCI_TABLE,
     <MdpyFbDriver as pci::Driver>::IdInfo,
     [(
-        pci::DeviceId::from_id(pci::Vendor::REDHAT, MDPY_PCI_DEVICE_ID),
+        pci::DeviceId::from_id(MDPY_PCI_VENDOR_ID, MDPY_PCI_DEVICE_ID as u32),
         ()
     )]
 );
@@ -109,9 +109,9 @@ impl pci::Driver for MdpyFbDriver {
         let region = RegionRequest::new(pdev, FB_BAR, DRIVER_NAME)?;
 
         let config = pdev.config_space();
-        let format = config.try_read32(MDPY_FORMAT_OFFSET)?;
-        let width = config.try_read32(MDPY_WIDTH_OFFSET)?;
-        let height = config.try_read32(MDPY_HEIGHT_OFFSET)?;
+        let format = config.try_read32(usize::from(MDPY_FORMAT_OFFSET))?;
+        let width = config.try_read32(usize::from(MDPY_WIDTH_OFFSET))?;
+        let height = config.try_read32(usize::from(MDPY_HEIGHT_OFFSET))?;
         let bar_len = pdev.resource_len(FB_BAR)?;
         let mode = mode::validate(format, width, height, bar_len).map_err(|e| {
             dev_err!(pdev, "{}\n", e);
@@ -124,7 +124,8 @@ impl pci::Driver for MdpyFbDriver {
             mode.height
         );
 
-        let memory = IoMemWc::new(pdev.resource_start(FB_BAR)?, usize::try_from(bar_len)?)
+        let memory = region
+            .map_wc()
             .inspect_err(|_| dev_err!(pdev, "ioremap of BAR0 failed\n"))?;
         let fb_mode = fbdev::Xrgb8888Mode {
             width: mode.width,
@@ -146,7 +147,6 @@ impl pci::Driver for MdpyFbDriver {
 
         Ok(MdpyFb {
             fb,
-            _region: region,
             _enabled: enabled,
         })
     }

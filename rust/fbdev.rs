@@ -6,25 +6,43 @@
 //! C header: [`include/linux/fb.h`](srctree/include/linux/fb.h)
 //!
 //! A [`Registration`] allocates a `struct fb_info` whose private part (`par`)
-//! holds the `fb_ops`, the 16-entry pseudo palette, the framebuffer's
-//! [`IoMemWc`] mapping and the driver's data. Dropping the registration
-//! unregisters the framebuffer; the `fb_info` and everything in it live on
-//! until its last user (an open `/dev/fbN`) is gone, when the fbdev core
-//! calls `fb_destroy`: only then is the memory unmapped, exactly once. So a
-//! device may be unbound while its framebuffer is open.
+//! holds the `fb_ops`, the 16-entry pseudo palette, the driver's data and the
+//! gate of the accesses to the device: `read()`, `write()`, `mmap()` and page
+//! faults of `/dev/fbN`, and `fb_setcolreg`. User mappings are filled page by
+//! page on fault, never up front.
+//!
+//! Dropping the registration (when the device is unbound) revokes the device
+//! while the framebuffer is still registered: it closes the gate (from then
+//! on those calls fail with `ENODEV`, and touching a user mapping raises
+//! `SIGBUS`), waits for the accesses in flight, zaps every user mapping,
+//! drops the driver's data, unregisters the framebuffer and finally unmaps the
+//! memory and releases its region ([`IoMemWc`]). So once the device is
+//! unbound, nothing reaches its BAR any more, although `/dev/fbN` may stay
+//! open and mapped.
+//!
+//! What is left, the `fb_info` with the ops, the palette and the closed gate,
+//! lives on until its last user is gone. The fbdev core then frees it with
+//! `framebuffer_release()` as `fb_destroy`: `fb_release()` drops the module
+//! reference of the open file *before* the last `put_fb_info()`, so no code of
+//! this module may run on that path (`rmmod` could have freed it).
 
-use super::{bindings, device as kx_device, iomem_wc::IoMemWc};
+use super::{bindings, device as kx_device, iomem_wc::IoMemWc, vma};
 use core::{
+    cell::UnsafeCell,
     marker::PhantomData,
-    mem::{align_of, size_of},
+    mem::{align_of, size_of, ManuallyDrop},
     ptr::{addr_of_mut, NonNull},
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
     device::{self, Device},
     error::{from_result, to_result, VTABLE_DEFAULT_ERROR},
+    ffi::{c_char, c_int},
+    mm::virt::{flags as vm_flags, VmaNew},
+    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     str::CStr,
+    sync::Completion,
     types::Opaque,
     ThisModule,
 };
@@ -101,10 +119,11 @@ fn bitfield(offset: u32) -> bindings::fb_bitfield {
 ///
 /// The drawing, read/write and mmap operations are the fbdev core's helpers
 /// for framebuffers in device memory (`FB_DEFAULT_IOMEM_OPS`).
-#[vtable]
 ///
-/// The driver's data lives in the `fb_info` until its last user is gone,
-/// possibly after the device is unbound: hence `'static`.
+/// The driver's data lives in the `fb_info`, which C code frees: hence
+/// `'static`. It is dropped when the registration is, once no callback can
+/// use it any more.
+#[vtable]
 pub trait Driver: Send + Sync + Sized + 'static {
     /// Computes the pseudo-palette entry for console colour `regno`
     /// (`fb_setcolreg`); the abstraction stores it, `regno` is below
@@ -115,35 +134,185 @@ pub trait Driver: Send + Sync + Sized + 'static {
     }
 }
 
+/// `users` flag: the gate is closed.
+const REVOKED: u32 = 1 << 31;
+
+/// Counts the accesses to what the registration owns (the device memory and
+/// the driver's data) so that dropping the registration can revoke them:
+/// once closed, no access starts any more.
+///
+/// # Invariants
+///
+/// `users` is the number of live [`Access`]es, plus [`REVOKED`] once [`Gate::revoke`] was
+/// called; `idle` is completed when it reaches exactly [`REVOKED`].
+#[pin_data]
+struct Gate {
+    users: AtomicU32,
+    #[pin]
+    idle: Completion,
+}
+
+impl Gate {
+    fn new() -> impl PinInit<Self> {
+        // INVARIANT: no accesses, open.
+        pin_init!(Self {
+            users: AtomicU32::new(0),
+            idle <- Completion::new(),
+        })
+    }
+
+    /// Starts an access, unless the gate is closed.
+    ///
+    /// An access in flight may start another one (a `write()` whose user
+    /// buffer faults on a mapping of the same framebuffer): that one fails
+    /// once the gate is closed, rather than waiting, so revoking never
+    /// deadlocks.
+    fn enter(&self) -> Option<Access<'_>> {
+        let mut users = self.users.load(Ordering::Relaxed);
+        loop {
+            // Closed, or (impossibly) 2^31 - 1 accesses at once.
+            if users >= REVOKED - 1 {
+                return None;
+            }
+            match self.users.compare_exchange_weak(
+                users,
+                users + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                // INVARIANT: counted.
+                Ok(_) => return Some(Access { gate: self }),
+                Err(now) => users = now,
+            }
+        }
+    }
+
+    /// Closes the gate and waits until the accesses in flight are over; no
+    /// access starts afterwards. Called once.
+    fn revoke(&self) {
+        // Acquire: what the finished accesses did happens before what follows.
+        if self.users.fetch_or(REVOKED, Ordering::AcqRel) != 0 {
+            // The last access to end completes `idle` (which orders as well).
+            self.idle.wait_for_completion();
+        }
+    }
+}
+
+/// One access through an open [`Gate`]; ends when dropped.
+struct Access<'a> {
+    gate: &'a Gate,
+}
+
+impl Drop for Access<'_> {
+    fn drop(&mut self) {
+        // Release: pairs with the acquire of `revoke`.
+        if self.gate.users.fetch_sub(1, Ordering::Release) == REVOKED + 1 {
+            self.gate.idle.complete_all();
+        }
+    }
+}
+
+/// The address space of a file through which user space mapped a
+/// framebuffer, with a reference on its inode: revoking zaps its mappings.
+///
+/// # Invariants
+///
+/// `mapping` is a live `address_space` whose `host` inode this object holds a reference on.
+struct HeldMapping {
+    mapping: NonNull<bindings::address_space>,
+}
+
+impl HeldMapping {
+    /// Takes a reference on the inode of `mapping`.
+    ///
+    /// # Safety
+    ///
+    /// `mapping` is the `f_mapping` of a live file.
+    unsafe fn new(mapping: NonNull<bindings::address_space>) -> Self {
+        // SAFETY: A live file's `f_mapping` is its inode's `i_mapping`, embedded in `host`
+        // (the inode), which the file holds; so `host` is live and we may take a reference,
+        // which keeps `mapping` alive.
+        unsafe { bindings::ihold((*mapping.as_ptr()).host) };
+        // INVARIANT: reference taken just above.
+        Self { mapping }
+    }
+
+    /// Unmaps every user mapping of the file's whole range (`MAP_SHARED`
+    /// only: the framebuffer refuses private ones).
+    fn zap(&self) {
+        // SAFETY: By the type invariant `mapping` is live; `unmap_mapping_range()` takes the
+        // locks it needs. Offset 0 with length 0 means the whole file.
+        unsafe { bindings::unmap_mapping_range(self.mapping.as_ptr(), 0, 0, 1) };
+    }
+}
+
+impl Drop for HeldMapping {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we hold a reference on `host`, dropped once here.
+        unsafe { bindings::iput((*self.mapping.as_ptr()).host) };
+    }
+}
+
 /// The private part of the `fb_info` (`info->par`): everything the fbdev core
-/// may still use after the registration is dropped.
+/// and user mappings may still use after the registration is dropped.
+///
+/// C code frees it with the `fb_info` (`framebuffer_release()`), without
+/// dropping it: when that happens, `mapped` is empty and `data` dropped.
+///
+/// # Invariants
+///
+/// - `data` is initialised until [`Registration`] drops it after closing `gate`, and only
+///   used within an [`Access`] of `gate` (or before the framebuffer is registered).
+/// - `mapped` is only used by `fb_mmap` within an [`Access`] under the `fb_info`'s `mm_lock`,
+///   and by [`Registration`] once `gate` is closed; it holds the address spaces of all files
+///   that `mmap()` succeeded on.
+/// - User space may map `pages` pages from page frame `first_pfn`: the memory of the
+///   registration's [`IoMemWc`], live while `gate` is open.
+#[pin_data]
 #[repr(C)]
 struct Par<T> {
     ops: bindings::fb_ops,
     palette: Opaque<[u32; PSEUDO_PALETTE_SIZE]>,
-    memory: IoMemWc,
-    data: T,
+    #[pin]
+    gate: Gate,
+    first_pfn: usize,
+    pages: usize,
+    mapped: UnsafeCell<KVec<HeldMapping>>,
+    data: UnsafeCell<ManuallyDrop<T>>,
 }
 
-/// A registered framebuffer; dropping it unregisters it (see the module
+impl<T> Par<T> {
+    /// The driver's data, for the duration of `access`.
+    fn data<'a>(&'a self, access: &'a Access<'a>) -> &'a T {
+        let _ = access;
+        // SAFETY: By the type invariant `data` is initialised and not dropped while an access
+        // of `gate` lives, and nothing mutates it meanwhile.
+        unsafe { &*self.data.get() }
+    }
+}
+
+/// A registered framebuffer in the memory of an [`IoMemWc`]; dropping it
+/// revokes the device and unregisters the framebuffer (see the module
 /// documentation for what lives on).
 ///
 /// # Invariants
 ///
 /// `info` is a registered `fb_info` allocated by [`Registration::new`] whose `par` is an
-/// initialised `Par<T>`; the registration owns the reference `register_framebuffer()` took.
-pub struct Registration<T: Driver> {
+/// initialised `Par<T>` mapping `_memory` to user space; the registration owns the reference
+/// `register_framebuffer()` took, and `screen_base` points into `_memory`.
+pub struct Registration<'a, T: Driver> {
     info: NonNull<bindings::fb_info>,
+    _memory: IoMemWc<'a>,
     _t: PhantomData<T>,
 }
 
 // SAFETY: The registration only holds a pointer to a registered `fb_info`, which the fbdev core
-// lets any thread unregister; `T` is `Send + Sync`.
-unsafe impl<T: Driver> Send for Registration<T> {}
+// lets any thread unregister, and the `Send` mapping; `T` is `Send + Sync`.
+unsafe impl<T: Driver> Send for Registration<'_, T> {}
 // SAFETY: `&Registration` only reads the immutable `node`.
-unsafe impl<T: Driver> Sync for Registration<T> {}
+unsafe impl<T: Driver> Sync for Registration<'_, T> {}
 
-impl<T: Driver> Registration<T> {
+impl<'a, T: Driver> Registration<'a, T> {
     /// Allocates and registers a framebuffer of `mode` in `memory` for the bound
     /// `parent`, named `id` (at most 15 bytes, `fix.id`). `module` owns the
     /// `fb_ops` (`THIS_MODULE`), so it stays loaded while the device is open.
@@ -152,7 +321,7 @@ impl<T: Driver> Registration<T> {
         module: &ThisModule,
         id: &CStr,
         mode: Xrgb8888Mode,
-        memory: IoMemWc,
+        memory: IoMemWc<'a>,
         data: T,
     ) -> Result<Self> {
         const { assert!(align_of::<Par<T>>() <= size_of::<usize>()) };
@@ -171,6 +340,14 @@ impl<T: Driver> Registration<T> {
         {
             return Err(EINVAL);
         }
+        // The pages user space may map, as `fb_io_mmap()` computes them: those that hold
+        // `smem_start..smem_start + smem_len`.
+        let first_pfn = smem_start >> PAGE_SHIFT;
+        let pages = (smem_start % PAGE_SIZE)
+            .checked_add(memory.len())
+            .and_then(|end| end.checked_add(PAGE_SIZE - 1))
+            .ok_or(EINVAL)?
+            >> PAGE_SHIFT;
 
         // SAFETY: `parent` is a valid device; `framebuffer_alloc()` returns an `fb_info`
         // with `size` zeroed private bytes at `par`, aligned to `sizeof(long)`.
@@ -183,16 +360,20 @@ impl<T: Driver> Registration<T> {
 
         let mut ops = Self::OPS;
         ops.owner = module.as_ptr();
+        let init = pin_init!(Par {
+            ops,
+            palette: Opaque::new([0; PSEUDO_PALETTE_SIZE]),
+            gate <- Gate::new(),
+            first_pfn,
+            pages,
+            mapped: UnsafeCell::new(KVec::new()),
+            data: UnsafeCell::new(ManuallyDrop::new(data)),
+        });
         // SAFETY: `par` points to `size_of::<Par<T>>()` bytes, aligned enough for `Par<T>`
-        // (checked above), which nothing else uses yet.
-        unsafe {
-            par.write(Par {
-                ops,
-                palette: Opaque::new([0; PSEUDO_PALETTE_SIZE]),
-                memory,
-                data,
-            })
-        };
+        // (checked above), which nothing else uses yet and which never move: they are part of
+        // the `fb_info` allocation.
+        // INVARIANT: the gate is open and `data` initialised; nothing is mapped yet.
+        unsafe { pin_init::raw_init(par, init) };
 
         // SAFETY: `raw` is ours until registered; `par` was initialised above and lives as
         // long as `raw`.
@@ -224,22 +405,26 @@ impl<T: Driver> Registration<T> {
             var.activate = bindings::FB_ACTIVATE_NOW;
             var.vmode = bindings::FB_VMODE_NONINTERLACED;
 
-            (*raw).__bindgen_anon_1.screen_base = (*par).memory.addr().cast();
-            (*raw).screen_size = (*par).memory.len();
+            (*raw).__bindgen_anon_1.screen_base = memory.addr().cast();
+            (*raw).screen_size = memory.len();
             (*raw).fbops = addr_of_mut!((*par).ops);
             (*raw).pseudo_palette = (*par).palette.get().cast();
         }
 
         // SAFETY: `raw` is a fully set up `fb_info`.
         if let Err(e) = to_result(unsafe { bindings::register_framebuffer(raw) }) {
-            // SAFETY: Registration failed, so the fbdev core holds no reference and will not
-            // call `fb_destroy`: undo `new` here, once.
-            unsafe { Self::free(raw) };
+            // SAFETY: Registration failed, so the fbdev core holds no reference: nobody but us
+            // used `par`, which is initialised; drop the data and free the `fb_info`, once.
+            unsafe {
+                ManuallyDrop::drop(&mut *(*par).data.get());
+                bindings::framebuffer_release(raw);
+            }
             return Err(e);
         }
-        // INVARIANT: `raw` is registered and its `par` initialised.
+        // INVARIANT: `raw` is registered, its `par` initialised and its memory `memory`.
         Ok(Self {
             info,
+            _memory: memory,
             _t: PhantomData,
         })
     }
@@ -251,13 +436,15 @@ impl<T: Driver> Registration<T> {
     }
 
     const OPS: bindings::fb_ops = bindings::fb_ops {
-        fb_read: Some(bindings::fb_io_read),
-        fb_write: Some(bindings::fb_io_write),
-        fb_mmap: Some(bindings::fb_io_mmap),
+        fb_read: Some(Self::read_callback),
+        fb_write: Some(Self::write_callback),
+        fb_mmap: Some(Self::mmap_callback),
         fb_fillrect: Some(bindings::cfb_fillrect),
         fb_copyarea: Some(bindings::cfb_copyarea),
         fb_imageblit: Some(bindings::cfb_imageblit),
-        fb_destroy: Some(Self::destroy_callback),
+        // C only: the last reference may be dropped after our module's (see the module
+        // documentation); `Par<T>` needs no drop by then.
+        fb_destroy: Some(bindings::framebuffer_release),
         fb_setcolreg: if T::HAS_SETCOLREG {
             Some(Self::setcolreg_callback)
         } else {
@@ -267,46 +454,185 @@ impl<T: Driver> Registration<T> {
         ..unsafe { core::mem::zeroed() }
     };
 
-    /// Drops the `Par<T>` and frees the `fb_info`.
+    /// The operations of the VMAs `fb_mmap` sets up.
+    const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        fault: Some(Self::fault_callback),
+        // SAFETY: All-zero is a valid `vm_operations_struct`: `None`s.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// The `Par<T>` of `info`.
     ///
     /// # Safety
     ///
-    /// `info` was allocated by [`Registration::new`] with an initialised `par`, and nobody
-    /// uses it any more (not registered, no references left).
-    unsafe fn free(info: *mut bindings::fb_info) {
-        // SAFETY: By the safety requirements `par` is an initialised `Par<T>` nobody uses; the
-        // screen pointer goes away with the mapping.
-        unsafe {
-            (*info).__bindgen_anon_1.screen_base = core::ptr::null_mut();
-            core::ptr::drop_in_place((*info).par.cast::<Par<T>>());
-            bindings::framebuffer_release(info);
-        }
+    /// `info` is an `fb_info` allocated by [`Registration::new`] that is still live (the
+    /// caller holds a reference: an open file, a VMA of one, or the registration) for `'b`.
+    unsafe fn par<'b>(info: *mut bindings::fb_info) -> &'b Par<T> {
+        // SAFETY: Per the safety requirements `par` is an initialised `Par<T>` that lives for
+        // `'b`; it is only mutated through its `UnsafeCell`s and atomics.
+        unsafe { &*(*info).par.cast::<Par<T>>() }
     }
 
-    /// `fb_destroy`: the last reference to the `fb_info` is gone.
-    extern "C" fn destroy_callback(info: *mut bindings::fb_info) {
-        // SAFETY: The fbdev core calls this once, when the last reference to a registered
-        // `info` of ours is dropped (after `unregister_framebuffer()`).
-        unsafe { Self::free(info) };
+    /// `fb_read`: `fb_io_read()`, while the device is there.
+    ///
+    /// # Safety
+    ///
+    /// fbdev callback: `info` is an `fb_info` of ours held by the open file being read; the
+    /// other arguments are those of `fb_io_read()`.
+    unsafe extern "C" fn read_callback(
+        info: *mut bindings::fb_info,
+        buf: *mut c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: Per the callback contract `info` is ours and live.
+        let par = unsafe { Self::par(info) };
+        let Some(_access) = par.gate.enter() else {
+            // CAST: errnos fit `isize`; there is no `From<i32>` for it.
+            return ENODEV.to_errno() as isize;
+        };
+        // SAFETY: The gate is open, so `screen_base` maps the device memory until `_access`
+        // ends; the rest is the callback contract.
+        unsafe { bindings::fb_io_read(info, buf, count, ppos) }
+    }
+
+    /// `fb_write`: `fb_io_write()`, while the device is there.
+    ///
+    /// # Safety
+    ///
+    /// fbdev callback: `info` is an `fb_info` of ours held by the open file being written;
+    /// the other arguments are those of `fb_io_write()`.
+    unsafe extern "C" fn write_callback(
+        info: *mut bindings::fb_info,
+        buf: *const c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: Per the callback contract `info` is ours and live.
+        let par = unsafe { Self::par(info) };
+        let Some(_access) = par.gate.enter() else {
+            // CAST: errnos fit `isize`; there is no `From<i32>` for it.
+            return ENODEV.to_errno() as isize;
+        };
+        // SAFETY: The gate is open, so `screen_base` maps the device memory until `_access`
+        // ends; the rest is the callback contract.
+        unsafe { bindings::fb_io_write(info, buf, count, ppos) }
+    }
+
+    /// `fb_mmap`: sets `vma` up to map the framebuffer's pages as they are
+    /// touched (see `fault_callback`), and remembers the file's address space
+    /// so that revoking can zap the mapping.
+    ///
+    /// Private writable mappings are refused (`EINVAL`): copy-on-write of
+    /// device memory is not what a framebuffer wants, and PFN mappings cannot
+    /// have it.
+    ///
+    /// # Safety
+    ///
+    /// fbdev callback: `info` is an `fb_info` of ours held by the open file, `vma` is being
+    /// set up by that file's `mmap()` hook, and the caller holds `info->mm_lock`.
+    unsafe extern "C" fn mmap_callback(
+        info: *mut bindings::fb_info,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: Per the callback contract `info` is ours and live.
+        let par = unsafe { Self::par(info) };
+        from_result(|| {
+            let _access = par.gate.enter().ok_or(ENODEV)?;
+            // SAFETY: Per the callback contract `vma` is being set up in an `mmap()` hook.
+            let new = unsafe { VmaNew::from_raw(vma) };
+            if new.flags() & (vm_flags::SHARED | vm_flags::MAYWRITE) == vm_flags::MAYWRITE {
+                return Err(EINVAL);
+            }
+            // As `vm_iomap_memory()`: the VMA must lie within the framebuffer's pages.
+            let vm_pages = (new.end() - new.start()) >> PAGE_SHIFT;
+            let pgoff = vma::pgoff(new);
+            if pgoff > par.pages || vm_pages > par.pages - pgoff {
+                return Err(EINVAL);
+            }
+
+            // SAFETY: `vm_file` of a VMA being set up by a file's `mmap()` hook is that live
+            // file, whose `f_mapping` does not change.
+            let mapping = unsafe { (*(*vma).vm_file).f_mapping };
+            let mapping = NonNull::new(mapping).ok_or(EINVAL)?;
+            // SAFETY: We are within an access and the caller holds `mm_lock`, so by the `Par`
+            // invariant nothing else uses `mapped`.
+            let mapped = unsafe { &mut *par.mapped.get() };
+            if !mapped.iter().any(|m| m.mapping == mapping) {
+                // SAFETY: `mapping` is the `f_mapping` of the live file.
+                mapped.push(unsafe { HeldMapping::new(mapping) }, GFP_KERNEL)?;
+            }
+
+            new.set_io();
+            new.set_dontexpand();
+            new.set_dontdump();
+            // SAFETY: The VMA is being set up, so nothing else looks at its flags; it is not
+            // `VM_MIXEDMAP` (neither we nor the fbdev core set that), so `VM_PFNMAP` keeps the
+            // flags valid. The page protection is the one `fb_io_mmap()` uses. The ops are
+            // `'static`; the private data is `info`, which the VMA's file keeps alive.
+            unsafe {
+                (*vma).__bindgen_anon_2.vm_flags |= vm_flags::PFNMAP;
+                bindings::kx_fb_set_page_prot(vma, (*info).fix.smem_start);
+                (*vma).vm_ops = &Self::VM_OPS;
+                (*vma).vm_private_data = info.cast();
+            }
+            Ok(0)
+        })
+    }
+
+    /// `fault`: maps the framebuffer page the fault is on, while the device
+    /// is there; `SIGBUS` once it is revoked.
+    ///
+    /// # Safety
+    ///
+    /// mm callback: `vmf` is a valid fault in a live VMA set up by `mmap_callback`.
+    unsafe extern "C" fn fault_callback(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: Per the callback contract `vmf` is valid for the call.
+        let (vma, pgoff, address) = unsafe {
+            let f = &(*vmf).__bindgen_anon_1;
+            (f.vma, f.pgoff, f.address)
+        };
+        // SAFETY: `mmap_callback` set the private data to the `fb_info`, which the VMA's file
+        // holds a reference on.
+        let par = unsafe { Self::par((*vma).vm_private_data.cast()) };
+        let Some(_access) = par.gate.enter() else {
+            return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+        };
+        let pfn = match par.first_pfn.checked_add(pgoff) {
+            Some(pfn) if pgoff < par.pages => pfn,
+            _ => return bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        };
+        // SAFETY: `vma` is a `VM_PFNMAP` VMA that is not copy-on-write (`mmap_callback` refused
+        // those) and `address` the faulting address in it. By the `Par` invariant `pfn` is a
+        // page of the device memory, live while the gate is open: `_access` keeps it open
+        // until the page is mapped, and revoking zaps the mapping afterwards.
+        unsafe { bindings::vmf_insert_pfn(vma, address, pfn) }
     }
 
     /// `fb_setcolreg`: stores the driver's value for console colour `regno`.
-    extern "C" fn setcolreg_callback(
+    ///
+    /// # Safety
+    ///
+    /// fbdev callback: `info` is a live `fb_info` of ours.
+    unsafe extern "C" fn setcolreg_callback(
         regno: u32,
         red: u32,
         green: u32,
         blue: u32,
         transp: u32,
         info: *mut bindings::fb_info,
-    ) -> i32 {
+    ) -> c_int {
+        // SAFETY: Per the callback contract `info` is ours and live.
+        let par = unsafe { Self::par(info) };
         from_result(|| {
+            let access = par.gate.enter().ok_or(ENODEV)?;
             let index = usize::try_from(regno).map_err(|_| EINVAL)?;
             if index >= PSEUDO_PALETTE_SIZE {
                 return Err(EINVAL);
             }
-            // SAFETY: `info` is a live `fb_info` of ours (the core calls ops only on those), so
-            // its `var` is readable and `par` is an initialised `Par<T>`.
-            let (var, par) = unsafe { (&(*info).var, &*(*info).par.cast::<Par<T>>()) };
+            // SAFETY: `info` is live, so its `var` is readable; the core writes it only under
+            // the locks its callers of `fb_setcolreg` hold.
+            let var = unsafe { &(*info).var };
             let layout = PixelLayout {
                 red: Bitfield::from_raw(&var.red),
                 green: Bitfield::from_raw(&var.green),
@@ -319,7 +645,7 @@ impl<T: Driver> Registration<T> {
                 blue,
                 transp,
             };
-            let value = par.data.setcolreg(&layout, regno, color)?;
+            let value = par.data(&access).setcolreg(&layout, regno, color)?;
             // fbcon (console lock) and FBIOPUTCMAP (fb_info lock) may call this concurrently,
             // and the drawing code reads the palette without locks: store atomically.
             // SAFETY: `index` is in bounds of the palette array, which lives as long as `info`;
@@ -332,11 +658,27 @@ impl<T: Driver> Registration<T> {
     }
 }
 
-impl<T: Driver> Drop for Registration<T> {
+impl<T: Driver> Drop for Registration<'_, T> {
     fn drop(&mut self) {
+        let info = self.info.as_ptr();
+        // SAFETY: By the type invariant `info` is ours and registered: we hold a reference.
+        let par = unsafe { Self::par(info) };
+        par.gate.revoke();
+        // SAFETY: The gate is closed, so by the `Par` invariant nothing else uses `mapped` or
+        // `data` any more.
+        let mapped = core::mem::take(unsafe { &mut *par.mapped.get() });
+        // No access is in flight, none starts: after the zap, user space cannot reach the
+        // memory. Still registered, so no other framebuffer has the minor of these files.
+        for mapping in &mapped {
+            mapping.zap();
+        }
+        drop(mapped);
+        // SAFETY: See above; `data` is initialised (type invariant) and dropped once, here.
+        unsafe { ManuallyDrop::drop(&mut *par.data.get()) };
         // SAFETY: By the type invariant `info` is registered and we own the registration's
-        // reference; the core frees it through `fb_destroy` once unused, so it is not touched
-        // after this.
-        unsafe { bindings::unregister_framebuffer(self.info.as_ptr()) };
+        // reference, which this drops: `info` is not touched after it. fbcon stops drawing
+        // into `_memory` here; read/write/mmap/faults and `fb_setcolreg` fail, so nothing uses
+        // `_memory` when it is unmapped right after this.
+        unsafe { bindings::unregister_framebuffer(info) };
     }
 }

@@ -2,45 +2,68 @@
 
 //! Write-combined mappings of device memory (`ioremap_wc()`).
 
-use super::bindings;
+use super::{bindings, pci_resources::RegionRequest};
 use core::ptr::NonNull;
 use kernel::prelude::*;
 
-/// A write-combined kernel mapping of `len` bytes of device memory at the
-/// physical address `phys`, unmapped when dropped.
+/// A write-combined kernel mapping of the memory BAR whose region request it
+/// owns, unmapped when dropped (and then the region released).
 ///
 /// Write combining suits framebuffers: the CPU may merge and reorder writes,
 /// which is what a frame of pixels wants and what register I/O must not
-/// have. The mapping itself does not reserve the memory: its owner requests
-/// the region (e.g. [`super::pci_resources::RegionRequest`]).
+/// have.
+///
+/// Made only by [`RegionRequest::map_wc`]: the mapping owns the request of
+/// the range it maps, so it can neither map memory its owner did not claim
+/// nor outlive the claim. The object hands out the mapping's address, never
+/// references to the memory behind it; whoever it gives the address to (the
+/// fbdev core, through [`super::fbdev::Registration`]) must be done with it
+/// before it is dropped.
 ///
 /// # Invariants
 ///
-/// `addr` is a live `ioremap_wc()` mapping of `len > 0` bytes at `phys`.
-pub struct IoMemWc {
+/// `addr` is a live `ioremap_wc()` mapping of `len > 0` bytes at `phys`, the resource of the
+/// BAR `region` holds; it is unmapped only on drop, before `region` is released.
+pub struct IoMemWc<'a> {
     addr: NonNull<u8>,
     len: usize,
     phys: bindings::resource_size_t,
+    _region: RegionRequest<'a>,
 }
 
-// SAFETY: The object only owns the mapping; it hands out its address, never references to
-// the memory behind it, so it may move between threads and be shared.
-unsafe impl Send for IoMemWc {}
-// SAFETY: See `Send`.
-unsafe impl Sync for IoMemWc {}
+// SAFETY: The object owns the mapping and the region request, which any thread may release;
+// it hands out the mapping's address, never references to the memory behind it.
+unsafe impl Send for IoMemWc<'_> {}
+// SAFETY: `&IoMemWc` only reads the immutable address, length and physical address.
+unsafe impl Sync for IoMemWc<'_> {}
 
-impl IoMemWc {
-    /// Maps `len` bytes of device memory at `phys` write-combined.
-    pub fn new(phys: bindings::resource_size_t, len: usize) -> Result<Self> {
+impl<'a> IoMemWc<'a> {
+    /// Maps `len` bytes of device memory at `phys` write-combined, keeping
+    /// `region` until the mapping is gone.
+    ///
+    /// # Safety
+    ///
+    /// `phys..phys + len` is the memory resource of the BAR `region` requested.
+    pub(super) unsafe fn new(
+        region: RegionRequest<'a>,
+        phys: bindings::resource_size_t,
+        len: usize,
+    ) -> Result<Self> {
         if len == 0 {
             return Err(EINVAL);
         }
-        // SAFETY: FFI call without preconditions; a range that is not device memory makes it
-        // fail (NULL).
+        // SAFETY: Per the safety requirements the range is a memory BAR `region` owns, so
+        // nobody else maps it with other cache attributes under us; `ioremap_wc()` fails
+        // (NULL) rather than map RAM.
         let addr = unsafe { bindings::kx_ioremap_wc(phys, len) };
         let addr = NonNull::new(addr.cast::<u8>()).ok_or(EIO)?;
-        // INVARIANT: `addr` is a fresh mapping of `len > 0` bytes at `phys`.
-        Ok(Self { addr, len, phys })
+        // INVARIANT: `addr` is a fresh mapping of `len > 0` bytes at `phys`, `region`'s BAR.
+        Ok(Self {
+            addr,
+            len,
+            phys,
+            _region: region,
+        })
     }
 
     /// The kernel virtual address of the mapping (an `__iomem` pointer to C).
@@ -48,7 +71,7 @@ impl IoMemWc {
         self.addr.as_ptr()
     }
 
-    /// Size of the mapping in bytes.
+    /// Size of the mapping in bytes: the whole BAR.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -58,16 +81,16 @@ impl IoMemWc {
         false
     }
 
-    /// Physical address of the mapped memory.
+    /// Physical address of the mapped memory: the BAR's start.
     pub fn phys(&self) -> bindings::resource_size_t {
         self.phys
     }
 }
 
-impl Drop for IoMemWc {
+impl Drop for IoMemWc<'_> {
     fn drop(&mut self) {
         // SAFETY: By the type invariant `addr` is a live mapping, and this is the only place
-        // that unmaps it.
+        // that unmaps it; `_region` is released only afterwards, when the fields are dropped.
         unsafe { bindings::kx_iounmap(self.addr.as_ptr().cast()) };
     }
 }

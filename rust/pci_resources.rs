@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! PCI resources the kernel crate's `pci` module does not wrap on their own:
-//! enabling memory decoding and requesting a BAR region without mapping it
-//! (the owner maps it in a way `pci::Bar` does not offer, e.g. write-combined).
+//! enabling memory decoding, and requesting a BAR region to map it in a way
+//! `pci::Bar` does not offer: write-combined ([`RegionRequest::map_wc`]).
 
-use super::bindings;
+use super::{bindings, iomem_wc::IoMemWc};
 use kernel::{device, error::to_result, pci, prelude::*, str::CStr};
 
 /// Returns the C `struct pci_dev` behind `pdev`.
@@ -87,6 +87,20 @@ impl<'a> RegionRequest<'a> {
         }
         // INVARIANT: requested just above.
         Ok(Self { pdev, bar })
+    }
+
+    /// Maps the whole BAR write-combined; the mapping takes over the request
+    /// and releases it after unmapping. `EINVAL` if it is not a memory BAR.
+    pub fn map_wc(self) -> Result<IoMemWc<'a>> {
+        let bar = u32::try_from(self.bar)?;
+        if !is_memory_bar(self.pdev, bar) {
+            return Err(EINVAL);
+        }
+        let start = self.pdev.resource_start(bar)?;
+        let len = usize::try_from(self.pdev.resource_len(bar)?)?;
+        // SAFETY: `start..start + len` is the memory resource of BAR `bar`, which `self`
+        // requested and hands over to the mapping.
+        unsafe { IoMemWc::new(self, start, len) }
     }
 }
 

@@ -14,4 +14,7 @@ void kx_iounmap(void *addr);
 struct pci_dev;
 bool kx_pci_resource_is_mem(struct pci_dev *pdev, int bar);
 
+struct vm_area_struct;
+void kx_fb_set_page_prot(struct vm_area_struct *vma, unsigned long start);
+
 #endif /* KERNEL_EXT_HELPERS_FBDEV_H */

@@ -35,6 +35,9 @@ rsync -a --delete --exclude generated --exclude '*.o' --exclude '*.ko' --exclude
 	--exclude '*.mod' --exclude '*.mod.c' --exclude '*.rmeta' --exclude '*.d' \
 	--exclude Module.symvers --exclude modules.order \
 	"$MDEV_RS_TOP/Kbuild" "$MDEV_RS_TOP/rust" "$MDEV_RS_TOP/mdpy-fb" "$GSRC/"
+# mdpy-fb includes the device definition it shares with mdpy.
+mkdir -p "$GSRC/mdpy"
+rsync -a "$MDEV_RS_TOP/mdpy/defs.rs" "$GSRC/mdpy/"
 flock "$GSRC/.lock" make -s -C "$GUEST_KDIR" M="$GSRC" LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" \
 	HOSTRUSTC="$RUSTC" modules >&2
 say "building the nested guest initramfs for the mdpy-fb tests (C and Rust mdpy-fb)"

@@ -15,13 +15,18 @@
  * clips copies everything), so when fbdraw returns the device's memory
  * holds the whole pattern.
  *
- * --hold maps the framebuffer, prints "fbdraw: holding", waits for a line on
- * stdin (meanwhile the test unbinds the device), then writes through the
- * still-live mapping, unmaps and closes: the driver must keep the memory
- * valid until then.
+ * --hold (for the Rust mdpy-fb) checks that a private writable mapping is
+ * refused, maps the framebuffer shared and fills it (faulting in every
+ * page), prints "fbdraw: holding", waits for a line on stdin (meanwhile the
+ * test unbinds the device), then checks that the old mapping no longer
+ * reaches the device (a write and a read raise SIGBUS) and that mmap() fails
+ * with ENODEV, unmaps and closes.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/fb.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +44,75 @@ static uint32_t pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h)
 	if (y < h / 2)
 		return bars[x * 8 / w];
 	return ((x * 255 / (w - 1)) << 16) | ((y * 255 / (h - 1)) << 8) | ((x ^ y) & 0xff);
+}
+
+static sigjmp_buf probe_env;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(probe_env, 1);
+}
+
+/* Whether a write (or a read) of *p raises SIGBUS. */
+static int raises_sigbus(volatile uint32_t *p, int write)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(probe_env, 1)) {
+		sigaction(SIGBUS, &old, NULL);
+		return 1;
+	}
+	if (write)
+		*p = 0xa5a5a5a5;
+	else
+		(void)*p;
+	sigaction(SIGBUS, &old, NULL);
+	return 0;
+}
+
+/* --hold: see the top of the file. */
+static int hold_across_unbind(const char *dev, int fd, uint8_t *fb, uint32_t len)
+{
+	volatile uint32_t *px = (volatile uint32_t *)fb;
+	uint32_t n = len / 4;
+	char line[16];
+	void *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (p != MAP_FAILED || errno != EINVAL) {
+		fprintf(stderr, "fbdraw: MAP_PRIVATE mmap of %s: want EINVAL\n", dev);
+		return 1;
+	}
+	printf("fbdraw: MAP_PRIVATE refused\n");
+	memset(fb, 0x5a, len);
+	for (uint32_t i = 0; i < n; i += 1024) {
+		if (px[i] != 0x5a5a5a5au) {
+			fprintf(stderr, "fbdraw: %s reads back 0x%08x at %u\n", dev, px[i], i * 4);
+			return 1;
+		}
+	}
+	printf("fbdraw: holding %s\n", dev);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return 1;
+	/* The device is unbound now: the pages faulted in above must be gone. */
+	if (!raises_sigbus(&px[0], 1) || !raises_sigbus(&px[n - 1], 0)) {
+		fprintf(stderr, "fbdraw: the mapping of %s still reaches the device\n", dev);
+		return 1;
+	}
+	printf("fbdraw: SIGBUS after unbind\n");
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED || errno != ENODEV) {
+		fprintf(stderr, "fbdraw: mmap of %s after unbind: want ENODEV\n", dev);
+		return 1;
+	}
+	printf("fbdraw: mmap after unbind ENODEV\n");
+	munmap(fb, len);
+	close(fd);
+	printf("fbdraw: released %s\n", dev);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -65,19 +139,8 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 1;
 	}
-	if (hold) {
-		char line[16];
-
-		printf("fbdraw: holding %s\n", dev);
-		fflush(stdout);
-		if (!fgets(line, sizeof(line), stdin))
-			return 1;
-		memset(fb, 0x5a, fix.smem_len);
-		munmap(fb, fix.smem_len);
-		close(fd);
-		printf("fbdraw: released %s\n", dev);
-		return 0;
-	}
+	if (hold)
+		return hold_across_unbind(dev, fd, fb, fix.smem_len);
 	for (uint32_t y = 0; y < var.yres; y++) {
 		uint32_t *row = (uint32_t *)(fb + y * fix.line_length);
 
