@@ -5,6 +5,7 @@
 //! interface.
 
 use crate::{
+    defs,
     kernel_ext::{
         bindings,
         emulated_pci::{self, Display, Plane, Region},
@@ -18,23 +19,16 @@ use crate::{
 };
 use kernel::{new_mutex, prelude::*, sync::Mutex, uaccess::UserSliceReader};
 
-/// PCI identity, from `samples/vfio-mdev/mdpy-defs.h`.
+/// PCI identity, from the definition mdpy-fb shares (`defs`).
 const IDENTITY: Identity = Identity {
-    vendor: 0x1b36,           // PCI_VENDOR_ID_REDHAT
-    device: 0x000f,           // MDPY_PCI_DEVICE_ID
-    subsystem_vendor: 0x1af4, // PCI_SUBVENDOR_ID_REDHAT_QUMRANET
-    subsystem: 0x1100,        // PCI_SUBDEVICE_ID_QEMU
+    vendor: defs::MDPY_PCI_VENDOR_ID.as_raw(),
+    device: defs::MDPY_PCI_DEVICE_ID,
+    subsystem_vendor: defs::MDPY_PCI_SUBVENDOR_ID,
+    subsystem: defs::MDPY_PCI_SUBDEVICE_ID,
     // CAST: PCI class codes are 16-bit.
     class: bindings::PCI_CLASS_DISPLAY_OTHER as u16,
     revision: 0x01,
 };
-
-/// The vendor capability that tells the guest driver the mode.
-const VENDORCAP_OFFSET: u8 = 0x40;
-const VENDORCAP_SIZE: u8 = 0x10;
-const FORMAT_OFFSET: usize = VENDORCAP_OFFSET as usize + 0x04;
-const WIDTH_OFFSET: usize = VENDORCAP_OFFSET as usize + 0x08;
-const HEIGHT_OFFSET: usize = VENDORCAP_OFFSET as usize + 0x0c;
 
 /// One mdpy device.
 #[pin_data]
@@ -62,10 +56,13 @@ impl MdpyDevice {
         let fb = UserBuffer::new(mode.memsize() as usize)?;
         let mut config = ConfigSpace::new(&IDENTITY);
         config.set_bar32(0, mode.memsize(), pci_config::BAR_MEM32_PREFETCH)?;
-        config.add_vendor_capability(VENDORCAP_OFFSET, VENDORCAP_SIZE)?;
-        config.set_u32(FORMAT_OFFSET, bindings::DRM_FORMAT_XRGB8888);
-        config.set_u32(WIDTH_OFFSET, mode.width);
-        config.set_u32(HEIGHT_OFFSET, mode.height);
+        config.add_vendor_capability(defs::MDPY_VENDORCAP_OFFSET, defs::MDPY_VENDORCAP_SIZE)?;
+        config.set_u32(
+            defs::MDPY_FORMAT_OFFSET.into(),
+            bindings::DRM_FORMAT_XRGB8888,
+        );
+        config.set_u32(defs::MDPY_WIDTH_OFFSET.into(), mode.width);
+        config.set_u32(defs::MDPY_HEIGHT_OFFSET.into(), mode.height);
         fill_gradient(&fb, mode)?;
         dev_info!(
             mdev.as_device(),

@@ -16,6 +16,7 @@
 #[path = "../rust/lib.rs"]
 pub mod kernel_ext;
 
+pub mod defs;
 mod device;
 mod regions;
 

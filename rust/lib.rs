@@ -44,7 +44,7 @@ pub mod uaccess;
 pub mod vfio;
 #[cfg(kx_dma_buf)]
 pub mod vm_fault;
-#[cfg(kx_mdev)]
+#[cfg(any(kx_mdev, kx_fbdev))]
 pub mod vma;
 #[cfg(kx_mdev)]
 pub mod vmalloc;

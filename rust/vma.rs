@@ -3,9 +3,12 @@
 //! VMA accessors the kernel crate's `mm::virt` does not have yet, and the
 //! VMA of our `mmap()` hooks.
 
+#[cfg(kx_mdev)]
 use core::cell::Cell;
+use kernel::mm::virt::VmaRef;
+#[cfg(kx_mdev)]
 use kernel::{
-    mm::virt::{flags, VmaNew, VmaRef},
+    mm::virt::{flags, VmaNew},
     prelude::*,
 };
 
@@ -26,11 +29,13 @@ pub fn pgoff(vma: &VmaRef) -> usize {
 /// drops a VMA whose `mmap()` failed without calling its `close`, so without
 /// this a hook that fails after installing would leak what it installed,
 /// whatever order its steps were in.
+#[cfg(kx_mdev)]
 pub struct NewMapping<'a> {
     vma: &'a VmaNew,
     undo: Cell<Option<unsafe fn(&VmaNew)>>,
 }
 
+#[cfg(kx_mdev)]
 impl<'a> NewMapping<'a> {
     /// Wraps the VMA of an `mmap()` hook. Only this layer's trampolines do.
     pub(in crate::kernel_ext) fn new(vma: &'a VmaNew) -> Self {
