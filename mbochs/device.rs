@@ -217,17 +217,18 @@ impl MbochsDevice {
     /// Only taking a page reference locks; the copy runs unlocked, so it may
     /// fault on a user mapping of this very VRAM.
     fn vram_access(&self, offset: usize, buf: UserBuf, write: bool) -> Result {
+        let mut reader = buf.reader_at(0);
+        let mut writer = buf.user_writer_at(0);
         let mut done = 0;
         while done < buf.len() {
             let pos = offset + done;
             let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
             let n = (PAGE_SIZE - in_page).min(buf.len() - done);
             let page = self.vram.page(index)?;
-            let user = buf.ptr().wrapping_byte_add(done);
             if write {
-                page.copy_from_user(in_page, user, n)?;
+                page.copy_from_user(in_page, n, &mut reader)?;
             } else {
-                page.copy_to_user(in_page, user, n)?;
+                page.copy_to_user(in_page, n, &mut writer)?;
             }
             done += n;
         }

@@ -16,9 +16,9 @@
 //! every access is a bounds-checked raw copy, like the kernel's accesses to
 //! any memory shared with user space.
 
-use super::bindings;
-use core::ptr::NonNull;
-use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserPtr};
+use super::{bindings, uaccess::UserWriter};
+use core::{mem::MaybeUninit, ptr::NonNull};
+use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
 /// One reference on an order-0 page.
 ///
@@ -81,31 +81,33 @@ impl PageRef {
         Ok(res)
     }
 
-    /// Copies `len` bytes at `offset` in the page out to user memory at `dst`.
-    pub fn copy_to_user(&self, offset: usize, dst: UserPtr, len: usize) -> Result {
-        // CAST: `len <= PAGE_SIZE`, checked by `with_mapped` before the copy.
-        let left = self.with_mapped(offset, len, |src| {
-            // SAFETY: `src..src + len` lies within the mapped page; `_copy_to_user` checks
-            // the user range and tolerates faults.
-            unsafe { bindings::_copy_to_user(dst.as_mut_ptr(), src.cast(), len as c_ulong) }
-        })?;
-        if left != 0 {
-            return Err(EFAULT);
-        }
-        Ok(())
+    /// Copies `len` bytes at `offset` of the page to user space; `EINVAL`
+    /// if they are not within the page, `EFAULT` if they do not fit `w` or
+    /// the user memory is bad.
+    pub fn copy_to_user(&self, offset: usize, len: usize, w: &mut UserWriter) -> Result {
+        self.with_mapped(offset, len, |src| {
+            // SAFETY: `src..src + len` lies within the page, mapped for the call. The bytes
+            // are only read by `copy_to_user()` (C), so user space may write them meanwhile.
+            unsafe { w.write_raw(src, len) }
+        })?
     }
 
-    /// Copies `len` bytes from user memory at `src` into the page at `offset`.
-    pub fn copy_from_user(&self, offset: usize, src: UserPtr, len: usize) -> Result {
-        let left = self.with_mapped(offset, len, |dst| {
-            // SAFETY: `dst..dst + len` lies within the mapped page; `_copy_from_user` checks
-            // the user range and tolerates faults.
-            unsafe { bindings::_copy_from_user(dst.cast(), src.as_const_ptr(), len) }
-        })?;
-        if left != 0 {
-            return Err(EFAULT);
-        }
-        Ok(())
+    /// Copies `len` bytes from user space into the page at `offset`;
+    /// `EINVAL` if they are not within the page, `EFAULT` if `r` has fewer
+    /// or the user memory is bad.
+    pub fn copy_from_user(&self, offset: usize, len: usize, r: &mut UserSliceReader) -> Result {
+        self.with_mapped(offset, len, |dst| {
+            // SAFETY: `dst..dst + len` lies within the page, mapped for the call, and bytes
+            // are valid `MaybeUninit<u8>`s. The slice is only formed to hand the range to
+            // `read_raw`, which passes its pointer and length to the checked
+            // `copy_from_user()` (C) and touches nothing through it: no Rust code reads or
+            // writes the bytes while it exists, so accesses by user space (which may map the
+            // page) or by another copy meanwhile are not accesses Rust code races with; they
+            // only mix the bytes, as they would for a C driver.
+            let out =
+                unsafe { core::slice::from_raw_parts_mut(dst.cast::<MaybeUninit<u8>>(), len) };
+            r.read_raw(out)
+        })?
     }
 
     /// Copies `out.len()` bytes at `offset` in the page into `out`.

@@ -34,6 +34,8 @@ impl UserWriter {
     ///
     /// Only the `read()` trampolines of this layer make writers, for the
     /// buffer the VFS handed them.
+    // Only the VFIO part has `read()` trampolines so far.
+    #[cfg_attr(not(kx_mdev), expect(dead_code))]
     pub(in crate::kernel_ext) fn new(ptr: UserPtr, len: usize) -> Self {
         // INVARIANT: Nothing is written yet.
         Self { ptr, len }
@@ -70,7 +72,8 @@ impl UserWriter {
         // CAST: `len` fits `c_ulong`, which is `usize` on every kernel target.
         // SAFETY: `src` is valid for `len` bytes per the safety requirements; `copy_to_user`
         // checks the user range and the kernel object, and tolerates faults.
-        let left = unsafe { bindings::copy_to_user(self.ptr.as_mut_ptr(), src.cast(), len as c_ulong) };
+        let left =
+            unsafe { bindings::copy_to_user(self.ptr.as_mut_ptr(), src.cast(), len as c_ulong) };
         if left != 0 {
             return Err(EFAULT);
         }

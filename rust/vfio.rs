@@ -10,7 +10,7 @@
 //! decoded by the core (argsz, capability chain) and reaches the driver as
 //! [`Device::region_info`].
 
-use super::{bindings, device as kx_device};
+use super::{bindings, device as kx_device, uaccess::UserWriter};
 use core::{
     marker::PhantomData,
     mem::{offset_of, size_of},
@@ -104,6 +104,15 @@ impl UserBuf {
             self.len.saturating_sub(offset),
         )
         .reader()
+    }
+
+    /// The bytes from `offset` on, for writing to user space from memory
+    /// user space may map.
+    pub fn user_writer_at(&self, offset: usize) -> UserWriter {
+        UserWriter::new(
+            self.ptr.wrapping_byte_add(offset),
+            self.len.saturating_sub(offset),
+        )
     }
 
     /// The bytes from `offset` on, for writing to user space.
