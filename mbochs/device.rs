@@ -10,7 +10,8 @@ use crate::{
         mdev,
         pci_config::{self, ConfigSpace, Identity},
         vfio::{self, UserBuf},
-        vm_fault, vma,
+        vm_fault,
+        vma::NewMapping,
     },
     regions::{self, Target},
     regs::{self, Regs},
@@ -19,7 +20,6 @@ use crate::{
 };
 use core::mem::size_of;
 use kernel::{
-    mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -293,24 +293,17 @@ impl vfio::Device for MbochsDevice {
         regions::info(index, self.memsize(), caps)
     }
 
-    fn mmap(&self, vma: &VmaNew) -> Result {
-        // Device memory is shared by nature: no private (copy-on-write) mappings.
-        if vma.flags() & vm_flags::SHARED == 0 {
-            return Err(EINVAL);
-        }
-        // BAR0 only, from any page in it, and entirely within it.
-        let first = vma::pgoff(vma)
-            .checked_sub(regions::BAR0_PGOFF)
-            .ok_or(EINVAL)?;
-        let len = vma.end() - vma.start();
+    fn mmap(&self, vma: &NewMapping<'_>) -> Result {
+        // BAR0 only, from any page in it, and entirely within it. Device
+        // memory is shared by nature: `install` refuses private mappings.
+        let first = vma.pgoff().checked_sub(regions::BAR0_PGOFF).ok_or(EINVAL)?;
         let end = first
             .checked_mul(PAGE_SIZE)
-            .and_then(|o| o.checked_add(len))
+            .and_then(|o| o.checked_add(vma.len()))
             .ok_or(EINVAL)?;
         if end > self.memsize() {
             return Err(EINVAL);
         }
-        vm_fault::install(vma, self.vram.clone());
-        Ok(())
+        vm_fault::install(vma, self.vram.clone())
     }
 }

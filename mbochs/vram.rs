@@ -8,12 +8,12 @@ use crate::{
         dma_buf::{self, Attachment, MappedSgTable},
         page_ref::PageRef,
         vm_fault::{self, VmFault, VmOperations},
+        vma::NewMapping,
     },
     regions,
 };
 use kernel::{
     dma::DataDirection,
-    mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -128,14 +128,11 @@ impl dma_buf::Exporter for FbPages {
         MappedSgTable::from_pages(attachment.dev(), &self.pages, self.size(), dir)
     }
 
-    fn mmap(this: ArcBorrow<'_, Self>, vma: &VmaNew) -> Result {
-        // Like the C sample: shared mappings only (the buffer is exported
-        // read-write, so `MAP_SHARED` gets `VM_SHARED`).
-        if vma.flags() & vm_flags::SHARED == 0 {
-            return Err(EINVAL);
-        }
-        vm_fault::install(vma, this.into());
-        Ok(())
+    fn mmap(this: ArcBorrow<'_, Self>, vma: &NewMapping<'_>) -> Result {
+        // Like the C sample, shared mappings only (`install` refuses the
+        // others; the buffer is exported read-write, so `MAP_SHARED` gets
+        // `VM_SHARED`).
+        vm_fault::install(vma, this.into())
     }
 }
 

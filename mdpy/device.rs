@@ -7,18 +7,13 @@ use crate::{
         bindings, mdev,
         pci_config::{self, ConfigSpace, Identity},
         vfio::{self, UserBuf},
-        vma,
+        vma::NewMapping,
         vmalloc::UserBuffer,
     },
     regions::{self, Target},
     Mode,
 };
-use kernel::{
-    mm::virt::{flags as vm_flags, VmaNew},
-    new_mutex,
-    prelude::*,
-    sync::Mutex,
-};
+use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// PCI identity, from `samples/vfio-mdev/mdpy-defs.h`.
 const IDENTITY: Identity = Identity {
@@ -181,13 +176,12 @@ impl vfio::Device for MdpyDevice {
         regions::info(index, self.fb.len())
     }
 
-    fn mmap(&self, vma: &VmaNew) -> Result {
+    fn mmap(&self, vma: &NewMapping<'_>) -> Result {
         // Device memory is shared by nature: no private (copy-on-write) mappings.
-        if vma.flags() & vm_flags::SHARED == 0 {
+        if !vma.is_shared() {
             return Err(EINVAL);
         }
-        let pgoff = vma::pgoff(vma);
-        let fb_pgoff = pgoff.checked_sub(regions::BAR0_PGOFF).ok_or(EINVAL)?;
-        self.fb.mmap(vma, fb_pgoff)
+        let fb_pgoff = vma.pgoff().checked_sub(regions::BAR0_PGOFF).ok_or(EINVAL)?;
+        self.fb.mmap(vma.vma(), fb_pgoff)
     }
 }

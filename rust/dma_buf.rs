@@ -16,7 +16,7 @@
 //! this must import the `DMA_BUF` symbol namespace (`imports_ns` in
 //! `module!`).
 
-use super::{bindings, page_ref::PageRef};
+use super::{bindings, page_ref::PageRef, vma::NewMapping};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
     device::Device,
@@ -171,8 +171,9 @@ pub trait Exporter: Send + Sync + Sized + 'static {
     fn map(&self, attachment: &Attachment, dir: DataDirection) -> Result<MappedSgTable>;
 
     /// `mmap()` of the buffer (through its file descriptor or an importer).
-    /// The core has checked that the VMA lies within the buffer.
-    fn mmap(_this: ArcBorrow<'_, Self>, _vma: &VmaNew) -> Result {
+    /// The core has checked that the VMA lies within the buffer. If the hook
+    /// fails, what it installed into `vma` is undone.
+    fn mmap(_this: ArcBorrow<'_, Self>, _vma: &NewMapping<'_>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -352,9 +353,8 @@ impl<T: Exporter> OpsTable<T> {
     ) -> c_int {
         // SAFETY: Per the callback contract; the VMA's file holds the buffer during the call.
         let (data, vma) = unsafe { (Self::data(buf), VmaNew::from_raw(vma)) };
-        match T::mmap(data, vma) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
+        let mapping = NewMapping::new(vma);
+        let res = T::mmap(data, &mapping);
+        mapping.finish(res)
     }
 }

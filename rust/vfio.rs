@@ -10,7 +10,7 @@
 //! decoded by the core (argsz, capability chain) and reaches the driver as
 //! [`Device::region_info`].
 
-use super::{bindings, device as kx_device, uaccess::UserWriter};
+use super::{bindings, device as kx_device, uaccess::UserWriter, vma::NewMapping};
 use core::{
     marker::PhantomData,
     mem::{offset_of, size_of},
@@ -291,8 +291,8 @@ pub trait Device: Send + Sync + Sized {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// `mmap()` of the device file; `vma.pgoff` selects what is mapped.
-    fn mmap(&self, _vma: &VmaNew) -> Result {
+    /// `mmap()` of the device file; `vma.pgoff()` selects what is mapped.
+    fn mmap(&self, _vma: &NewMapping<'_>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -597,9 +597,8 @@ impl<T: Device> OpsTable<T> {
     ) -> c_int {
         // SAFETY: Per the callback contract, with the mmap lock held for `vma`.
         let (dev, vma) = unsafe { (data::<T>(vdev), VmaNew::from_raw(vma)) };
-        match dev.mmap(vma) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
+        let mapping = NewMapping::new(vma);
+        let res = dev.mmap(&mapping);
+        mapping.finish(res)
     }
 }
