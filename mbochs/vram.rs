@@ -125,12 +125,18 @@ impl FbPages {
 #[vtable]
 impl dma_buf::Exporter for FbPages {
     fn map(&self, attachment: &Attachment, dir: DataDirection) -> Result<MappedSgTable> {
-        MappedSgTable::from_pages(attachment.dev(), &self.pages, self.size(), dir)
+        // The table takes references of its own on the pages.
+        let mut pages = KVVec::with_capacity(self.pages.len(), GFP_KERNEL)?;
+        for page in self.pages.iter() {
+            pages.push(page.clone(), GFP_KERNEL)?;
+        }
+        MappedSgTable::from_pages(attachment.dev(), pages, self.size(), dir)
     }
 
     fn mmap(this: ArcBorrow<'_, Self>, vma: &NewMapping<'_>) -> Result {
-        // Shared mappings only, like the C sample (`install` refuses others): the buffer is
-        // exported read-write, so `MAP_SHARED` gets `VM_SHARED`.
+        // Like the C sample, shared mappings only (`install` refuses the
+        // others; the buffer is exported read-write, so `MAP_SHARED` gets
+        // `VM_SHARED`).
         vm_fault::install(vma, this.into())
     }
 }

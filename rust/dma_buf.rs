@@ -19,7 +19,7 @@
 use super::{bindings, page_ref::PageRef, vma::NewMapping};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
-    device::Device,
+    device::{Bound, Device},
     dma::DataDirection,
     error::{from_err_ptr, to_result, VTABLE_DEFAULT_ERROR},
     mm::virt::VmaNew,
@@ -33,45 +33,73 @@ use kernel::{
 };
 
 /// A device's attachment to a dma-buf (`struct dma_buf_attachment`).
+///
+/// Only handed to [`Exporter::map`], borrowed for the call: there is no other
+/// way to get one.
 #[repr(transparent)]
 pub struct Attachment(Opaque<bindings::dma_buf_attachment>);
 
 impl Attachment {
     /// The importing device, for which the buffer is mapped.
-    pub fn dev(&self) -> &Device {
-        // SAFETY: An attachment is only handed out by the dma-buf core's callbacks, while
-        // it is live; its device is referenced by the importer until it detaches.
-        unsafe { Device::from_raw((*self.0.get()).dev) }
+    ///
+    /// It is bound to a driver while the attachment is borrowed: the importer
+    /// maps an attachment (`dma_buf_map_attachment()`, which is what calls
+    /// [`Exporter::map`]) in order to use it for DMA by that device, and the
+    /// DMA API may only be used for a device while a driver is bound to it
+    /// (its driver unmaps before unbinding, like any DMA mapping). That is
+    /// the contract every C exporter relies on when it calls
+    /// `dma_map_sgtable()` for `attach->dev` in its `map_dma_buf`.
+    pub fn dev(&self) -> &Device<Bound> {
+        // SAFETY: An attachment is only handed out by `map_dma_buf`, for the call, while it
+        // is live; the importer holds a reference on its device until it detaches.
+        let dev: &Device = unsafe { Device::from_raw((*self.0.get()).dev) };
+        // SAFETY: The device is bound for the call (see above), and the returned borrow ends
+        // with that of `self`, i.e. with the call.
+        unsafe { dev.as_bound() }
     }
 }
 
 /// The part of a [`MappedSgTable`] the C side sees; `sgt` comes first so the
-/// `struct sg_table *` handed to the dma-buf core leads back to it.
+/// `struct sg_table *` handed to the dma-buf core leads back to it. Fields
+/// drop after `MappedSgTable::drop` has unmapped and freed `sgt`: the
+/// device reference, then the page references.
 #[repr(C)]
 struct MappedInner {
     sgt: Opaque<bindings::sg_table>,
     dev: ARef<Device>,
     dir: bindings::dma_data_direction,
+    pages: KVVec<PageRef>,
 }
 
 /// A scatter-gather table of pages, DMA-mapped for one device: what an
-/// exporter's `map_dma_buf` returns. Dropping it unmaps and frees it.
+/// exporter's `map_dma_buf` returns. It owns a reference on each of its
+/// pages, so they stay allocated while the device may access them; dropping
+/// it unmaps and frees the table, then puts the pages.
 ///
 /// # Invariants
 ///
-/// `inner.sgt` was filled by `sg_alloc_table_from_pages_segment()` and mapped
-/// with `dma_map_sgtable()` for `inner.dev` in direction `inner.dir`.
+/// `inner.sgt` was filled by `sg_alloc_table_from_pages_segment()` with the
+/// pages of `inner.pages` and mapped with `dma_map_sgtable()` for
+/// `inner.dev` in direction `inner.dir`.
 pub struct MappedSgTable {
     inner: KBox<MappedInner>,
 }
 
 impl MappedSgTable {
     /// Builds a table of `pages` (the first `size` bytes of them) and maps it
-    /// for DMA by `dev` in direction `dir`; `EINVAL` for
-    /// [`DataDirection::None`], which the DMA API cannot map.
+    /// for DMA by `dev` in direction `dir`; the table keeps the references
+    /// `pages` holds. `EINVAL` for no pages, for more than `size` covers, for
+    /// [`DataDirection::None`] (which the DMA API cannot map) and for a
+    /// device that cannot take even one page per DMA segment.
+    ///
+    /// Segments are at most the device's maximum segment size
+    /// (`dma_get_max_seg_size()`) and maximum mapping size
+    /// (`dma_max_mapping_size()`, as the kernel crate's `SGTable` and
+    /// `drm_prime_pages_to_sg()` use), so they fit the device whether or not
+    /// an IOMMU or bounce buffers merge or split them.
     pub fn from_pages(
-        dev: &Device,
-        pages: &[PageRef],
+        dev: &Device<Bound>,
+        pages: KVVec<PageRef>,
         size: usize,
         dir: DataDirection,
     ) -> Result<Self> {
@@ -79,44 +107,74 @@ impl MappedSgTable {
         if dir == DataDirection::None {
             return Err(EINVAL);
         }
-        let n = c_uint::try_from(pages.len()).map_err(|_| EINVAL)?;
-        if size > pages.len().checked_mul(PAGE_SIZE).ok_or(EINVAL)? {
+        // `sg_alloc_table_from_pages_segment()` needs at least one page.
+        if pages.is_empty() || size > pages.len().checked_mul(PAGE_SIZE).ok_or(EINVAL)? {
             return Err(EINVAL);
         }
+        let n = c_uint::try_from(pages.len()).map_err(|_| EINVAL)?;
+        let max_segment = Self::max_segment(dev)?;
         let dir = bindings::dma_data_direction::from(dir);
         let inner = KBox::new(
             MappedInner {
                 sgt: Opaque::zeroed(),
                 dev: dev.into(),
                 dir,
+                pages,
             },
             GFP_KERNEL,
         )?;
         let sgt = inner.sgt.get();
-        // SAFETY: `sgt` is a zeroed table of ours; `pages` holds `n` live pages (references
-        // we hold for the call; the caller keeps the pages alive while the table is mapped,
-        // see `Exporter::map`), covering `size` bytes. The array is only read.
+        // SAFETY: `sgt` is a zeroed table of ours; `inner.pages` holds references on `n`
+        // live pages, covering `size` bytes, which the table keeps until it is dropped (after
+        // the table is unmapped and freed). The array is only read. `max_segment` is at
+        // least a page.
         to_result(unsafe {
             bindings::sg_alloc_table_from_pages_segment(
                 sgt,
-                PageRef::as_raw_array(pages).cast_mut(),
+                PageRef::as_raw_array(&inner.pages).cast_mut(),
                 n,
                 0,
                 size as c_ulong,
-                c_uint::MAX,
+                max_segment,
                 bindings::GFP_KERNEL,
             )
         })?;
-        // SAFETY: `sgt` is a filled table and `dev` a live device.
-        let ret =
-            unsafe { bindings::dma_map_sgtable(super::device::as_raw(&inner.dev), sgt, dir, 0) };
+        // SAFETY: `sgt` is a filled table and `dev` a device bound to a driver, so the DMA
+        // API may map for it.
+        let ret = unsafe { bindings::dma_map_sgtable(super::device::as_raw(dev), sgt, dir, 0) };
         if ret != 0 {
             // SAFETY: The table was allocated above and is not mapped.
             unsafe { bindings::sg_free_table(sgt) };
             return Err(Error::from_errno(ret));
         }
-        // INVARIANT: Filled and mapped for `dev` in `dir`.
+        // INVARIANT: Filled with `inner.pages` and mapped for `dev` in `dir`.
         Ok(Self { inner })
+    }
+
+    /// The largest scatterlist segment for `dev`, a page multiple; `EINVAL`
+    /// if that is less than a page (`sg_alloc_table_from_pages_segment()`
+    /// would warn and fail).
+    fn max_segment(dev: &Device<Bound>) -> Result<c_uint> {
+        let raw = super::device::as_raw(dev);
+        // SAFETY: `raw` is a live device; both only read its DMA parameters.
+        let (seg, mapping) = unsafe {
+            (
+                bindings::kx_dma_get_max_seg_size(raw),
+                bindings::dma_max_mapping_size(raw),
+            )
+        };
+        // `dma_max_mapping_size()` is `SIZE_MAX`, or 0 without DMA ops, when it sets no limit.
+        let mapping = match mapping {
+            0 => c_uint::MAX,
+            m => c_uint::try_from(m).unwrap_or(c_uint::MAX),
+        };
+        // CAST: `PAGE_SIZE` fits `c_uint`.
+        let page = PAGE_SIZE as c_uint;
+        let max = seg.min(mapping) / page * page;
+        if max == 0 {
+            return Err(EINVAL);
+        }
+        Ok(max)
     }
 
     /// Hands the table to C as the `struct sg_table *` of a `map_dma_buf`.
@@ -164,14 +222,16 @@ impl Drop for MappedSgTable {
 /// buffer's private data. Its `Drop` is the buffer's `release`.
 #[vtable]
 pub trait Exporter: Send + Sync + Sized + 'static {
-    /// Maps the buffer for DMA by `attachment.dev()`.
+    /// Maps the buffer for DMA by `attachment.dev()`, bound for the call.
     ///
     /// The buffer (hence `self`) outlives the mapping: the dma-buf core
-    /// unmaps every attachment before releasing it.
+    /// unmaps every attachment before releasing it. The table owns references
+    /// to its pages in any case.
     fn map(&self, attachment: &Attachment, dir: DataDirection) -> Result<MappedSgTable>;
 
     /// `mmap()` of the buffer (through its file descriptor or an importer).
-    /// The core has checked that the VMA lies within the buffer.
+    /// The core has checked that the VMA lies within the buffer. If the hook
+    /// fails, what it installed into `vma` is undone.
     fn mmap(_this: ArcBorrow<'_, Self>, _vma: &NewMapping<'_>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }

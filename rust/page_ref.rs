@@ -81,23 +81,32 @@ impl PageRef {
         Ok(res)
     }
 
-    /// Copies `len` bytes at `offset` of the page to user space through `w`.
+    /// Copies `len` bytes at `offset` of the page to user space; `EINVAL`
+    /// if they are not within the page, `EFAULT` if they do not fit `w` or
+    /// the user memory is bad.
     pub fn copy_to_user(&self, offset: usize, len: usize, w: &mut UserWriter) -> Result {
         self.with_mapped(offset, len, |src| {
-            // SAFETY: `src..src + len` lies within the mapped page; only C reads it.
+            // SAFETY: `src..src + len` lies within the page, mapped for the call. The bytes
+            // are only read by `copy_to_user()` (C), so user space may write them meanwhile.
             unsafe { w.write_raw(src, len) }
         })?
     }
 
-    /// Copies `len` bytes from user space (`r`) into the page at `offset`.
+    /// Copies `len` bytes from user space into the page at `offset`;
+    /// `EINVAL` if they are not within the page, `EFAULT` if `r` has fewer
+    /// or the user memory is bad.
     pub fn copy_from_user(&self, offset: usize, len: usize, r: &mut UserSliceReader) -> Result {
         self.with_mapped(offset, len, |dst| {
-            // SAFETY: `dst..dst + len` lies within the mapped page. The slice is only handed
-            // to `copy_from_user()` (C), never accessed by Rust, so user space writing the page
-            // through a mapping meanwhile is a race of C accesses, not a Rust data race.
-            let dst =
+            // SAFETY: `dst..dst + len` lies within the page, mapped for the call, and bytes
+            // are valid `MaybeUninit<u8>`s. The slice is only formed to hand the range to
+            // `read_raw`, which passes its pointer and length to the checked
+            // `copy_from_user()` (C) and touches nothing through it: no Rust code reads or
+            // writes the bytes while it exists, so accesses by user space (which may map the
+            // page) or by another copy meanwhile are not accesses Rust code races with; they
+            // only mix the bytes, as they would for a C driver.
+            let out =
                 unsafe { core::slice::from_raw_parts_mut(dst.cast::<MaybeUninit<u8>>(), len) };
-            r.read_raw(dst)
+            r.read_raw(out)
         })?
     }
 

@@ -5,20 +5,19 @@
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
 //! (`struct vm_operations_struct`)
 //!
-//! An `mmap()` hook calls [`install`] with an [`Arc`] of an object that
-//! implements [`VmOperations`]. The VMA then keeps that object alive: each
-//! VMA (including the copies made by `fork()` and the halves made by
-//! splitting it) holds one reference, dropped when the VMA is unmapped. On a
-//! page fault, [`VmOperations::fault`] returns the page to map (a
-//! [`PageRef`]); it is inserted into the page table, which takes its own
-//! reference on the page, so the page outlives the object if the mapping
-//! does.
+//! An `mmap()` hook calls [`install`] with the [`NewMapping`] it was given
+//! and an [`Arc`] of an object that implements [`VmOperations`]. The VMA
+//! then keeps that object alive: each VMA (including the copies made by
+//! `fork()` and the halves made by splitting it) holds one reference,
+//! dropped when the VMA is unmapped. On a page fault,
+//! [`VmOperations::fault`] returns the page to map (a [`PageRef`]); it is
+//! inserted into the page table, which takes its own reference on the page,
+//! so the page outlives the object if the mapping does.
 
 use super::{bindings, page_ref::PageRef, vma::NewMapping};
-use core::marker::PhantomData;
+use core::{ffi::c_void, marker::PhantomData};
 use kernel::{
     error::VTABLE_DEFAULT_ERROR,
-    mm::virt::VmaNew,
     prelude::*,
     sync::{Arc, ArcBorrow},
 };
@@ -61,45 +60,24 @@ pub trait VmOperations: Send + Sync + Sized + 'static {
 /// The VMA becomes `VM_MIXEDMAP` (its pages are inserted one by one) and
 /// `VM_DONTEXPAND` (`mremap()` cannot grow it past what the `mmap()` hook
 /// checked). It holds a reference on `data` until it is unmapped; if the
-/// hook fails after this, [`NewMapping`] drops that reference again.
+/// hook fails after this, whatever its order of steps, its trampoline
+/// ([`NewMapping::finish`]) drops that reference again.
 ///
-/// `EINVAL` for a private mapping: the fault handler's pages are inserted as
-/// they are, without copy-on-write, so writes through a private mapping would
-/// reach the shared pages. `EBUSY` if something was installed already.
+/// Fails with `EINVAL` for a private mapping: the fault handler's pages are
+/// inserted as they are, without copy-on-write, so writes through a private
+/// mapping would reach the shared pages. Fails with `EBUSY` if something was
+/// installed into `vma` already. On an error the VMA is left as it was.
 pub fn install<T: VmOperations>(vma: &NewMapping<'_>, data: Arc<T>) -> Result {
     if !vma.is_shared() {
         return Err(EINVAL);
     }
-    // SAFETY: `uninstall::<T>` undoes exactly what follows.
-    unsafe { vma.set_undo(uninstall::<T>) }?;
-    let raw = vma.vma().as_ptr();
+    let data = Arc::into_raw(data).cast_mut().cast();
+    // SAFETY: `data` is a leaked `Arc<T>`: `OpsTable::<T>::release` reclaims it, as the
+    // table's `close` does, and its `open` takes a reference for each copy of the VMA.
+    unsafe { vma.set_ops(OpsTable::<T>::build(), data, OpsTable::<T>::release)? };
     vma.vma().set_mixedmap();
     vma.vma().set_dontexpand();
-    // SAFETY: `vma` is being set up in an `mmap()` hook, so we may set its operations and
-    // private data; no other code looks at them until the hook returns. The ops table is
-    // `'static`, and the private data is a leaked `Arc<T>` that `close` (or `uninstall`)
-    // reclaims.
-    unsafe {
-        (*raw).vm_ops = OpsTable::<T>::build();
-        (*raw).vm_private_data = Arc::into_raw(data).cast_mut().cast();
-    }
     Ok(())
-}
-
-/// Undoes [`install`] on a VMA whose `mmap()` hook failed.
-///
-/// # Safety
-///
-/// `vma` was set up by `install::<T>` in the failing hook, and is not used afterwards.
-unsafe fn uninstall<T: VmOperations>(vma: &VmaNew) {
-    let raw = vma.as_ptr();
-    // SAFETY: Per the safety requirements the private data is the `Arc<T>` `install` leaked,
-    // which the mm core will never `close`; reclaimed once here.
-    unsafe {
-        drop(Arc::from_raw((*raw).vm_private_data.cast::<T>()));
-        (*raw).vm_private_data = core::ptr::null_mut();
-        (*raw).vm_ops = core::ptr::null();
-    }
 }
 
 /// The `vm_operations_struct` of a [`VmOperations`] implementation.
@@ -155,7 +133,17 @@ impl<T: VmOperations> OpsTable<T> {
     /// mm callback: `vma` was set up by `install::<T>` (or `open`), called once.
     unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
         // SAFETY: The private data is a leaked `Arc<T>` owned by `vma`, reclaimed once here.
-        drop(unsafe { Arc::from_raw((*vma).vm_private_data.cast::<T>()) });
+        unsafe { Self::release((*vma).vm_private_data) };
+    }
+
+    /// Drops the reference a VMA's private data is.
+    ///
+    /// # Safety
+    ///
+    /// `data` is a leaked `Arc<T>` whose reference the caller owns and gives up.
+    unsafe fn release(data: *mut c_void) {
+        // SAFETY: Per the safety requirements.
+        drop(unsafe { Arc::from_raw(data.cast::<T>()) });
     }
 
     /// `fault`: maps the page `T::fault` returns.
@@ -171,8 +159,9 @@ impl<T: VmOperations> OpsTable<T> {
         // it holds its reference for the whole fault.
         let data = unsafe { Self::data(fault.vmf.__bindgen_anon_1.vma) };
         match data.fault(&fault) {
-            // SAFETY: `vmf` is a valid fault of a `VM_MIXEDMAP` VMA and `page` a live order-0
-            // page; the page table takes its own reference on it, so `page` may be dropped.
+            // SAFETY: `vmf` is a valid fault of a `VM_MIXEDMAP | VM_SHARED` VMA (`install`
+            // refused the others) and `page` a live order-0 page; the page table takes its own
+            // reference on it, so `page` may be dropped.
             Ok(page) => unsafe {
                 bindings::vmf_insert_page_mkwrite(vmf, page.as_ptr(), fault.is_write())
             },

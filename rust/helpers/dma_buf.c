@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* C shims for the dma-buf exporter abstraction (see dma_buf.h). */
 #include <linux/dma-buf.h>
+#include <linux/dma-mapping.h>
 #include <linux/module.h>
 
 #include "dma_buf.h"
@@ -24,4 +25,9 @@ struct dma_buf *kx_dma_buf_export(const struct dma_buf_ops *ops, size_t size,
 void kx_get_dma_buf(struct dma_buf *dmabuf)
 {
 	get_dma_buf(dmabuf);
+}
+
+unsigned int kx_dma_get_max_seg_size(struct device *dev)
+{
+	return dma_get_max_seg_size(dev);
 }
