@@ -13,7 +13,7 @@
 //! that writer with a raw source for the abstractions of this layer: it is
 //! consumed as it is written (like `UserSliceWriter`, it cannot be copied
 //! and re-read), and every copy is the checked `copy_to_user()` (hardened
-//! usercopy's object-size checks included), never `_copy_to_user()`.
+//! usercopy's object-size checks included), never the unchecked variant.
 
 use super::bindings;
 use kernel::{prelude::*, uaccess::UserPtr};
