@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The test suite (`make check`): builds what is missing, then
-#  - static checks: rustfmt, CLIPPY=1 build without warnings, no `unsafe`
-#    outside rust/, a SAFETY comment on every unsafe block;
-#  - in one VM: the mdpy kselftest against the C sample and the Rust module
-#    (C defects must reproduce on C and be fixed on Rust), and the end-to-end
-#    display check through QEMU;
-#  - no kernel splat or kmemleak report during the run.
-# Prints TAP and ends with "N passed, N failed"; exit status 0 iff all passed.
+#  - static checks: rustfmt, CLIPPY=1 build without warnings (rust/ denies
+#    an unsafe block without a SAFETY comment and an unsafe fn without a
+#    Safety section), no `unsafe` outside rust/;
+#  - in one VM: the mdpy and mbochs kselftests on every device type against
+#    the C sample and the Rust module (C defects must reproduce on C and be
+#    fixed on Rust), and the end-to-end display checks through QEMU;
+#  - the kernel's detectors are on, and report nothing during the run.
+# Prints TAP-like lines ("ok", "not ok", and "not run" for a test that was
+# not run) and ends with "N passed, N failed, N not run"; exit status 0 iff
+# nothing failed.
 # Developers: MDEV_RS_ONLY="mdpy mbochs ..." runs only those parts in the VM
 # (see guest-run.sh); such a partial run reports the others as missing.
 set -uo pipefail
@@ -44,8 +47,8 @@ vm_rc=$?
 	# tap-DRIVER-IMPL-TYPE.txt: one kselftest run (IMPL is c or rust).
 	for tap in "$OUT"/tap-*.txt; do
 		[ -e "$tap" ] || continue
-		impl=$(basename "$tap" | cut -d- -f3)
-		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" "$impl" "$tap" | grep -v '^# verdict'
+		impl=$(basename "$tap" .txt | cut -d- -f3) type=$(basename "$tap" .txt | cut -d- -f4-)
+		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" "$impl" "$tap" "$type" | grep -v '^# verdict'
 	done
 	cat "$OUT/results.txt"
 	"$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$OUT"
@@ -67,7 +70,9 @@ cat "$OUT/summary.tap"
 [ -s "$OUT/splats.txt" ] && cat "$OUT/splats.txt"
 passed=$(grep -c '^ok' "$OUT/summary.tap")
 failed=$(grep -c '^not ok' "$OUT/summary.tap")
+notrun=$(grep -c '^not run' "$OUT/summary.tap")
+# "not run" lines are no TAP test points: they are neither passed nor failed.
 echo "1..$((passed + failed))"
-echo "Artefacts: $OUT (screendumps as PNG: $OUT/checks/)"
-echo "$passed passed, $failed failed"
+echo "Artefacts: $OUT (screendumps as PNG: $OUT/checks/; per-test times: $OUT/times-*.txt)"
+echo "$passed passed, $failed failed, $notrun not run"
 [ "$failed" -eq 0 ]
