@@ -72,7 +72,7 @@ vm_rc=$?
 	[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
 	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
 		"$OUT/dmesg.txt" "$OUT/kmemleak.txt" > "$OUT/splats.txt"; then
-		echo "ok - no kernel splat or kmemleak report"
+		echo "ok - no kernel splat (WARN, BUG, Oops, lockdep, UBSAN, list corruption) or kmemleak report"
 	else
 		echo "not ok - kernel splat, kmemleak report or no dmesg (see out/test/splats.txt)"
 	fi
