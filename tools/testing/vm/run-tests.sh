@@ -64,10 +64,11 @@ vm_rc=$?
 	done
 	cat "$OUT/results.txt"
 	"$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$OUT"
+	# Every kselftest on every type of its driver, on both implementations.
 	for want in $(cat "$OUT"/expected-taps.txt 2>/dev/null) \
-		tap-mdpy-c-mdpy-xga tap-mdpy-rust-mdpy-xga tap-mdpy-rust-mdpy-hd; do
+		tap-mdpy-{c,rust}-mdpy-{vga,xga,hd} tap-mbochs-{c,rust}-mbochs-{small,medium,large}; do
 		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
-	done
+	done | sort -u
 	[ -z "${MDEV_RS_ONLY:-}" ] || echo "not ok - partial run: MDEV_RS_ONLY=$MDEV_RS_ONLY"
 	[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
 	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \

@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Judges one kselftest TAP log. usage: tap-verdict.sh IMPL TAPFILE [LABEL]
+# (TAPFILE: DIR/tap-NAME.txt; DIR/notrun-NAME.txt, if there, lists the tests
+# the run left out on purpose: "test<TAB>reason" a line.)
 #
 # IMPL=rust: every test must pass.
 # IMPL=c:    tests named *.defect_N_* expose defects of the C sample and must
 #            FAIL (reported "ok ... # XFAIL C defect reproduced"); all others
 #            must pass.
-# A test that SKIPs (the harness's "ok ... # SKIP reason") did not run: it is
-# reported as "not run - ...: reason", neither passed nor failed. A failed
-# test, a missing result or a crash counts as a failure.
+# A test that SKIPs (the harness's "ok ... # SKIP reason") or was left out
+# did not run: it is reported as "not run - ...: reason", neither passed nor
+# failed. A failed test, a missing result or a crash counts as a failure.
 # Prints one line per test ("ok", "not ok" or "not run"), each named
 # "IMPL LABEL: test" (LABEL: e.g. the device type), then
 # "# verdict: P passed, F failed, N not run".
@@ -38,6 +40,12 @@ while IFS= read -r line; do
 		echo "not ok - $name${directive:+ $directive}"; fail=$((fail + 1))
 	fi
 done < "$tap"
+notrun_list=${tap%/*}/notrun-${tap##*/tap-}
+if [ -e "$notrun_list" ]; then
+	while IFS=$'\t' read -r name reason; do
+		echo "not run - $label: $name: $reason"; notrun=$((notrun + 1))
+	done < "$notrun_list"
+fi
 if [ -z "$plan" ] || [ "$seen" -ne "$plan" ]; then
 	echo "not ok - $label: $(basename "$tap"): ran $seen of ${plan:-?} planned tests (crash or hang?)"
 	fail=$((fail + 1))
