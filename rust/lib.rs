@@ -17,6 +17,11 @@
 //! top-level `Kbuild` (`kx_mdev`, ...), so a module never links against
 //! subsystems it does not use (the guest driver builds for a kernel without
 //! VFIO).
+//!
+//! Every `unsafe` block here has a `// SAFETY:` comment and every `unsafe fn`
+//! a `# Safety` section: clippy fails the build otherwise (`make clippy`).
+
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod bindings;
 pub mod device;

@@ -4,36 +4,39 @@
 # test VM (uses its OUT, KDIR, TOP, log, result).
 #
 # MODE=test: the mbochs kselftest against the C sample and the Rust module,
-# TAP in OUT/tap-mbochs-IMPL-TYPE.txt (judged on the host by tap-verdict.sh).
+# on every type, TAP in OUT/tap-mbochs-IMPL-TYPE.txt (judged on the host by
+# tap-verdict.sh).
 #
 # The C sample leaks every dma-buf's page array (kcalloc'ed, never freed),
 # which kmemleak reports; any kmemleak report fails the run. So:
-#  - right after the C run (the module still loaded, so that backtraces name
-#    it) kmemleak is scanned, its reports kept in OUT/kmemleak-mbochs-c.txt
-#    and cleared; a report in that scan not from the C module is a failure;
+#  - right after each C run (the module still loaded, so that backtraces
+#    name it) kmemleak is scanned, its reports added to
+#    OUT/kmemleak-mbochs-c.txt and cleared; a report in that scan not from
+#    the C module is a failure;
 #  - some of the C module's leaks escape that scan (stale pointers in reused
 #    slab memory keep them "referenced" for a while). guest-run.sh calls
 #    mbochs_kmemleak_filter on the final report: it moves to
-#    kmemleak-mbochs-c.txt the reports allocated by the C run's mbochs_test
-#    processes (by pid) through the C module's code (by address: it is
+#    kmemleak-mbochs-c.txt the reports allocated by a C run's mbochs_test
+#    processes (by pid) through that run's C module code (by address: it is
 #    unloaded by then). Everything else stays and fails the run.
 
 MBOCHS_TEST_BIN=$TOP/tools/testing/selftests/vfio-mdev/mbochs_test
-MBOCHS_POOL=64	# MB: four mbochs-medium devices
-MBOCHS_C_PIDS=""	# first and last pid of the C run
-MBOCHS_C_TEXT=""	# the C module's address range while it was loaded
+# One "first-pid last-pid text-start text-end;" per C run: the pids of its
+# test processes, and the C module's address range while it was loaded.
+MBOCHS_C_RUNS=""
 
 # kmemleak: scan, keep the C sample's reports, clear them.
 mbochs_c_kmemleak() {
-	local kml=/sys/kernel/debug/kmemleak rep=$OUT/kmemleak-mbochs-c.txt other
+	local kml=/sys/kernel/debug/kmemleak rep=$OUT/kmemleak-mbochs-c.txt scan other
 	[ -w $kml ] || return 0
 	sleep 6	# kmemleak only reports objects older than 5 s
 	echo scan > $kml; echo scan > $kml
-	cat $kml > "$rep"
+	scan=$(cat $kml)
 	echo clear > $kml
-	other=$(awk '/^unreferenced object/ { if (blk != "" && blk !~ /\[mbochs\]/) n++; blk = "" }
-		{ blk = blk $0 "\n" } END { if (blk != "" && blk !~ /\[mbochs\]/) n++; print n + 0 }' "$rep")
-	log "  kmemleak: $(grep -c '^unreferenced object' "$rep") reports from the C mbochs kept in $(basename "$rep")"
+	printf '%s\n' "$scan" >> "$rep"
+	other=$(printf '%s\n' "$scan" | awk '/^unreferenced object/ { if (blk != "" && blk !~ /\[mbochs\]/) n++; blk = "" }
+		{ blk = blk $0 "\n" } END { if (blk != "" && blk !~ /\[mbochs\]/) n++; print n + 0 }')
+	log "  kmemleak: $(printf '%s\n' "$scan" | grep -c '^unreferenced object') reports from the C mbochs kept in $(basename "$rep")"
 	[ "$other" = 0 ] ||
 		result "not ok - kmemleak: $other leak(s) not from the C mbochs (see $(basename "$rep"))"
 }
@@ -41,29 +44,33 @@ mbochs_c_kmemleak() {
 # Called by guest-run.sh with the final kmemleak report (see above).
 mbochs_kmemleak_filter() {
 	local f=$1 tmp
-	[ -n "$MBOCHS_C_PIDS" ] && [ -n "$MBOCHS_C_TEXT" ] && [ -s "$f" ] || return 0
+	[ -n "$MBOCHS_C_RUNS" ] && [ -s "$f" ] || return 0
 	tmp=$(mktemp)
 	# Addresses are compared as strings: all are 0x + 16 lowercase hex digits.
-	awk -v pids="$MBOCHS_C_PIDS" -v text="$MBOCHS_C_TEXT" -v c="$tmp" '
+	awk -v runs="$MBOCHS_C_RUNS" -v c="$tmp" '
 		function flush() {
 			if (blk == "") return
 			if (cblk) printf "%s", blk >> c; else printf "%s", blk
 			blk = ""
 		}
-		BEGIN { split(pids, p, " "); split(text, t, " ") }
-		/^unreferenced object/ { flush(); cblk = 0; mine = 0; intext = 0 }
+		BEGIN { nruns = split(runs, r, ";") - 1 }
+		/^unreferenced object/ { flush(); cblk = 0; run = 0; intext = 0 }
 		{
 			blk = blk $0 "\n"
 			if (match($0, /comm "mbochs_test", pid [0-9]+/)) {
 				n = substr($0, RSTART, RLENGTH); sub(/.* /, "", n)
-				mine = n + 0 >= p[1] + 0 && n + 0 <= p[2] + 0
+				for (i = 1; i <= nruns; i++) {
+					split(r[i], q, " ")
+					if (n + 0 >= q[1] + 0 && n + 0 <= q[2] + 0) run = i
+				}
 			}
-			if (match($0, /0xffffffff[0-9a-f]+/)) {
+			if (run && match($0, /0xffffffff[0-9a-f]+/)) {
 				a = substr($0, RSTART, RLENGTH)
-				if (length(a) == 18 && a >= t[1] && a < t[2]) intext = 1
+				split(r[run], q, " ")
+				if (length(a) == 18 && a >= q[3] && a < q[4]) intext = 1
 			}
 			if ($0 ~ /\[mbochs\]/) intext = 1
-			cblk = mine && intext
+			cblk = run && intext
 		}
 		END { flush() }' "$f" > "$f.rest"
 	if [ -s "$tmp" ]; then
@@ -74,12 +81,25 @@ mbochs_kmemleak_filter() {
 	rm -f "$tmp"
 }
 
-# One kselftest run: IMPL KO TYPE
+# mbochs-medium runs every test; the other types the tests that depend on
+# the type (VRAM size, EDID maximum, the pool it was loaded with): the rest
+# cannot differ (see only_tests in guest-run.sh).
+MBOCHS_FULL_TYPE=mbochs-medium
+MBOCHS_TYPE_TESTS="region_info_bars config_bar_sizing dispi_initial_registers
+	reset_restores_dispi bar0_rw_roundtrip bar0_initially_zero
+	bar0_mmap_shared_between_mappings defect_2_bar0_rw_matches_mmap bar0_bad_accesses
+	mmap_bad query_too_big_for_vram defect_16_dmabuf_pixels_written_by_mmap
+	defect_16_dmabuf_pan defect_6_close_frees_unexported_dmabuf_pages
+	defect_dmabuf_cache_bounded_over_2000_modes defect_edid_max_resolution_enforced
+	defect_7_dmabuf_outlives_mdev_removal hostile_dispi edid_registers pool_accounting
+	sysfs_device sysfs_module_param_count"
+
+# One kselftest run: IMPL KO TYPE POOL (the count parameter, in MB)
 mbochs_suite() {
-	local impl=$1 ko=$2 type=$3 name=tap-mbochs-$1-$3
+	local impl=$1 ko=$2 type=$3 pool=$4 name=tap-mbochs-$1-$3 only=""
 	local tap=$OUT/$name.txt
 	echo "$name" >> "$OUT/expected-taps.txt"
-	log "kselftest: $impl mbochs ($ko), type $type, pool ${MBOCHS_POOL} MB"
+	log "kselftest: $impl mbochs ($ko), type $type, pool $pool MB"
 	if [ ! -e "$ko" ]; then
 		printf 'TAP version 13\n1..1\nnot ok 1 mbochs.%s.module_built # %s does not exist\n' \
 			"$impl" "$ko" > "$tap"
@@ -90,23 +110,27 @@ mbochs_suite() {
 			"$impl" "$MBOCHS_TEST_BIN" > "$tap"
 		return
 	fi
-	if ! insmod "$ko" count="$MBOCHS_POOL"; then
+	if ! insmod "$ko" count="$pool"; then
 		printf 'TAP version 13\n1..1\nnot ok 1 mbochs.%s.insmod # insmod %s failed\n' \
 			"$impl" "$ko" > "$tap"
 		return
 	fi
+	local base size first text
 	if [ "$impl" = c ]; then
-		local base size
 		read -r size base < <(awk '$1 == "mbochs" { print $2, $6 }' /proc/modules)
-		MBOCHS_C_TEXT="$base $(printf '0x%016x' $((base + size)))"
-		MBOCHS_C_PIDS=$(sh -c 'echo $$')	# pids grow: the test's are above
+		text="$base $(printf '0x%016x' $((base + size)))"
+		first=$(sh -c 'echo $$')	# pids grow: the test's are above
 	fi
-	MDEV_IMPL=$impl MBOCHS_TYPE=$type MBOCHS_COUNT=$MBOCHS_POOL timeout 600 \
-		"$MBOCHS_TEST_BIN" > "$tap" 2>&1
-	log "  $(grep -E '^# (PASSED|FAILED|Totals)' "$tap" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	[ "$type" = $MBOCHS_FULL_TYPE ] || only=$(only_tests "$MBOCHS_TEST_BIN" \
+		"$OUT/notrun-mbochs-$impl-$type.txt" "type-independent, run on $MBOCHS_FULL_TYPE" \
+		$MBOCHS_TYPE_TESTS)
+	# shellcheck disable=SC2086
+	MDEV_IMPL=$impl MBOCHS_TYPE=$type MBOCHS_COUNT=$pool kselftest "$tap" 600 "$MBOCHS_TEST_BIN" $only
 	if [ "$impl" = c ]; then
-		MBOCHS_C_PIDS="$MBOCHS_C_PIDS $(sh -c 'echo $$')"
-		log "  C run: pids $MBOCHS_C_PIDS, module text $MBOCHS_C_TEXT"
+		first="$first $(sh -c 'echo $$')"
+		MBOCHS_C_RUNS+="$first $text;"
+		log "  C run: pids $first, module text $text"
 		mbochs_c_kmemleak
 	fi
 	rmmod mbochs || result "not ok - rmmod mbochs ($impl)"
@@ -142,7 +166,13 @@ mbochs_mem_alias() {
 
 mbochs_phase() {
 	[ "$1" = test ] || return 0
-	mbochs_suite c "$KDIR/samples/vfio-mdev/mbochs.ko" mbochs-medium
-	mbochs_suite rust "$TOP/mbochs/mbochs.ko" mbochs-medium
+	# Each type with a pool of four of its devices (4, 16, 64 MB each).
+	for impl in c rust; do
+		local ko=$KDIR/samples/vfio-mdev/mbochs.ko
+		[ $impl = rust ] && ko=$TOP/mbochs/mbochs.ko
+		mbochs_suite $impl "$ko" mbochs-small 16
+		mbochs_suite $impl "$ko" mbochs-medium 64
+		mbochs_suite $impl "$ko" mbochs-large 256
+	done
 	mbochs_mem_alias
 }

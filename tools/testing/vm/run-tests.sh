@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The test suite (`make check`): builds what is missing, then
-#  - static checks: rustfmt, CLIPPY=1 build without warnings, no `unsafe`
-#    outside rust/, a SAFETY comment on every unsafe block;
-#  - in one VM: the mdpy kselftest against the C sample and the Rust module
-#    (C defects must reproduce on C and be fixed on Rust), and the end-to-end
-#    display check through QEMU;
-#  - no kernel splat or kmemleak report during the run.
-# Prints TAP and ends with "N passed, N failed"; exit status 0 iff all passed.
+#  - static checks: rustfmt, CLIPPY=1 build without warnings (rust/ denies
+#    an unsafe block without a SAFETY comment and an unsafe fn without a
+#    Safety section), no `unsafe` outside rust/;
+#  - in one VM: the mdpy and mbochs kselftests on every device type against
+#    the C sample and the Rust module (C defects must reproduce on C and be
+#    fixed on Rust), and the end-to-end display checks through QEMU;
+#  - the kernel's detectors are on, and report nothing during the run.
+# Prints TAP-like lines ("ok", "not ok", and "not run" for a test that was
+# not run) and ends with "N passed, N failed, N not run"; exit status 0 iff
+# nothing failed.
 # Developers: MDEV_RS_ONLY="mdpy mbochs ..." runs only those parts in the VM
 # (see guest-run.sh); such a partial run reports the others as missing.
 set -uo pipefail
@@ -25,14 +28,26 @@ check() { # NAME CMD...: one static check as a TAP line
 	if "$@" > "$OUT/static-$name.log" 2>&1; then echo "ok - static: $name" >> "$static"
 	else echo "not ok - static: $name (see out/test/static-$name.log)" >> "$static"; fi
 }
+# The clippy build just done really ran clippy with the SAFETY lints on:
+# each crate's command line (.*.o.cmd) is clippy-driver's with the kernel's
+# -Wclippy::undocumented_unsafe_blocks, and rust/lib.rs denies both lints.
+clippy_lints_in_force() {
+	local crate cmd n=0
+	grep -qxF '#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]' rust/lib.rs ||
+		{ echo "rust/lib.rs does not deny the SAFETY lints"; return 1; }
+	for crate in mdpy/mdpy_main mbochs/mbochs_main mdpy-fb/mdpy_fb_main; do
+		cmd="$(dirname "$crate")/.$(basename "$crate").o.cmd"
+		grep -q 'clippy-driver .*-Wclippy::undocumented_unsafe_blocks' "$cmd" 2>/dev/null ||
+			{ echo "$crate.o: not built by clippy-driver with the SAFETY lints (see $cmd)"; return 1; }
+		echo "$crate.o: clippy-driver with -Wclippy::undocumented_unsafe_blocks"; n=$((n + 1))
+	done
+	echo "$n crates"
+}
 say "static checks: rustfmt, clippy, unsafe discipline"
 check rustfmt make -s rustfmtcheck
 check clippy make -s KDIR="$KDIR" clippy
+check safety-lints-in-force clippy_lints_in_force
 check no-unsafe-in-drivers bash -c '! grep -rnwE "unsafe" --include="*.rs" mdpy mbochs mdpy-fb 2>/dev/null'
-check safety-comments bash -c '
-	blocks=$(grep -rnE "unsafe \{" --include="*.rs" rust | grep -v /generated/ | wc -l)
-	comments=$(grep -rnE "// SAFETY:" --include="*.rs" rust | grep -v /generated/ | wc -l)
-	echo "$blocks unsafe blocks, $comments SAFETY comments"; [ "$blocks" -le "$comments" ]'
 # The clippy check rebuilt the modules with clippy-driver; rebuild them normally.
 make -s KDIR="$KDIR" modules >/dev/null 2>&1 || die "module rebuild failed"
 
@@ -44,20 +59,21 @@ vm_rc=$?
 	# tap-DRIVER-IMPL-TYPE.txt: one kselftest run (IMPL is c or rust).
 	for tap in "$OUT"/tap-*.txt; do
 		[ -e "$tap" ] || continue
-		impl=$(basename "$tap" | cut -d- -f3)
-		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" "$impl" "$tap" | grep -v '^# verdict'
+		impl=$(basename "$tap" .txt | cut -d- -f3) type=$(basename "$tap" .txt | cut -d- -f4-)
+		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" "$impl" "$tap" "$type" | grep -v '^# verdict'
 	done
 	cat "$OUT/results.txt"
 	"$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$OUT"
+	# Every kselftest on every type of its driver, on both implementations.
 	for want in $(cat "$OUT"/expected-taps.txt 2>/dev/null) \
-		tap-mdpy-c-mdpy-xga tap-mdpy-rust-mdpy-xga tap-mdpy-rust-mdpy-hd; do
+		tap-mdpy-{c,rust}-mdpy-{vga,xga,hd} tap-mbochs-{c,rust}-mbochs-{small,medium,large}; do
 		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
-	done
+	done | sort -u
 	[ -z "${MDEV_RS_ONLY:-}" ] || echo "not ok - partial run: MDEV_RS_ONLY=$MDEV_RS_ONLY"
 	[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
 	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
 		"$OUT/dmesg.txt" "$OUT/kmemleak.txt" > "$OUT/splats.txt"; then
-		echo "ok - no kernel splat or kmemleak report"
+		echo "ok - no kernel splat (WARN, BUG, Oops, lockdep, UBSAN, list corruption) or kmemleak report"
 	else
 		echo "not ok - kernel splat, kmemleak report or no dmesg (see out/test/splats.txt)"
 	fi
@@ -67,7 +83,9 @@ cat "$OUT/summary.tap"
 [ -s "$OUT/splats.txt" ] && cat "$OUT/splats.txt"
 passed=$(grep -c '^ok' "$OUT/summary.tap")
 failed=$(grep -c '^not ok' "$OUT/summary.tap")
+notrun=$(grep -c '^not run' "$OUT/summary.tap")
+# "not run" lines are no TAP test points: they are neither passed nor failed.
 echo "1..$((passed + failed))"
-echo "Artefacts: $OUT (screendumps as PNG: $OUT/checks/)"
-echo "$passed passed, $failed failed"
+echo "Artefacts: $OUT (screendumps as PNG: $OUT/checks/; per-test times: $OUT/times-*.txt)"
+echo "$passed passed, $failed failed, $notrun not run"
 [ "$failed" -eq 0 ]

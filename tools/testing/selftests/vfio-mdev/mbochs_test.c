@@ -14,7 +14,8 @@
  *
  * A few defect tests would corrupt the C sample's memory (use-after-free,
  * page refcount underflow) and so splat the kernel, which fails the whole
- * run: on C they are not run and fail with "not run on C: ...".
+ * run: on C they SKIP ("would corrupt the C module: ..."), which
+ * tap-verdict.sh reports as not run, neither passed nor failed.
  *
  * The C sample answers the first QUERY_GFX_PLANE after a mode change with
  * ENOMEM (defect 3, tested by defect_3_first_query_returns_plane); the other
@@ -645,7 +646,13 @@ TEST_F(mbochs, defect_2_bar0_rw_matches_mmap)
 		ASSERT_EQ(4, rd(self->fd, &r, 4, self->bar0 + offs[i]));
 		ASSERT_EQ(~v, r) TH_LOG("offset %#llx", (unsigned long long)offs[i]);
 	}
-	ASSERT_FALSE(mdev_impl_is_c()) TH_LOG("end of BAR0 not run on C (out-of-bounds page)");
+	/*
+	 * The end of BAR0 is not tried on C (it reads a wild page pointer).
+	 * Getting here on C, the part above passed: defect 2 did not show,
+	 * and the test passes, which tap-verdict.sh reports as a failure.
+	 */
+	if (mdev_impl_is_c())
+		return;
 	/* the last pages of the BAR, and accesses running past its end */
 	for (uint64_t off = self->memsize - 8192; off < self->memsize; off += 4092) {
 		v = 0x5a000000 | off;
@@ -1198,7 +1205,8 @@ TEST_F(mbochs, defect_4_two_fds_for_one_dmabuf)
 	uint8_t *map;
 	int fd1, fd2;
 
-	ASSERT_FALSE(mdev_impl_is_c()) TH_LOG("not run on C: known use-after-free (defect 4)");
+	if (mdev_impl_is_c())
+		SKIP(return, "would corrupt the C module: use-after-free (defect 4)");
 	ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
 	ASSERT_EQ(0, query_primary(self->fd, &p));
 	ASSERT_EQ(0, fill_by_write(self->fd, self->bar0, 0, want, sizeof(want), 4));
@@ -1233,8 +1241,8 @@ TEST_F(mbochs, defect_5_reexport_after_close)
 	uint32_t id;
 	int fd;
 
-	ASSERT_FALSE(mdev_impl_is_c())
-		TH_LOG("not run on C: known page refcount underflow (defect 5)");
+	if (mdev_impl_is_c())
+		SKIP(return, "would corrupt the C module: page refcount underflow (defect 5)");
 	ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
 	ASSERT_EQ(0, query_primary(self->fd, &p));
 	id = p.dmabuf_id;
@@ -1425,7 +1433,8 @@ TEST_F(mbochs, defect_7_dmabuf_outlives_mdev_removal)
 	uint8_t *map;
 	int fd;
 
-	ASSERT_FALSE(mdev_impl_is_c()) TH_LOG("not run on C: known use-after-free (defect 7)");
+	if (mdev_impl_is_c())
+		SKIP(return, "would corrupt the C module: use-after-free (defect 7)");
 	ASSERT_EQ(0, set_mode(self->fd, self->bar2, &m));
 	ASSERT_EQ(0, query_primary(self->fd, &p));
 	ASSERT_EQ(0, fill_by_write(self->fd, self->bar0, 0, want, sizeof(want), 7));

@@ -613,8 +613,12 @@ TEST_F(mdpy, sysfs_create_bad)
 	EXPECT_EQ(-EEXIST, mdev_create("mdpy", "mdpy-vga", self->uuid));
 }
 
-/* Concurrent reset and BAR writes: nothing crashes, the device stays usable. */
-TEST_F(mdpy, reset_concurrent_with_access)
+/*
+ * Concurrent reset and BAR writes: nothing crashes, the device stays usable.
+ * Each reset repaints the framebuffer; 200 of mdpy-hd's 8 MB take longer
+ * than the harness's default 30 s under TCG.
+ */
+TEST_F_TIMEOUT(mdpy, reset_concurrent_with_access, 180)
 {
 	uint8_t buf[4096];
 	pid_t pid = fork();
