@@ -90,7 +90,7 @@ mbochs_e2e_wait() { # SERIAL QEMU_PID LINE TIMEOUT
 	local t=0
 	while [ $t -lt "$4" ]; do
 		grep -qF "$3" "$1" 2>/dev/null && return 0
-		grep -q NESTED-DONE "$1" 2>/dev/null && return 1
+		[ "$3" != NESTED-DONE ] && grep -q NESTED-DONE "$1" 2>/dev/null && return 1
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 2; t=$((t + 2))
 		[ $((t % 60)) -eq 0 ] && log "  ... waiting for '$3' (${t}s)"
