@@ -41,6 +41,7 @@ rsync -a "$MDEV_RS_TOP/mdpy/defs.rs" "$GSRC/mdpy/"
 flock "$GSRC/.lock" make -s -C "$GUEST_KDIR" M="$GSRC" LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" \
 	HOSTRUSTC="$RUSTC" modules >&2
 say "building the nested guest initramfs for the mdpy-fb tests (C and Rust mdpy-fb)"
+export KHDR=$KDIR/usr/include
 NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mdpy-fb" \
 	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
 	"$MDEV_RS_TOP/out/nested-mdpy-fb-c.cpio.gz" "$GUEST_KDIR/samples/vfio-mdev/mdpy-fb.ko" >&2

@@ -3,8 +3,9 @@
 #
 # Judges the screendumps a VM run left in OUT/checks, on the host (pixel
 # loops in Python are slow under TCG). Each NAME.ppm has a NAME.want:
-#   pattern      every pixel equals the nested/fbdraw.c pattern
-#   fbcon TEXT   the top line shows TEXT in a kernel console font
+#   pattern [WxH]  every pixel equals the nested/pattern.h pattern (and the
+#                  screendump is W x H)
+#   fbcon TEXT     the top line shows TEXT in a kernel console font
 # Writes NAME.png next to it; prints one TAP line per screendump, and a
 # failure for each name in OUT/expected-checks.txt that has no screendump.
 # usage: post-checks.sh OUT
@@ -18,7 +19,8 @@ for want in "$OUT"/checks/*.want; do
 	name=$(basename "$want" .want) base=${want%.want}
 	read -r kind arg < "$want"
 	case $kind in
-	pattern) msg=$(python3 "$VM/screendump_check.py" "$base.ppm" "$base.png" 2>&1) ;;
+	# shellcheck disable=SC2086
+	pattern) msg=$(python3 "$VM/screendump_check.py" "$base.ppm" "$base.png" $arg 2>&1) ;;
 	fbcon) msg=$(python3 "$VM/fbcon_check.py" "$base.ppm" "$base.png" "$GUEST_SRC/lib/fonts" "$arg" 2>&1) ;;
 	*) msg="unknown check '$kind'"; false ;;
 	esac

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Compare a QEMU screendump (PPM) with the test pattern of nested/fbdraw.c.
+"""Compare a screendump (PPM) with the test pattern of nested/pattern.h.
 
-usage: screendump_check.py SHOT.ppm OUT.png
+usage: screendump_check.py SHOT.ppm OUT.png [WxH]
 Writes the screendump as PNG (for people to look at) and exits 0 only if
-every pixel equals the pattern.
+every pixel equals the pattern (and, given WxH, the screendump has that size:
+the pattern of a stale mode would match itself).
 """
 import struct
 import sys
@@ -14,7 +15,7 @@ BARS = [0xffffff, 0xffff00, 0x00ffff, 0x00ff00, 0xff00ff, 0xff0000, 0x0000ff, 0x
 
 
 def pixel(x, y, w, h):
-    """The pattern: same formula as pixel() in nested/fbdraw.c."""
+    """The pattern: same formula as pattern_pixel() in nested/pattern.h."""
     if y < h // 2:
         return BARS[x * 8 // w]
     return ((x * 255 // (w - 1)) << 16) | ((y * 255 // (h - 1)) << 8) | ((x ^ y) & 0xff)
@@ -59,6 +60,9 @@ def main():
     shot, png = sys.argv[1], sys.argv[2]
     w, h, rgb = read_ppm(shot)
     write_png(png, w, h, rgb)
+    if len(sys.argv) > 3 and sys.argv[3] != f"{w}x{h}":
+        print(f"screendump {w}x{h}: want {sys.argv[3]}")
+        return 1
     want = bytearray(w * h * 3)
     for y in range(h):
         for x in range(w):

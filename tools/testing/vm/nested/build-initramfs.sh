@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the nested guest's initramfs: busybox, fbdraw and the given guest
-# driver modules. usage: [NESTED_INIT=script] build-initramfs.sh OUT.cpio.gz module.ko...
+# Builds the nested guest's initramfs: busybox, fbdraw, kmsdraw and the given
+# guest driver modules. KHDR: a kernel's installed uapi headers (kmsdraw uses
+# the DRM ones).
+# usage: KHDR=dir [NESTED_INIT=script] build-initramfs.sh OUT.cpio.gz module.ko...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1; shift
@@ -11,5 +13,6 @@ cp /bin/busybox "$work/bin/busybox"
 cp "${NESTED_INIT:-$here/init}" "$work/init"
 chmod +x "$work/init"
 gcc -O2 -static -o "$work/fbdraw" "$here/fbdraw.c"
+gcc -O2 -static -I "$KHDR" -o "$work/kmsdraw" "$here/kmsdraw.c"
 for m in "$@"; do cp "$m" "$work/modules/"; done
 (cd "$work" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"

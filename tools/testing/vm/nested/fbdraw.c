@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Draws the test pattern into a 32 bpp XRGB8888 framebuffer device.
- * The very same formula lives in ../screendump_check.py, which checks a
- * QEMU screendump against it pixel for pixel.
+ * Draws the test pattern (pattern.h) into a 32 bpp XRGB8888 framebuffer
+ * device.
  *
  * usage: fbdraw [/dev/fbN]
  *        fbdraw --flush /dev/fbN
@@ -34,17 +33,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static const uint32_t bars[8] = {
-	0xffffff, 0xffff00, 0x00ffff, 0x00ff00, 0xff00ff, 0xff0000, 0x0000ff, 0x000000,
-};
-
-/* Top half: eight colour bars. Bottom half: a red/green ramp with a blue XOR texture. */
-static uint32_t pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h)
-{
-	if (y < h / 2)
-		return bars[x * 8 / w];
-	return ((x * 255 / (w - 1)) << 16) | ((y * 255 / (h - 1)) << 8) | ((x ^ y) & 0xff);
-}
+#include "pattern.h"
 
 static sigjmp_buf probe_env;
 
@@ -141,12 +130,7 @@ int main(int argc, char **argv)
 	}
 	if (hold)
 		return hold_across_unbind(dev, fd, fb, fix.smem_len);
-	for (uint32_t y = 0; y < var.yres; y++) {
-		uint32_t *row = (uint32_t *)(fb + y * fix.line_length);
-
-		for (uint32_t x = 0; x < var.xres; x++)
-			row[x] = pixel(x, y, var.xres, var.yres);
-	}
+	pattern_draw(fb, var.xres, var.yres, fix.line_length);
 	msync(fb, fix.smem_len, MS_SYNC);
 	if (flush && ioctl(fd, FBIOPAN_DISPLAY, &var)) {
 		perror("FBIOPAN_DISPLAY");
