@@ -26,9 +26,10 @@ export RUSTFMT=${RUSTFMT:-/usr/bin/rustfmt}
 vm_run() { # TIMEOUT KDIR OUT CMD...
 	local timeout=$1 kdir=$2 out=$3 vm tailer rc=0
 	shift 3
-	# vng needs a terminal-less stdin in CI.
+	# vng needs a terminal-less stdin in CI. The kernel log must hold the
+	# whole run (the splat check reads it at the end): 32 MB, not 256 KB.
 	timeout "$timeout" vng --run "$kdir" --disable-kvm --user root --verbose \
-		--memory 2G --cpus 2 --rwdir "$out" -- "$@" \
+		--memory 2G --cpus 2 --rwdir "$out" --append "log_buf_len=32M" -- "$@" \
 		< /dev/null > "$out/vm-console.log" 2>&1 &
 	vm=$!
 	tail -n +1 -F "$out/vm-console.log" 2>/dev/null | grep --line-buffered -E '^\[vm |Kernel panic|BUG:' &
