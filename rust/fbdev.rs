@@ -473,6 +473,22 @@ impl<'a, T: Driver> Registration<'a, T> {
         unsafe { &*(*info).par.cast::<Par<T>>() }
     }
 
+    /// Runs `io` while the gate of `info` is open, so that the device memory
+    /// `screen_base` maps stays there until it returns; `ENODEV` once revoked.
+    ///
+    /// # Safety
+    ///
+    /// `info` is an `fb_info` of ours, live for the call.
+    unsafe fn gated(info: *mut bindings::fb_info, io: impl FnOnce() -> isize) -> isize {
+        // SAFETY: Per the safety requirements `info` is ours and live.
+        let par = unsafe { Self::par(info) };
+        let Some(_access) = par.gate.enter() else {
+            // CAST: errnos fit `isize`; there is no `From<i32>` for it.
+            return ENODEV.to_errno() as isize;
+        };
+        io()
+    }
+
     /// `fb_read`: `fb_io_read()`, while the device is there.
     ///
     /// # Safety
@@ -485,15 +501,10 @@ impl<'a, T: Driver> Registration<'a, T> {
         count: usize,
         ppos: *mut bindings::loff_t,
     ) -> isize {
-        // SAFETY: Per the callback contract `info` is ours and live.
-        let par = unsafe { Self::par(info) };
-        let Some(_access) = par.gate.enter() else {
-            // CAST: errnos fit `isize`; there is no `From<i32>` for it.
-            return ENODEV.to_errno() as isize;
-        };
-        // SAFETY: The gate is open, so `screen_base` maps the device memory until `_access`
-        // ends; the rest is the callback contract.
-        unsafe { bindings::fb_io_read(info, buf, count, ppos) }
+        // SAFETY: Per the callback contract `info` is ours and live; `gated` calls the
+        // closure only while `screen_base` maps the device memory, and the rest is the
+        // callback contract.
+        unsafe { Self::gated(info, || bindings::fb_io_read(info, buf, count, ppos)) }
     }
 
     /// `fb_write`: `fb_io_write()`, while the device is there.
@@ -508,15 +519,10 @@ impl<'a, T: Driver> Registration<'a, T> {
         count: usize,
         ppos: *mut bindings::loff_t,
     ) -> isize {
-        // SAFETY: Per the callback contract `info` is ours and live.
-        let par = unsafe { Self::par(info) };
-        let Some(_access) = par.gate.enter() else {
-            // CAST: errnos fit `isize`; there is no `From<i32>` for it.
-            return ENODEV.to_errno() as isize;
-        };
-        // SAFETY: The gate is open, so `screen_base` maps the device memory until `_access`
-        // ends; the rest is the callback contract.
-        unsafe { bindings::fb_io_write(info, buf, count, ppos) }
+        // SAFETY: Per the callback contract `info` is ours and live; `gated` calls the
+        // closure only while `screen_base` maps the device memory, and the rest is the
+        // callback contract.
+        unsafe { Self::gated(info, || bindings::fb_io_write(info, buf, count, ppos)) }
     }
 
     /// `fb_mmap`: sets `vma` up to map the framebuffer's pages as they are
