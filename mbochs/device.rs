@@ -209,6 +209,7 @@ enum UserIo<'a> {
 impl emulated_pci::DeviceOps for MbochsDevice {
     const NUM_REGIONS: u32 = regions::NUM_REGIONS;
     const DISPLAY: Display = Display::DmaBuf;
+    type Staged = ();
 
     fn regions(&self) -> &[Region] {
         &self.regions
