@@ -63,7 +63,8 @@ impl MdpyDevice {
 
     /// Bytes of the device's sections: always the same.
     pub(crate) fn sections_len(&self) -> usize {
-        stream::SECTION_HEADER_LEN + MODE_LEN
+        stream::SECTION_HEADER_LEN
+            + MODE_LEN
             + self.pages() * (stream::SECTION_HEADER_LEN + PAGE_SIZE)
     }
 

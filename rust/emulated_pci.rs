@@ -513,12 +513,16 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
     }
 
     fn save_len(dev: &vfio::Device<Self>) -> usize {
-        Self::config_section_len() + stream::HEADER_LEN + stream::SECTION_HEADER_LEN
+        Self::config_section_len()
+            + stream::HEADER_LEN
+            + stream::SECTION_HEADER_LEN
             + dev.device.save_len().0
     }
 
     fn max_save_len(dev: &vfio::Device<Self>) -> usize {
-        Self::config_section_len() + stream::HEADER_LEN + stream::SECTION_HEADER_LEN
+        Self::config_section_len()
+            + stream::HEADER_LEN
+            + stream::SECTION_HEADER_LEN
             + dev.device.save_len().1
     }
 

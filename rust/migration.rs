@@ -302,7 +302,11 @@ impl<T: Migrate> Migration<T> {
 
     /// Runs one arc of the state machine from `inner.state` to `next`; a
     /// new data file for the arcs that start a session.
-    fn step(dev: &vfio::Device<T>, inner: &mut Inner<T>, next: State) -> Result<Option<ARef<File>>> {
+    fn step(
+        dev: &vfio::Device<T>,
+        inner: &mut Inner<T>,
+        next: State,
+    ) -> Result<Option<ARef<File>>> {
         use State::*;
         match (inner.state, next) {
             // Nothing to do: the device does no DMA, so P2P quiescence is free, and a
@@ -378,7 +382,11 @@ impl<T: Migrate> Migration<T> {
             inner.state = next;
             if let Some(file) = file {
                 // Only a final state has a file: the core never routes through one.
-                return if next == new { Ok(Some(file)) } else { Err(EINVAL) };
+                return if next == new {
+                    Ok(Some(file))
+                } else {
+                    Err(EINVAL)
+                };
             }
         }
         Ok(None)

@@ -132,8 +132,10 @@ impl<'a> Writer<'a> {
         let start = self.buf.len();
         self.buf.reserve(HEADER_LEN, GFP_KERNEL)?;
         self.buf.extend_from_slice(&MAGIC, GFP_KERNEL)?;
-        self.buf.extend_from_slice(&MAJOR.to_le_bytes(), GFP_KERNEL)?;
-        self.buf.extend_from_slice(&MINOR.to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&MAJOR.to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&MINOR.to_le_bytes(), GFP_KERNEL)?;
         // CAST: the header is 80 bytes.
         self.buf
             .extend_from_slice(&(HEADER_LEN as u32).to_le_bytes(), GFP_KERNEL)?;
@@ -142,11 +144,10 @@ impl<'a> Writer<'a> {
         self.buf
             .extend_from_slice(&id.mem_size.to_le_bytes(), GFP_KERNEL)?;
         // CAST: pages are at most 64 KiB.
-        self.buf.extend_from_slice(
-            &(kernel::page::PAGE_SIZE as u32).to_le_bytes(),
-            GFP_KERNEL,
-        )?;
-        self.buf.extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&(kernel::page::PAGE_SIZE as u32).to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?;
         if self.buf.len() - start != HEADER_LEN {
             return Err(EINVAL);
         }
@@ -199,7 +200,8 @@ impl<'a> Writer<'a> {
 
     fn push_section_header(&mut self, id: u16, flags: u16, len: u32, key: u64) -> Result {
         self.buf.extend_from_slice(&id.to_le_bytes(), GFP_KERNEL)?;
-        self.buf.extend_from_slice(&flags.to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&flags.to_le_bytes(), GFP_KERNEL)?;
         self.buf.extend_from_slice(&len.to_le_bytes(), GFP_KERNEL)?;
         self.buf.extend_from_slice(&key.to_le_bytes(), GFP_KERNEL)?;
         Ok(())
@@ -306,7 +308,10 @@ impl<'a> Stream<'a> {
         if header_len < HEADER_LEN || (minor == MINOR && header_len != HEADER_LEN) {
             return Err(refuse(
                 ERR_CORRUPT,
-                format_args!("header length {} for format {}.{}", header_len, major, minor),
+                format_args!(
+                    "header length {} for format {}.{}",
+                    header_len, major, minor
+                ),
             ));
         }
         let Some(header) = bytes.get(..header_len) else {
