@@ -455,7 +455,8 @@ static int make_state(struct dev *d, uint32_t seed)
 		err |= dispi_wr(d, DISPI_XRES, 128);
 		err |= dispi_wr(d, DISPI_YRES, 96);
 		err |= dispi_wr(d, DISPI_VIRT_WIDTH, 128);
-		err |= dispi_wr(d, DISPI_Y_OFFSET, 2);
+		/* 8 lines of 512 bytes: the plane starts at a page, as a dma-buf must */
+		err |= dispi_wr(d, DISPI_Y_OFFSET, 8);
 		err |= dispi_wr(d, DISPI_ENABLE, DISPI_ENABLED | DISPI_LFB_ENABLED);
 		pattern(edid, sizeof(edid), seed + 1);
 		if (wr(d->fd, edid, sizeof(edid), d->edid + EDID_BLOB) != sizeof(edid))
@@ -530,9 +531,13 @@ static uint8_t *dmabuf_bytes(struct dev *d, struct vfio_device_gfx_plane_info *p
 	int fd = ioctl(d->fd, VFIO_DEVICE_GET_GFX_DMABUF, &id);
 	uint8_t *out = NULL, *map;
 
-	if (fd < 0)
+	if (fd < 0) {
+		fprintf(stderr, "# GET_GFX_DMABUF %u: %s\n", id, strerror(errno));
 		return NULL;
+	}
 	map = mmap(NULL, p->size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		fprintf(stderr, "# mmap dma-buf of %u bytes: %s\n", p->size, strerror(errno));
 	if (map != MAP_FAILED) {
 		out = malloc(p->size);
 		if (out)
@@ -946,7 +951,7 @@ TEST_F(mig, roundtrip_precopy_with_changes)
 	pattern(page, sizeof(page), 99);
 	ASSERT_EQ(PAGE, wr(fd, page, PAGE, self->src.bar0 + 5 * PAGE));
 	if (is_mbochs())
-		ASSERT_EQ(0, dispi_wr(&self->src, DISPI_X_OFFSET, 4));
+		ASSERT_EQ(0, dispi_wr(&self->src, DISPI_Y_OFFSET, 16));
 	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
 	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
 	ASSERT_EQ(0, read_all(dfd, &s, &end));
