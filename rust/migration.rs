@@ -428,6 +428,12 @@ impl<T: Migrate> VfioOps<T> {
     }
 }
 
+impl<T: Migrate> Default for VfioOps<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 struct Tables<T>(PhantomData<T>);
 
 impl<T: Migrate> Tables<T> {
