@@ -107,11 +107,14 @@ impl<T: Migrate> DataFile<T> {
                 return Err(e);
             }
         };
-        // SAFETY: `file` is the live file just created; a stream has no position.
-        kernel::error::to_result(unsafe { bindings::stream_open((*file).f_inode, file) })?;
         // SAFETY: `anon_inode_getfile()` returned a new file with one reference, which
-        // becomes the `ARef`'s; `File` is a transparent wrapper of `struct file`.
-        let file = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
+        // becomes the `ARef`'s (so an error below puts it); `File` is a transparent wrapper
+        // of `struct file`.
+        let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast())) };
+        // SAFETY: `file` is a live file, not yet installed anywhere; a stream has no position.
+        kernel::error::to_result(unsafe {
+            bindings::stream_open((*file.as_ptr()).f_inode, file.as_ptr())
+        })?;
         Ok(Open { file, data })
     }
 

@@ -9,7 +9,8 @@
 # the C samples and the Rust modules, TAP in OUT/tap-migration-IMPL-TYPE.txt
 # (judged on the host by tap-verdict.sh). The C samples have no migration:
 # there every test SKIPs with that reason, which the summary shows as "not
-# run", never as passed.
+# run", never as passed. Then a QEMU smoke test per driver (see
+# migration_qemu_smoke).
 
 MIGRATION_TEST_BIN=$TOP/tools/testing/selftests/vfio-mdev/migration_test
 . "$TOP/tools/testing/vm/mbochs-c-kmemleak.sh"
@@ -54,4 +55,71 @@ migration_phase() {
 			migration_suite $impl mbochs $type "$ko" "count=160"
 		done
 	done
+	insmod "$TOP/mdpy/mdpy.ko" count=4 && { migration_qemu_smoke mdpy mdpy-xga; rmmod mdpy; }
+	insmod "$TOP/mbochs/mbochs.ko" count=64 && { migration_qemu_smoke mbochs mbochs-medium; rmmod mbochs; }
+}
+
+# QEMU smoke test (not yet the end-to-end test of a running guest): a paused
+# VM without a guest, its vfio-pci device on a Rust mdev, migrates through a
+# unix socket to a second QEMU (-incoming) on a second mdev of the type; the
+# migration completes with the default enable-migration=auto, the destination
+# runs, and for mdpy the two screendumps are identical. A paused VM of zero
+# pages gives QEMU no bandwidth estimate, so the smoke test tells it the
+# socket's (avail-switchover-bandwidth); otherwise it would never switch over.
+# usage: migration_qemu_smoke DRIVER TYPE
+migration_qemu_smoke() {
+	local drv=$1 type=$2 u1 u2 disp="" dir=/tmp/mig-qemu st i name="rust $2: QEMU migration of a paused VM"
+	local common=(-M q35 -m 64 -nodefaults -display none -S)
+	mkdir -p $dir; rm -f $dir/*
+	u1=$(cat /proc/sys/kernel/random/uuid); u2=$(cat /proc/sys/kernel/random/uuid)
+	echo "$u1" > "/sys/class/mdev_bus/$drv/mdev_supported_types/$type/create" &&
+		echo "$u2" > "/sys/class/mdev_bus/$drv/mdev_supported_types/$type/create" ||
+		{ result "not ok - $name: creating two mdevs failed"; return; }
+	[ "$drv" = mdpy ] && disp=",display=on"
+	qemu-system-x86_64 "${common[@]}" -device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u1$disp,id=gpu0" \
+		-qmp unix:$dir/src.sock,server=on,wait=off -daemonize -pidfile $dir/src.pid 2> "$OUT/qemu-mig-src-$type.err"
+	qemu-system-x86_64 "${common[@]}" -device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u2$disp,id=gpu0" \
+		-qmp unix:$dir/dst.sock,server=on,wait=off -incoming unix:$dir/mig.sock \
+		-daemonize -pidfile $dir/dst.pid 2> "$OUT/qemu-mig-dst-$type.err"
+	if [ -S $dir/src.sock ] && [ -S $dir/dst.sock ]; then
+		[ "$drv" = mdpy ] && timeout 60 qmp $dir/src.sock \
+			'{"execute":"screendump","arguments":{"filename":"'$dir/src.ppm'","device":"gpu0"}}' > /dev/null
+		timeout 60 qmp $dir/src.sock \
+			'{"execute":"migrate-set-parameters","arguments":{"avail-switchover-bandwidth":1073741824}}' > /dev/null
+		timeout 60 qmp $dir/src.sock '{"execute":"migrate","arguments":{"uri":"unix:'$dir/mig.sock'"}}' > /dev/null
+		for i in $(seq 60); do
+			st=$(timeout 60 qmp $dir/src.sock '{"execute":"query-migrate"}')
+			case $st in *'"completed"'*|*'"failed"'*|*'"cancelled"'*) break;; esac
+			sleep 2
+		done
+		log "  $type: $st"
+		case $st in
+		*'"completed"'*)
+			timeout 60 qmp $dir/dst.sock '{"execute":"cont"}' > /dev/null
+			sleep 1
+			if timeout 60 qmp $dir/dst.sock '{"execute":"query-status"}' | grep -q '"running": true'; then
+				result "ok - $name: completed ($(echo "$st" | grep -o '"vfio": {[^}]*}')), the destination runs"
+			else
+				result "not ok - $name: completed, but the destination does not run"
+			fi
+			if [ "$drv" = mdpy ]; then
+				timeout 60 qmp $dir/dst.sock \
+					'{"execute":"screendump","arguments":{"filename":"'$dir/dst.ppm'","device":"gpu0"}}' > /dev/null
+				if [ -s $dir/src.ppm ] && cmp -s $dir/src.ppm $dir/dst.ppm; then
+					result "ok - $name: the destination's screendump is the source's"
+				else
+					result "not ok - $name: the destination's screendump differs from the source's (or is missing)"
+				fi
+			fi ;;
+		*) result "not ok - $name: did not complete: $st" ;;
+		esac
+	else
+		result "not ok - $name: QEMU did not start (see qemu-mig-*-$type.err)"
+	fi
+	kill "$(cat $dir/src.pid 2>/dev/null)" "$(cat $dir/dst.pid 2>/dev/null)" 2>/dev/null
+	for i in $(seq 30); do
+		kill -0 "$(cat $dir/src.pid 2>/dev/null)" 2>/dev/null || kill -0 "$(cat $dir/dst.pid 2>/dev/null)" 2>/dev/null || break
+		sleep 1
+	done
+	echo 1 > "/sys/bus/mdev/devices/$u1/remove"; echo 1 > "/sys/bus/mdev/devices/$u2/remove"
 }

@@ -1123,7 +1123,7 @@ TEST_F(mig, refused_streams)
 		REFUSE(-ENODATA, "no EDID section", "no EDID section");
 	} else {
 		ASSERT_TRUE(find_section(&good, SEC_MDPY_MODE, 0, &sec));
-		put32(b, 640);
+		put32(b, le32(good.p + sec.at + SEC_LEN + 4) + 1);
 		bad = splice(&good, sec.at + SEC_LEN + 4, 4, b, 4);
 		REFUSE(-EINVAL, "another display mode", "another mode");
 		bad = splice(&good, page.at, SEC_LEN + PAGE, NULL, 0);
