@@ -10,17 +10,19 @@ use crate::{
         dma_buf::DmaBuf,
         emulated_pci::{self, Display, Plane, Region},
         mdev,
+        migration::stream::{Origin, Stream, Writer},
         pci_config::{self, ConfigSpace, Identity},
         uaccess::UserWriter,
         vm_fault,
         vma::NewMapping,
     },
-    regions,
-    regs::{self, Regs},
+    migration, regions,
+    regs::{self, Regs, Snapshot},
     vram::Vram,
     Pool, PoolReservation, TypeInfo,
 };
 use kernel::{
+    device::Device as KDevice,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -106,6 +108,31 @@ impl MbochsDevice {
     /// The device's type.
     pub(crate) fn type_info(&self) -> &TypeInfo {
         &self.ty.data
+    }
+
+    /// The mdev type's name (`mbochs-small`).
+    pub(crate) fn type_name(&self) -> &'static CStr {
+        self.ty.pretty_name
+    }
+
+    /// The VRAM.
+    pub(crate) fn vram(&self) -> &Vram {
+        &self.vram
+    }
+
+    /// The registers' migrated state.
+    pub(crate) fn regs_snapshot(&self) -> Snapshot {
+        self.state.lock().regs.snapshot()
+    }
+
+    /// Whether the registers could take `snap`.
+    pub(crate) fn regs_can_restore(&self, snap: &Snapshot) -> bool {
+        self.state.lock().regs.can_restore(snap)
+    }
+
+    /// Restores the registers' migrated state.
+    pub(crate) fn regs_restore(&self, snap: &Snapshot) {
+        self.state.lock().regs.restore(snap)
     }
 
     /// VRAM size in bytes.
@@ -210,6 +237,8 @@ impl emulated_pci::DeviceOps for MbochsDevice {
     const NUM_REGIONS: u32 = regions::NUM_REGIONS;
     const DISPLAY: Display = Display::DmaBuf;
 
+    type Staged = migration::Staged;
+
     fn regions(&self) -> &[Region] {
         &self.regions
     }
@@ -271,5 +300,25 @@ impl emulated_pci::DeviceOps for MbochsDevice {
     fn get_dmabuf(&self, id: u32) -> Result<u32> {
         let buf = self.state.lock().scanouts.dma_buf(id)?;
         DmaBuf::install_fd(buf, bindings::O_CLOEXEC)
+    }
+
+    fn migration_origin(&self) -> Origin {
+        self.origin()
+    }
+
+    fn save_len(&self) -> (usize, usize) {
+        self.sections_len()
+    }
+
+    fn save(&self, w: &mut Writer<'_>) -> Result {
+        self.save_sections(w)
+    }
+
+    fn load_check(&self, dev: &KDevice, stream: &Stream<'_>) -> Result<migration::Staged> {
+        self.check_sections(dev, stream)
+    }
+
+    fn load_apply(&self, stream: &Stream<'_>, staged: migration::Staged) {
+        self.apply_sections(stream, staged)
     }
 }

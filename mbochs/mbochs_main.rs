@@ -22,6 +22,7 @@ pub mod kernel_ext;
 
 mod device;
 mod dmabuf;
+mod migration;
 mod regions;
 mod regs;
 mod vram;

@@ -89,6 +89,28 @@ pub(crate) fn for_each_piece(
     Ok(())
 }
 
+/// The guest- and host-set register state a migration carries: the DISPI
+/// registers and the EDID the host set (the other EDID registers are fixed
+/// by the device type).
+#[derive(Clone)]
+pub(crate) struct Snapshot {
+    /// The DISPI registers.
+    pub(crate) vbe: [u16; VBE_DISPI_INDEX_COUNT],
+    /// `edid_size`.
+    pub(crate) edid_size: u32,
+    /// `link_state`.
+    pub(crate) link_state: u32,
+    /// The EDID blob.
+    pub(crate) edid_blob: [u8; EDID_BLOB_SIZE],
+}
+
+impl Snapshot {
+    /// Bytes of [`Snapshot::vbe`] in a stream.
+    pub(crate) const VBE_LEN: usize = 2 * VBE_DISPI_INDEX_COUNT;
+    /// Bytes of the EDID state in a stream: size, link state, blob.
+    pub(crate) const EDID_LEN: usize = 8 + EDID_BLOB_SIZE;
+}
+
 /// The register state of a device.
 pub(crate) struct Regs {
     vbe: [u16; VBE_DISPI_INDEX_COUNT],
@@ -125,6 +147,30 @@ impl Regs {
         self.vbe = [0; VBE_DISPI_INDEX_COUNT];
         self.vbe[VBE_DISPI_INDEX_ID] = VBE_DISPI_ID5;
         self.vbe[VBE_DISPI_INDEX_VIDEO_MEMORY_64K] = self.video_memory_64k;
+    }
+
+    /// The state a migration saves.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            vbe: self.vbe,
+            edid_size: self.edid.edid_size,
+            link_state: self.edid.link_state,
+            edid_blob: self.edid_blob,
+        }
+    }
+
+    /// Whether `snap` is a state this device could be in: an EDID no larger
+    /// than the blob.
+    pub(crate) fn can_restore(&self, snap: &Snapshot) -> bool {
+        snap.edid_size <= self.edid.edid_max_size
+    }
+
+    /// Restores a migrated state that [`Regs::can_restore`] accepted.
+    pub(crate) fn restore(&mut self, snap: &Snapshot) {
+        self.vbe = snap.vbe;
+        self.edid.edid_size = snap.edid_size;
+        self.edid.link_state = snap.link_state;
+        self.edid_blob = snap.edid_blob;
     }
 
     /// Reads one piece of BAR2 at `offset` into `out` (zeros if ignored).

@@ -81,6 +81,29 @@ impl Vram {
         Ok(out)
     }
 
+    /// Number of pages.
+    pub(crate) fn page_count(&self) -> usize {
+        self.pages.lock().len()
+    }
+
+    /// Number of pages allocated.
+    pub(crate) fn allocated_count(&self) -> usize {
+        self.pages.lock().iter().filter(|p| p.is_some()).count()
+    }
+
+    /// References to the pages allocated now, with their indices.
+    pub(crate) fn allocated(&self) -> Result<KVVec<(usize, PageRef)>> {
+        let pages = self.pages.lock();
+        let mut out =
+            KVVec::with_capacity(pages.iter().filter(|p| p.is_some()).count(), GFP_KERNEL)?;
+        for (index, page) in pages.iter().enumerate() {
+            if let Some(page) = page {
+                out.push((index, page.clone()), GFP_KERNEL)?;
+            }
+        }
+        Ok(out)
+    }
+
     /// Drops the VRAM's own references to its pages; pages still used
     /// elsewhere live on there, the others are freed. Later accesses start
     /// from zeroed pages again.

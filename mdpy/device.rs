@@ -10,6 +10,7 @@ use crate::{
         bindings,
         emulated_pci::{self, Display, Plane, Region},
         mdev,
+        migration::stream::{Origin, Stream, Writer},
         pci_config::{self, ConfigSpace, Identity},
         uaccess::UserWriter,
         vma::NewMapping,
@@ -17,7 +18,9 @@ use crate::{
     },
     regions, Mode,
 };
-use kernel::{new_mutex, prelude::*, sync::Mutex, uaccess::UserSliceReader};
+use kernel::{
+    device::Device as KDevice, new_mutex, prelude::*, sync::Mutex, uaccess::UserSliceReader,
+};
 
 /// PCI identity, from the definition mdpy-fb shares (`defs`).
 const IDENTITY: Identity = Identity {
@@ -87,6 +90,21 @@ impl MdpyDevice {
     pub(crate) fn mode(&self) -> &Mode {
         &self.ty.data
     }
+
+    /// The mdev type's name (`mdpy-xga`).
+    pub(crate) fn type_name(&self) -> &'static CStr {
+        self.ty.pretty_name
+    }
+
+    /// The framebuffer.
+    pub(crate) fn fb(&self) -> &UserBuffer {
+        &self.fb
+    }
+
+    /// The lock that serialises framebuffer `read()`/`write()` and reset.
+    pub(crate) fn fb_lock(&self) -> &Mutex<()> {
+        &self.fb_lock
+    }
 }
 
 /// Fills the visible area with the C sample's gray gradient (row `i` is
@@ -105,6 +123,9 @@ fn fill_gradient(fb: &UserBuffer, mode: &Mode) -> Result {
 impl emulated_pci::DeviceOps for MdpyDevice {
     const NUM_REGIONS: u32 = regions::NUM_REGIONS;
     const DISPLAY: Display = Display::Region;
+
+    // Everything is checked up front and the framebuffer written in place.
+    type Staged = ();
 
     fn regions(&self) -> &[Region] {
         &self.regions
@@ -142,5 +163,26 @@ impl emulated_pci::DeviceOps for MdpyDevice {
             id: regions::DISPLAY,
             ..Plane::default()
         }))
+    }
+
+    fn migration_origin(&self) -> Origin {
+        self.origin()
+    }
+
+    fn save_len(&self) -> (usize, usize) {
+        let len = self.sections_len();
+        (len, len)
+    }
+
+    fn save(&self, w: &mut Writer<'_>) -> Result {
+        self.save_sections(w)
+    }
+
+    fn load_check(&self, dev: &KDevice, stream: &Stream<'_>) -> Result {
+        self.check_sections(dev, stream)
+    }
+
+    fn load_apply(&self, stream: &Stream<'_>, _staged: ()) {
+        self.apply_sections(stream)
     }
 }

@@ -18,6 +18,7 @@ pub mod kernel_ext;
 
 pub mod defs;
 mod device;
+mod migration;
 mod regions;
 
 use kernel::prelude::*;

@@ -4,7 +4,10 @@
  * abstractions need and the kernel crate's bindings do not have yet.
  */
 
+#include <linux/anon_inodes.h>
 #include <linux/fb.h>
+#include <linux/fs.h>
+#include <linux/iova_bitmap.h>
 #include <linux/mdev.h>
 #include <linux/module.h>
 #include <linux/pci.h>
@@ -25,3 +28,4 @@ const u32 RUST_CONST_HELPER_VFIO_DEVICE_SET_IRQS = VFIO_DEVICE_SET_IRQS;
 const u32 RUST_CONST_HELPER_VFIO_DEVICE_RESET = VFIO_DEVICE_RESET;
 const u32 RUST_CONST_HELPER_VFIO_DEVICE_QUERY_GFX_PLANE = VFIO_DEVICE_QUERY_GFX_PLANE;
 const u32 RUST_CONST_HELPER_VFIO_DEVICE_GET_GFX_DMABUF = VFIO_DEVICE_GET_GFX_DMABUF;
+const u32 RUST_CONST_HELPER_VFIO_MIG_GET_PRECOPY_INFO = VFIO_MIG_GET_PRECOPY_INFO;

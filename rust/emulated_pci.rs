@@ -14,9 +14,19 @@
 //! the region table, and answers the standard ioctls (`GET_INFO`,
 //! `GET_REGION_INFO` with capabilities, `GET_IRQ_INFO`, `SET_IRQS`, `RESET`,
 //! `QUERY_GFX_PLANE`, `GET_GFX_DMABUF`) the same way for every driver.
+//!
+//! A driver that implements the migration hooks ([`DeviceOps::save`] and
+//! the others) gets VFIO live migration ([`super::migration`]): the stream
+//! holds the configuration space, saved and restored here, and the driver's
+//! own sections.
 
 use super::{
     bindings,
+    migration::{
+        self,
+        stream::{self, Origin, Stream, Writer},
+        Migrate, Migration,
+    },
     pci_config::{ConfigSpace, CONFIG_SPACE_SIZE},
     uaccess::UserWriter,
     vfio::{self, InfoCaps, RegionInfo},
@@ -27,6 +37,7 @@ use core::{
     ops::Deref,
 };
 use kernel::{
+    device::Device as KDevice,
     error::VTABLE_DEFAULT_ERROR,
     new_mutex,
     page::PAGE_SIZE,
@@ -160,6 +171,10 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
     /// The display interface.
     const DISPLAY: Display = Display::None;
 
+    /// What [`DeviceOps::load_check`] prepares for [`DeviceOps::load_apply`]
+    /// (`()` for a device that does not migrate).
+    type Staged: Send;
+
     /// The region table; it must include [`Region::CONFIG`] and not change.
     fn regions(&self) -> &[Region];
 
@@ -197,6 +212,46 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
     fn get_dmabuf(&self, _id: u32) -> Result<u32> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// Migration: what the device's streams say they are from (driver,
+    /// mdev type, memory size). A device implementing [`DeviceOps::save`]
+    /// migrates and must implement every migration hook.
+    fn migration_origin(&self) -> Origin {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: the size of the device's sections now, and the most they
+    /// can be.
+    fn save_len(&self) -> (usize, usize) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: appends the device's state (not the configuration space,
+    /// which this layer saves) as sections with ids from
+    /// [`stream::SECTION_DRIVER_FIRST`] on.
+    fn save(&self, _w: &mut Writer<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: checks the device's sections of `stream`
+    /// ([`Stream::driver_sections`]): each known section fully, unknown ones
+    /// with [`stream::Section::unknown`], that every section it needs is there, and
+    /// prepares applying them (allocations included). Changes nothing the
+    /// guest can see; each refusal gets a `dev_err` on `dev`.
+    fn load_check(&self, _dev: &KDevice, _stream: &Stream<'_>) -> Result<Self::Staged> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: applies the stream [`DeviceOps::load_check`] accepted.
+    fn load_apply(&self, _stream: &Stream<'_>, _staged: Self::Staged) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: bytes of state the device knows changed since its last
+    /// save (pre-copy's `dirty_bytes`); 0 if it cannot tell.
+    fn dirty_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// An emulated PCI function with device semantics `D`: the data of its
@@ -208,6 +263,9 @@ pub struct EmulatedPci<D: DeviceOps> {
     config: Mutex<ConfigSpace>,
     #[pin]
     device: D,
+    /// Live migration state (unused unless `D` migrates).
+    #[pin]
+    migration: Migration<Self>,
 }
 
 impl<D: DeviceOps> EmulatedPci<D> {
@@ -216,6 +274,7 @@ impl<D: DeviceOps> EmulatedPci<D> {
         try_pin_init!(Self {
             config <- new_mutex!(config),
             device <- device,
+            migration <- Migration::new(),
         })
     }
 
@@ -326,7 +385,15 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
     // The module that implements `D` owns the VFIO operations too.
     type OwnerModule = D::OwnerModule;
 
+    const MIGRATION: Option<migration::VfioOps<Self>> = if D::HAS_SAVE {
+        Some(migration::VfioOps::new())
+    } else {
+        None
+    };
+
     fn close(dev: &vfio::Device<Self>) {
+        // Every migration session ends before the device's state goes.
+        dev.migration.close();
         if D::HAS_CLOSE {
             dev.device.close();
         }
@@ -377,6 +444,7 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
                 if D::HAS_RESET {
                     dev.device.reset()?;
                 }
+                dev.migration.reset();
                 Ok(0)
             }
             bindings::VFIO_DEVICE_QUERY_GFX_PLANE => dev.query_plane(arg),
@@ -423,5 +491,82 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
             .find_map(|r| r.offset_of(offset, vma.len()).map(|o| (r.index, o)))
             .ok_or(EINVAL)?;
         dev.device.mmap(index, off, vma)
+    }
+}
+
+/// The configuration space of a stream, as [`EmulatedPci`]'s `load_check`
+/// found it, and the driver's staged state.
+pub struct Staged<S> {
+    config: [u8; CONFIG_SPACE_SIZE],
+    device: S,
+}
+
+impl<D: DeviceOps> Migrate for EmulatedPci<D> {
+    type Staged = Staged<D::Staged>;
+
+    fn migration(dev: &vfio::Device<Self>) -> &Migration<Self> {
+        &dev.migration
+    }
+
+    fn origin(dev: &vfio::Device<Self>) -> Origin {
+        dev.device.migration_origin()
+    }
+
+    fn save_len(dev: &vfio::Device<Self>) -> usize {
+        Self::config_section_len()
+            + stream::HEADER_LEN
+            + stream::SECTION_HEADER_LEN
+            + dev.device.save_len().0
+    }
+
+    fn max_save_len(dev: &vfio::Device<Self>) -> usize {
+        Self::config_section_len()
+            + stream::HEADER_LEN
+            + stream::SECTION_HEADER_LEN
+            + dev.device.save_len().1
+    }
+
+    fn save(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result {
+        let config = *dev.config.lock().raw();
+        w.section(stream::SECTION_PCI_CONFIG, 0, false, &config)?;
+        dev.device.save(w)
+    }
+
+    fn load_check(dev: &vfio::Device<Self>, stream: &Stream<'_>) -> Result<Self::Staged> {
+        let kdev = dev.parent();
+        let mut config = None;
+        for s in stream.sections() {
+            if s.id == stream::SECTION_PCI_CONFIG {
+                config = Some(*s.fixed::<CONFIG_SPACE_SIZE>(kdev)?);
+            }
+        }
+        let Some(config) = config else {
+            dev_err!(kdev, "migration: stream refused: no configuration space\n");
+            return Err(stream::ERR_TRUNCATED);
+        };
+        if !dev.config.lock().could_be(&config) {
+            dev_err!(
+                kdev,
+                "migration: stream refused: configuration space of another device (read-only bits differ)\n"
+            );
+            return Err(stream::ERR_INVALID);
+        }
+        let device = dev.device.load_check(kdev, stream)?;
+        Ok(Staged { config, device })
+    }
+
+    fn load_apply(dev: &vfio::Device<Self>, stream: &Stream<'_>, staged: Self::Staged) {
+        dev.config.lock().restore(&staged.config);
+        dev.device.load_apply(stream, staged.device);
+    }
+
+    fn dirty_bytes(dev: &vfio::Device<Self>) -> u64 {
+        dev.device.dirty_bytes()
+    }
+}
+
+impl<D: DeviceOps> EmulatedPci<D> {
+    const fn config_section_len() -> usize {
+        stream::SECTION_HEADER_LEN + CONFIG_SPACE_SIZE
     }
 }

@@ -35,6 +35,8 @@ pub mod fbdev;
 pub mod iomem_wc;
 #[cfg(kx_mdev)]
 pub mod mdev;
+#[cfg(kx_mdev)]
+pub mod migration;
 pub mod module_param_sysfs;
 #[cfg(kx_dma_buf)]
 pub mod page_ref;

@@ -153,4 +153,28 @@ impl ConfigSpace {
         }
         Ok(())
     }
+
+    /// All 256 bytes, as a migration saves them.
+    pub fn raw(&self) -> &[u8; CONFIG_SPACE_SIZE] {
+        &self.data
+    }
+
+    /// Whether `data` could be this configuration space after guest writes:
+    /// every bit a write cannot change (identity, capabilities, BAR sizes)
+    /// is the same.
+    pub fn could_be(&self, data: &[u8; CONFIG_SPACE_SIZE]) -> bool {
+        self.data
+            .iter()
+            .zip(&self.wmask)
+            .zip(data)
+            .all(|((d, m), v)| d & !m == v & !m)
+    }
+
+    /// Replaces the writable bits with those of `data` (a migration
+    /// restoring a configuration space [`ConfigSpace::could_be`] accepted).
+    pub fn restore(&mut self, data: &[u8; CONFIG_SPACE_SIZE]) {
+        for ((d, m), v) in self.data.iter_mut().zip(&self.wmask).zip(data) {
+            *d = (*d & !m) | (v & m);
+        }
+    }
 }

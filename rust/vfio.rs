@@ -16,7 +16,7 @@
 //! ([`super::mdev`]) does, for the mdev being probed, and unregisters it in
 //! `remove`. Drivers see devices only in their callbacks.
 
-use super::{bindings, device as kx_device, uaccess::UserWriter, vma::NewMapping};
+use super::{bindings, device as kx_device, migration, uaccess::UserWriter, vma::NewMapping};
 use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 use kernel::{
     device::Device as KDevice,
@@ -123,6 +123,7 @@ impl_plain_uapi!(
     bindings::vfio_irq_set,
     bindings::vfio_device_gfx_plane_info,
     bindings::vfio_region_gfx_edid,
+    bindings::vfio_precopy_info,
 );
 
 /// The operations of a VFIO device, implemented by its driver data `T`;
@@ -133,6 +134,12 @@ impl_plain_uapi!(
 /// region layout (see [`DeviceOps::region_info`]).
 #[vtable]
 pub trait DeviceOps: Send + Sync + Sized + 'static {
+    /// Live migration: the tables of a type implementing
+    /// [`migration::Migrate`] ([`migration::VfioOps::new`]), installed
+    /// before the device is registered; `None` for a device that does not
+    /// migrate.
+    const MIGRATION: Option<migration::VfioOps<Self>> = None;
+
     /// The first user opened the device.
     fn open(_dev: &Device<Self>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -253,6 +260,13 @@ impl<T: DeviceOps> Device<T> {
         }
         // SAFETY: `vdev` is still private to us; from now on `release` drops `data`.
         unsafe { bindings::kx_vfio_device_set_ops(vdev, OpsTable::<T>::OPS_REF) };
+        if let Some(mig) = T::MIGRATION {
+            // SAFETY: `vdev` is not registered yet; the tables are `'static` and, by the
+            // invariant of `VfioOps<T>`, made for a `Device<T>`, which this is.
+            unsafe {
+                bindings::kx_vfio_device_set_migration(vdev, mig.flags, mig.mig_ops, mig.log_ops)
+            };
+        }
         // SAFETY: The allocation's initial reference becomes the `ARef`'s.
         // INVARIANT: Allocated for `Self`, `data` initialised, final ops set.
         Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(this)) })
@@ -275,12 +289,33 @@ impl<T: DeviceOps> Device<T> {
         &self.data
     }
 
+    /// Whether user space opted in to `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2`.
+    pub(in crate::kernel_ext) fn precopy_info_v2(&self) -> bool {
+        // SAFETY: `self` is a live device; the flag is a plain byte the core sets.
+        unsafe { bindings::kx_vfio_device_precopy_info_v2(self.as_raw()) }
+    }
+
+    /// The next single arc from `cur` towards `new` (`vfio_mig_get_next_state()`),
+    /// by the device's migration flags; `EINVAL` if `new` cannot be reached.
+    pub(in crate::kernel_ext) fn mig_next_state(
+        &self,
+        cur: bindings::vfio_device_mig_state,
+        new: bindings::vfio_device_mig_state,
+    ) -> Result<bindings::vfio_device_mig_state> {
+        let mut next = cur;
+        // SAFETY: `self` is a live device; `next` is valid for writes.
+        kernel::error::to_result(unsafe {
+            bindings::vfio_mig_get_next_state(self.as_raw(), cur, new, &mut next)
+        })?;
+        Ok(next)
+    }
+
     /// The `Device<T>` of one of our C devices.
     ///
     /// # Safety
     ///
     /// `vdev` must be the `vfio_device` of a live `Device<T>` for `'a`.
-    unsafe fn from_raw<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
+    pub(in crate::kernel_ext) unsafe fn from_raw<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
         // SAFETY: By the type invariant the C struct is at offset 0 of the `Device<T>`, which
         // is live per the safety requirements.
         unsafe { &*vdev.cast::<Self>() }

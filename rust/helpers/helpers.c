@@ -30,6 +30,21 @@ struct device *kx_vfio_device_dev(struct vfio_device *vdev)
 	return vdev->dev;
 }
 
+/* Only before registration, as vfio_device_ops: the migration and DMA logging callbacks. */
+void kx_vfio_device_set_migration(struct vfio_device *vdev, u32 flags,
+				  const struct vfio_migration_ops *mig_ops,
+				  const struct vfio_log_ops *log_ops)
+{
+	vdev->migration_flags = flags;
+	vdev->mig_ops = mig_ops;
+	vdev->log_ops = log_ops;
+}
+
+bool kx_vfio_device_precopy_info_v2(struct vfio_device *vdev)
+{
+	return READ_ONCE(vdev->precopy_info_v2);
+}
+
 void *kx_vmalloc_user(unsigned long size)
 {
 	return vmalloc_user(size);

@@ -66,7 +66,8 @@ vm_rc=$?
 	"$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$OUT"
 	# Every kselftest on every type of its driver, on both implementations.
 	for want in $(cat "$OUT"/expected-taps.txt 2>/dev/null) \
-		tap-mdpy-{c,rust}-mdpy-{vga,xga,hd} tap-mbochs-{c,rust}-mbochs-{small,medium,large}; do
+		tap-mdpy-{c,rust}-mdpy-{vga,xga,hd} tap-mbochs-{c,rust}-mbochs-{small,medium,large} \
+		tap-migration-{c,rust}-{mdpy-vga,mdpy-xga,mdpy-hd,mbochs-small,mbochs-medium,mbochs-large}; do
 		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
 	done | sort -u
 	[ -z "${MDEV_RS_ONLY:-}" ] || echo "not ok - partial run: MDEV_RS_ONLY=$MDEV_RS_ONLY"

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The migration stream: a versioned, self-describing byte format.
+//!
+//! ```text
+//! header   magic "MDEVRSMG", major u16, minor u16, header_len u32,
+//!          driver [u8; 16], type [u8; 32] (NUL padded),
+//!          mem_size u64, page_size u32, flags u32        (80 bytes in 1.0)
+//! section  id u16, flags u16, len u32, key u64, then len payload bytes
+//! ...
+//! end      a section with id 0, flags 0, len 0, key 0; nothing after it
+//! ```
+//!
+//! All integers are little endian. A section is identified by `id` and
+//! `key` (e.g. `id` "framebuffer page", `key` the page index) and may
+//! appear several times: a later one replaces an earlier one, which is what
+//! lets pre-copy send a section and stop-copy send it again when it
+//! changed. A section flagged [`SECTION_OPTIONAL`] that the destination does
+//! not know (from a newer minor version) is skipped; an unknown section
+//! without that flag is refused. A stream of another major version is
+//! refused; a newer minor may have a longer header, whose extra bytes are
+//! skipped.
+//!
+//! [`Writer`] builds a stream, [`Stream::parse`] checks the header and the
+//! framing of a received one (every refusal with its errno and a `dev_err`
+//! line saying why) and iterates over its sections.
+
+use kernel::{device::Device as KDevice, prelude::*};
+
+/// The first bytes of every stream.
+pub const MAGIC: [u8; 8] = *b"MDEVRSMG";
+/// Format major version: a destination refuses any other.
+pub const MAJOR: u16 = 1;
+/// Format minor version: newer minors only add optional sections or
+/// header fields.
+pub const MINOR: u16 = 0;
+/// Size of the 1.0 header.
+pub const HEADER_LEN: usize = 80;
+/// Size of a section header.
+pub const SECTION_HEADER_LEN: usize = 16;
+
+/// Section flag: a destination that does not know the section skips it.
+pub const SECTION_OPTIONAL: u16 = 1 << 0;
+
+/// Section id of the end marker.
+pub const SECTION_END: u16 = 0;
+/// Section id of the PCI configuration space (256 bytes, key 0), saved by
+/// the emulated PCI layer.
+pub const SECTION_PCI_CONFIG: u16 = 1;
+/// Section id of one page of device memory (framebuffer, VRAM): key the
+/// page index, `PAGE_SIZE` bytes. Only pages that exist are sent; a
+/// destination page the stream does not hold reads as zeros after loading.
+pub const SECTION_MEM_PAGE: u16 = 2;
+/// First section id a driver may use for its own sections.
+pub const SECTION_DRIVER_FIRST: u16 = 0x100;
+
+/// Longest driver name in a header.
+const DRIVER_LEN: usize = 16;
+/// Longest type name in a header.
+const TYPE_LEN: usize = 32;
+
+/// Errno of a stream with a bad magic.
+pub const ERR_MAGIC: Error = EINVAL;
+/// Errno of a stream of another major version.
+pub const ERR_MAJOR: Error = EPROTONOSUPPORT;
+/// Errno of a stream from another driver or mdev type.
+pub const ERR_FOREIGN: Error = EXDEV;
+/// Errno of a stream from a device with another memory or page size.
+pub const ERR_SIZE: Error = ERANGE;
+/// Errno of a truncated stream: it ends inside the header or a section, or
+/// before its end marker, or lacks a section the device needs.
+pub const ERR_TRUNCATED: Error = ENODATA;
+/// Errno of a corrupt stream: a section or header length that is wrong for
+/// what it holds, or bytes after the end marker.
+pub const ERR_CORRUPT: Error = EBADMSG;
+/// Errno of a stream with a mandatory section the device does not know.
+pub const ERR_UNKNOWN: Error = EPROTO;
+/// Errno of a stream whose contents are invalid for the device (a value out
+/// of range, a page past the end of memory, a read-only configuration byte
+/// that differs).
+pub const ERR_INVALID: Error = EINVAL;
+/// Errno of a `write()` that would make the stream longer than any this
+/// device can produce.
+pub const ERR_OVERSIZED: Error = EFBIG;
+
+/// What a stream says it was saved from, and what a destination requires.
+#[derive(Clone, Copy)]
+pub struct Origin {
+    /// The driver (`mdpy`, `mbochs`); at most 16 bytes.
+    pub driver: &'static CStr,
+    /// The mdev type (`mdpy-xga`); at most 32 bytes.
+    pub type_name: &'static CStr,
+    /// Size of the device's memory (framebuffer, VRAM) in bytes.
+    pub mem_size: u64,
+}
+
+/// A name as a fixed, NUL-padded field; `EINVAL` if it does not fit.
+fn name_field<const N: usize>(name: &CStr) -> Result<[u8; N]> {
+    let bytes = name.to_bytes();
+    let mut out = [0u8; N];
+    out.get_mut(..bytes.len())
+        .ok_or(EINVAL)?
+        .copy_from_slice(bytes);
+    Ok(out)
+}
+
+/// A stream being written: appends the header and sections to a buffer.
+pub struct Writer<'a> {
+    buf: &'a mut KVVec<u8>,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer appending to `buf`.
+    pub(in crate::kernel_ext) fn new(buf: &'a mut KVVec<u8>) -> Self {
+        Self { buf }
+    }
+
+    /// Bytes written to the buffer so far (including earlier contents).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Appends the header for a device of identity `id`.
+    pub(in crate::kernel_ext) fn header(&mut self, id: &Origin) -> Result {
+        let driver: [u8; DRIVER_LEN] = name_field(id.driver)?;
+        let type_name: [u8; TYPE_LEN] = name_field(id.type_name)?;
+        let start = self.buf.len();
+        self.buf.reserve(HEADER_LEN, GFP_KERNEL)?;
+        self.buf.extend_from_slice(&MAGIC, GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&MAJOR.to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&MINOR.to_le_bytes(), GFP_KERNEL)?;
+        // CAST: the header is 80 bytes.
+        self.buf
+            .extend_from_slice(&(HEADER_LEN as u32).to_le_bytes(), GFP_KERNEL)?;
+        self.buf.extend_from_slice(&driver, GFP_KERNEL)?;
+        self.buf.extend_from_slice(&type_name, GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&id.mem_size.to_le_bytes(), GFP_KERNEL)?;
+        // CAST: pages are at most 64 KiB.
+        self.buf
+            .extend_from_slice(&(kernel::page::PAGE_SIZE as u32).to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?;
+        if self.buf.len() - start != HEADER_LEN {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Appends a section `id`/`key` of `len` payload bytes, which `fill`
+    /// writes (it gets exactly `len` zeroed bytes). `optional`: a
+    /// destination that does not know `id` may skip it.
+    pub fn section_with(
+        &mut self,
+        id: u16,
+        key: u64,
+        optional: bool,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result,
+    ) -> Result {
+        if id < SECTION_DRIVER_FIRST && id != SECTION_PCI_CONFIG && id != SECTION_MEM_PAGE {
+            return Err(EINVAL);
+        }
+        let len32 = u32::try_from(len).map_err(|_| EINVAL)?;
+        let flags = if optional { SECTION_OPTIONAL } else { 0 };
+        let start = self.buf.len();
+        self.buf.reserve(SECTION_HEADER_LEN + len, GFP_KERNEL)?;
+        self.push_section_header(id, flags, len32, key)?;
+        let payload = start + SECTION_HEADER_LEN;
+        self.buf.resize(payload + len, 0, GFP_KERNEL)?;
+        let res = match self.buf.get_mut(payload..) {
+            Some(bytes) => fill(bytes),
+            None => Err(EINVAL),
+        };
+        if res.is_err() {
+            self.buf.truncate(start);
+        }
+        res
+    }
+
+    /// Appends a section `id`/`key` holding `payload`.
+    pub fn section(&mut self, id: u16, key: u64, optional: bool, payload: &[u8]) -> Result {
+        self.section_with(id, key, optional, payload.len(), |out| {
+            out.copy_from_slice(payload);
+            Ok(())
+        })
+    }
+
+    /// Appends the end marker.
+    pub(in crate::kernel_ext) fn end(&mut self) -> Result {
+        self.push_section_header(SECTION_END, 0, 0, 0)
+    }
+
+    fn push_section_header(&mut self, id: u16, flags: u16, len: u32, key: u64) -> Result {
+        self.buf.extend_from_slice(&id.to_le_bytes(), GFP_KERNEL)?;
+        self.buf
+            .extend_from_slice(&flags.to_le_bytes(), GFP_KERNEL)?;
+        self.buf.extend_from_slice(&len.to_le_bytes(), GFP_KERNEL)?;
+        self.buf.extend_from_slice(&key.to_le_bytes(), GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+/// One section of a received stream.
+#[derive(Clone, Copy)]
+pub struct Section<'a> {
+    /// Its id.
+    pub id: u16,
+    /// Its flags (`SECTION_*`).
+    pub flags: u16,
+    /// Its key (which instance of `id`: e.g. a page index).
+    pub key: u64,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+impl Section<'_> {
+    /// The payload as a fixed-size array; [`ERR_CORRUPT`] with a `dev_err`
+    /// if its length is not `N`.
+    pub fn fixed<const N: usize>(&self, dev: &KDevice) -> Result<&[u8; N]> {
+        <&[u8; N]>::try_from(self.payload).map_err(|_| {
+            dev_err!(
+                dev,
+                "migration: section {:#x} has {} bytes, expected {}\n",
+                self.id,
+                self.payload.len(),
+                N
+            );
+            ERR_CORRUPT
+        })
+    }
+
+    /// A section this device does not know: `Ok` (skipped) if it is
+    /// optional, else [`ERR_UNKNOWN`] with a `dev_err`.
+    pub fn unknown(&self, dev: &KDevice) -> Result {
+        if self.flags & SECTION_OPTIONAL != 0 {
+            return Ok(());
+        }
+        dev_err!(
+            dev,
+            "migration: unknown mandatory section {:#x} (from a newer format?)\n",
+            self.id
+        );
+        Err(ERR_UNKNOWN)
+    }
+}
+
+/// Little-endian readers over a byte slice that fail with `None` past its end.
+fn le_u16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn le_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// A received stream whose header matches the device and whose sections
+/// are well framed, up to and including the end marker with nothing after
+/// it.
+pub struct Stream<'a> {
+    /// The section bytes, from the first section up to (not including) the
+    /// end marker.
+    sections: &'a [u8],
+    /// The minor version it was written with.
+    minor: u16,
+}
+
+impl<'a> Stream<'a> {
+    /// Checks the header of `bytes` against `expect` and the framing of its
+    /// sections; each refusal is logged on `dev` with its reason.
+    pub fn parse(bytes: &'a [u8], expect: &Origin, dev: &KDevice) -> Result<Self> {
+        let refuse = |err: Error, why: core::fmt::Arguments<'_>| {
+            dev_err!(dev, "migration: stream refused: {}\n", why);
+            err
+        };
+        if bytes.len() < MAGIC.len() + 4 {
+            return Err(refuse(
+                ERR_TRUNCATED,
+                format_args!("{} bytes, shorter than a header", bytes.len()),
+            ));
+        }
+        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+            return Err(refuse(ERR_MAGIC, format_args!("bad magic")));
+        }
+        let major = le_u16(bytes, 8).ok_or(ERR_TRUNCATED)?;
+        let minor = le_u16(bytes, 10).ok_or(ERR_TRUNCATED)?;
+        if major != MAJOR {
+            return Err(refuse(
+                ERR_MAJOR,
+                format_args!("format {}.{}, this driver reads {}.x", major, minor, MAJOR),
+            ));
+        }
+        let Some(header_len) = le_u32(bytes, 12) else {
+            return Err(refuse(ERR_TRUNCATED, format_args!("truncated header")));
+        };
+        // CAST: `u32` to `usize` is lossless on every kernel target.
+        let header_len = header_len as usize;
+        // A newer minor may only grow the header; 1.0 has exactly 80 bytes.
+        if header_len < HEADER_LEN || (minor == MINOR && header_len != HEADER_LEN) {
+            return Err(refuse(
+                ERR_CORRUPT,
+                format_args!(
+                    "header length {} for format {}.{}",
+                    header_len, major, minor
+                ),
+            ));
+        }
+        let Some(header) = bytes.get(..header_len) else {
+            return Err(refuse(
+                ERR_TRUNCATED,
+                format_args!("{} bytes, header needs {}", bytes.len(), header_len),
+            ));
+        };
+        let driver = &header[16..16 + DRIVER_LEN];
+        let type_name = &header[16 + DRIVER_LEN..16 + DRIVER_LEN + TYPE_LEN];
+        let want_driver: [u8; DRIVER_LEN] = name_field(expect.driver)?;
+        let want_type: [u8; TYPE_LEN] = name_field(expect.type_name)?;
+        if driver != want_driver || type_name != want_type {
+            let printable = |b: &'a [u8]| {
+                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                core::str::from_utf8(&b[..end]).unwrap_or("<not UTF-8>")
+            };
+            return Err(refuse(
+                ERR_FOREIGN,
+                format_args!(
+                    "saved from {}/{}, this is {}/{}",
+                    printable(driver),
+                    printable(type_name),
+                    expect.driver.to_str().unwrap_or("?"),
+                    expect.type_name.to_str().unwrap_or("?")
+                ),
+            ));
+        }
+        let mem_size = le_u64(header, 64).ok_or(ERR_TRUNCATED)?;
+        let page_size = le_u32(header, 72).ok_or(ERR_TRUNCATED)?;
+        // CAST: pages are at most 64 KiB.
+        let our_page = kernel::page::PAGE_SIZE as u32;
+        if mem_size != expect.mem_size || page_size != our_page {
+            return Err(refuse(
+                ERR_SIZE,
+                format_args!(
+                    "memory {} bytes in {}-byte pages, this device has {} in {}",
+                    mem_size, page_size, expect.mem_size, our_page
+                ),
+            ));
+        }
+        // Walk the sections: each must fit, the end marker must come, and
+        // nothing may follow it.
+        let sections = &bytes[header_len..];
+        let mut at = 0;
+        loop {
+            let Some(hdr) = sections.get(at..at + SECTION_HEADER_LEN) else {
+                return Err(refuse(
+                    ERR_TRUNCATED,
+                    format_args!("ends at byte {} without an end marker", header_len + at),
+                ));
+            };
+            let (id, flags, len) = (
+                le_u16(hdr, 0).ok_or(ERR_TRUNCATED)?,
+                le_u16(hdr, 2).ok_or(ERR_TRUNCATED)?,
+                le_u32(hdr, 4).ok_or(ERR_TRUNCATED)?,
+            );
+            let key = le_u64(hdr, 8).ok_or(ERR_TRUNCATED)?;
+            if id == SECTION_END {
+                if flags != 0 || len != 0 || key != 0 {
+                    return Err(refuse(
+                        ERR_CORRUPT,
+                        format_args!("corrupt end marker at byte {}", header_len + at),
+                    ));
+                }
+                let rest = sections.len() - at - SECTION_HEADER_LEN;
+                if rest != 0 {
+                    return Err(refuse(
+                        ERR_CORRUPT,
+                        format_args!("{} bytes after the end marker", rest),
+                    ));
+                }
+                return Ok(Self {
+                    sections: &sections[..at],
+                    minor,
+                });
+            }
+            // CAST: `u32` to `usize` is lossless on every kernel target.
+            let end = (at + SECTION_HEADER_LEN).checked_add(len as usize);
+            match end {
+                Some(end) if end <= sections.len() => at = end,
+                _ => {
+                    return Err(refuse(
+                        ERR_TRUNCATED,
+                        format_args!(
+                            "section {:#x} at byte {} claims {} bytes, {} are left",
+                            id,
+                            header_len + at,
+                            len,
+                            sections.len() - at - SECTION_HEADER_LEN
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The minor version the stream was written with.
+    pub fn minor(&self) -> u16 {
+        self.minor
+    }
+
+    /// The sections in stream order (not the end marker).
+    pub fn sections(&self) -> Sections<'a> {
+        Sections {
+            rest: self.sections,
+        }
+    }
+
+    /// The sections a driver handles: all but the ones of the layer (the
+    /// PCI configuration space).
+    pub fn driver_sections(&self) -> impl Iterator<Item = Section<'a>> {
+        self.sections().filter(|s| s.id != SECTION_PCI_CONFIG)
+    }
+}
+
+/// Iterator over the sections of a [`Stream`].
+pub struct Sections<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Sections<'a> {
+    type Item = Section<'a>;
+
+    fn next(&mut self) -> Option<Section<'a>> {
+        // `Stream::parse` checked the framing: every header and payload fits.
+        let hdr = self.rest.get(..SECTION_HEADER_LEN)?;
+        let id = le_u16(hdr, 0)?;
+        let flags = le_u16(hdr, 2)?;
+        // CAST: `u32` to `usize` is lossless on every kernel target.
+        let len = le_u32(hdr, 4)? as usize;
+        let key = le_u64(hdr, 8)?;
+        let payload = self
+            .rest
+            .get(SECTION_HEADER_LEN..SECTION_HEADER_LEN + len)?;
+        self.rest = &self.rest[SECTION_HEADER_LEN + len..];
+        Some(Section {
+            id,
+            flags,
+            key,
+            payload,
+        })
+    }
+}

@@ -1,0 +1,1243 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kselftest for VFIO live migration (migration v2) of the mdev display
+ * drivers, mdpy and mbochs: the state machine, the data fd, a save on one
+ * mdev restored into another of the same type, and refused streams.
+ *
+ * Environment: MIG_DRIVER (mdpy or mbochs, default mdpy), MIG_TYPE (default
+ * mdpy-xga / mbochs-medium), MDEV_IMPL (c or rust). The C samples have no
+ * migration: on them every test SKIPs with that reason after checking that
+ * VFIO_DEVICE_FEATURE_MIGRATION is indeed ENOTTY (tap-verdict.sh reports a
+ * SKIP as "not run", never as passed). On Rust a device without migration
+ * fails every test.
+ *
+ * The stream format and the errno of each refusal are documented in
+ * Documentation/mdev-rs/migration.rst.
+ */
+#include <poll.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+
+#include "mdev_lib.h"
+#include "kselftest_harness.h"
+#include "mbochs_regs.h"
+
+#define CONFIG_INDEX VFIO_PCI_CONFIG_REGION_INDEX
+#define BAR0_INDEX VFIO_PCI_BAR0_REGION_INDEX
+#define BAR2_INDEX VFIO_PCI_BAR2_REGION_INDEX
+#define EDID_INDEX VFIO_PCI_NUM_REGIONS
+#define EDID_REG(f) offsetof(struct vfio_region_gfx_edid, f)
+#define EDID_BLOB 0x800
+#define MB (1024 * 1024)
+#define PAGE 4096
+
+/* The stream (Documentation/mdev-rs/migration.rst) */
+#define HDR_LEN 80
+#define SEC_LEN 16
+#define SEC_END 0
+#define SEC_CONFIG 1
+#define SEC_PAGE 2
+#define SEC_MDPY_MODE 0x100
+#define SEC_DISPI 0x100
+#define SEC_EDID 0x101
+#define SEC_OPTIONAL 1
+
+#define ALL_MIG_FLAGS (VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
+
+enum { ERROR = VFIO_DEVICE_STATE_ERROR, STOP = VFIO_DEVICE_STATE_STOP,
+       RUNNING = VFIO_DEVICE_STATE_RUNNING, STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY,
+       RESUMING = VFIO_DEVICE_STATE_RESUMING, RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P,
+       PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY, PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P,
+       NSTATES };
+
+static const char *const state_names[] = {
+	"ERROR", "STOP", "RUNNING", "STOP_COPY", "RESUMING", "RUNNING_P2P",
+	"PRE_COPY", "PRE_COPY_P2P",
+};
+
+static bool is_mbochs(void)
+{
+	const char *d = getenv("MIG_DRIVER");
+
+	return d && !strcmp(d, "mbochs");
+}
+
+static const char *type_name(void)
+{
+	return getenv("MIG_TYPE") ?: is_mbochs() ? "mbochs-medium" : "mdpy-xga";
+}
+
+/* ---- VFIO_DEVICE_FEATURE ------------------------------------------------------ */
+
+static int feature(int fd, uint32_t flags, void *data, size_t len)
+{
+	char buf[sizeof(struct vfio_device_feature) + 64] __attribute__((aligned(8)));
+	struct vfio_device_feature *f = (void *)buf;
+	int ret;
+
+	memset(buf, 0, sizeof(buf));
+	f->argsz = sizeof(*f) + len;
+	f->flags = flags;
+	if (data && len)
+		memcpy(f->data, data, len);
+	ret = ioctl(fd, VFIO_DEVICE_FEATURE, f);
+	if (ret < 0)
+		return -errno;
+	if (data && len && (flags & VFIO_DEVICE_FEATURE_GET))
+		memcpy(data, f->data, len);
+	if (data && len && (flags & VFIO_DEVICE_FEATURE_SET))
+		memcpy(data, f->data, len);
+	return ret;
+}
+
+static int mig_flags(int fd, uint64_t *flags)
+{
+	struct vfio_device_feature_migration m = {};
+	int ret = feature(fd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
+			  &m, sizeof(m));
+
+	*flags = m.flags;
+	return ret;
+}
+
+static int get_state(int fd)
+{
+	struct vfio_device_feature_mig_state s = {};
+	int ret = feature(fd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			  &s, sizeof(s));
+
+	return ret < 0 ? ret : (int)s.device_state;
+}
+
+/* Sets the state; returns the data fd (or -1 for none) or -errno. */
+static int set_state(int fd, uint32_t state)
+{
+	struct vfio_device_feature_mig_state s = { .device_state = state, .data_fd = -1 };
+	int ret = feature(fd, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			  &s, sizeof(s));
+
+	return ret < 0 ? ret : s.data_fd;
+}
+
+static long data_size(int fd)
+{
+	struct vfio_device_feature_mig_data_size d = {};
+	int ret = feature(fd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+			  &d, sizeof(d));
+
+	return ret < 0 ? ret : (long)d.stop_copy_length;
+}
+
+static int precopy_info(int dfd, struct vfio_precopy_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->argsz = sizeof(*info);
+	return ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO, info) ? -errno : 0;
+}
+
+static int reset(int fd)
+{
+	return ioctl(fd, VFIO_DEVICE_RESET) ? -errno : 0;
+}
+
+/* ---- streams ------------------------------------------------------------------ */
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static void buf_put(struct buf *b, const void *data, size_t len)
+{
+	if (b->len + len > b->cap) {
+		b->cap = (b->len + len) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			abort();
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/*
+ * Reads a data fd until it reports end of data: 0 (end of file) or, with
+ * precopy, ENOMSG. Returns 0 or the first other -errno; *end the errno that
+ * ended it (0 for EOF).
+ */
+static int read_all(int dfd, struct buf *b, int *end)
+{
+	uint8_t chunk[65536];
+
+	for (;;) {
+		ssize_t n = read(dfd, chunk, sizeof(chunk));
+
+		if (n == 0) {
+			*end = 0;
+			return 0;
+		}
+		if (n < 0) {
+			*end = errno;
+			return errno == ENOMSG ? 0 : -errno;
+		}
+		buf_put(b, chunk, n);
+	}
+}
+
+/* Writes all of it in chunks; 0 or -errno. */
+static int write_all(int dfd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		size_t n = len < 100000 ? len : 100000;
+		ssize_t w = write(dfd, p, n);
+
+		if (w < 0)
+			return -errno;
+		p += w;
+		len -= w;
+	}
+	return 0;
+}
+
+static uint16_t le16(const uint8_t *p) { return p[0] | p[1] << 8; }
+static uint32_t le32(const uint8_t *p) { return le16(p) | (uint32_t)le16(p + 2) << 16; }
+static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, v); put32(p + 4, v >> 32); }
+
+struct section {
+	size_t at;		/* offset of its header in the stream */
+	uint16_t id, flags;
+	uint32_t len;
+	uint64_t key;
+};
+
+/* The n-th section (the end marker included); false past the end. */
+static bool section_at(const struct buf *s, int n, struct section *out)
+{
+	size_t at = le32(s->p + 12);
+
+	for (int i = 0; at + SEC_LEN <= s->len; i++) {
+		out->at = at;
+		out->id = le16(s->p + at);
+		out->flags = le16(s->p + at + 2);
+		out->len = le32(s->p + at + 4);
+		out->key = le64(s->p + at + 8);
+		if (i == n)
+			return true;
+		if (out->id == SEC_END)
+			return false;
+		at += SEC_LEN + out->len;
+	}
+	return false;
+}
+
+/* The last section with this id (and key); false if none. */
+static bool find_section(const struct buf *s, uint16_t id, uint64_t key, struct section *out)
+{
+	struct section sec;
+	bool found = false;
+
+	for (int i = 0; section_at(s, i, &sec); i++)
+		if (sec.id == id && sec.key == key) {
+			*out = sec;
+			found = true;
+		}
+	return found;
+}
+
+static int count_sections(const struct buf *s, uint16_t id)
+{
+	struct section sec;
+	int n = 0;
+
+	for (int i = 0; section_at(s, i, &sec); i++)
+		n += sec.id == id;
+	return n;
+}
+
+/* A copy of s with `len` bytes at `at` replaced by `ins` (ins_len bytes). */
+static struct buf splice(const struct buf *s, size_t at, size_t len, const void *ins,
+			 size_t ins_len)
+{
+	struct buf out = {};
+
+	buf_put(&out, s->p, at);
+	if (ins_len)
+		buf_put(&out, ins, ins_len);
+	buf_put(&out, s->p + at + len, s->len - at - len);
+	return out;
+}
+
+/* ---- /dev/kmsg: the dev_err of a refusal -------------------------------------- */
+
+static int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/* Whether a record since kmsg_open() contains `what`. */
+static bool kmsg_has(int fd, const char *what)
+{
+	char rec[2048];
+	bool found = false;
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) != 0) {
+		if (n < 0) {
+			if (errno == EPIPE)
+				continue;
+			break;
+		}
+		rec[n] = 0;
+		if (strstr(rec, what))
+			found = true;
+	}
+	return found;
+}
+
+/* ---- the fixture: two mdevs of one type ------------------------------------------ */
+
+struct dev {
+	char uuid[40];
+	struct vfio_handle h;
+	int fd;
+	off_t config, bar0, bar2, edid;
+	uint64_t memsize;
+	bool created;
+};
+
+FIXTURE(mig) {
+	struct dev src, dst;
+};
+
+FIXTURE_VARIANT(mig) {
+	bool cdev;
+};
+
+FIXTURE_VARIANT_ADD(mig, iommufd_cdev) {
+	.cdev = true,
+};
+
+FIXTURE_VARIANT_ADD(mig, group_container) {
+	.cdev = false,
+};
+
+static int dev_open(struct dev *d, bool cdev)
+{
+	struct vfio_region_info info;
+	int ret;
+
+	ret = vfio_open(d->uuid, cdev, &d->h);
+	if (ret)
+		return ret;
+	d->fd = d->h.device;
+	ret = region_info(d->fd, CONFIG_INDEX, &info);
+	d->config = info.offset;
+	ret = ret ?: region_info(d->fd, BAR0_INDEX, &info);
+	d->bar0 = info.offset;
+	d->memsize = info.size;
+	if (is_mbochs()) {
+		ret = ret ?: region_info(d->fd, BAR2_INDEX, &info);
+		d->bar2 = info.offset;
+		ret = ret ?: region_info(d->fd, EDID_INDEX, &info);
+		d->edid = info.offset;
+	}
+	return ret;
+}
+
+static int dev_create(struct dev *d, const char *type, bool cdev)
+{
+	int ret;
+
+	gen_uuid(d->uuid);
+	ret = mdev_create(is_mbochs() ? "mbochs" : "mdpy", type, d->uuid);
+	if (ret)
+		return ret;
+	d->created = true;
+	return dev_open(d, cdev);
+}
+
+static void dev_destroy(struct dev *d)
+{
+	vfio_close(&d->h);
+	if (d->created)
+		mdev_remove(d->uuid);
+	d->created = false;
+}
+
+FIXTURE_SETUP(mig)
+{
+	uint64_t flags = 0;
+	int ret;
+
+	ret = dev_create(&self->src, type_name(), variant->cdev);
+	ret = ret ?: dev_create(&self->dst, type_name(), variant->cdev);
+	if (ret) {
+		dev_destroy(&self->src);
+		dev_destroy(&self->dst);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("create and open two %s: %s", type_name(), strerror(-ret));
+	ret = mig_flags(self->src.fd, &flags);
+	if (ret == -ENOTTY && mdev_impl_is_c()) {
+		dev_destroy(&self->src);
+		dev_destroy(&self->dst);
+		SKIP(return, "the C sample has no migration (VFIO_DEVICE_FEATURE_MIGRATION: ENOTTY)");
+	}
+	if (ret) {
+		dev_destroy(&self->src);
+		dev_destroy(&self->dst);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("VFIO_DEVICE_FEATURE_MIGRATION: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	dev_destroy(&self->src);
+	dev_destroy(&self->dst);
+}
+
+/* ---- device state helpers --------------------------------------------------------- */
+
+static void pattern(uint8_t *buf, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245 + 12345;
+		buf[i] = seed >> 16;
+	}
+}
+
+static int dispi_wr(struct dev *d, unsigned int idx, uint16_t v)
+{
+	return wr(d->fd, &v, 2, d->bar2 + DISPI_BASE + idx * 2) == 2 ? 0 : -1;
+}
+
+/*
+ * Puts state in src worth migrating: config space writes, framebuffer
+ * contents and, for mbochs, a mode, an EDID and the link up.
+ */
+static int make_state(struct dev *d, uint32_t seed)
+{
+	uint32_t bar = 0xe0000000, cmd = 0x0006;
+	size_t len = is_mbochs() ? 64 * PAGE : d->memsize;
+	uint8_t *fb = malloc(len);
+	int err = 0;
+
+	if (!fb)
+		return -ENOMEM;
+	pattern(fb, len, seed);
+	/* mbochs: the first 64 pages and one far out; mdpy: all of it */
+	if (wr(d->fd, fb, len, d->bar0) != (ssize_t)len)
+		err = -EIO;
+	if (is_mbochs() && wr(d->fd, fb, PAGE, d->bar0 + d->memsize - 3 * PAGE) != PAGE)
+		err = -EIO;
+	free(fb);
+	err = err ?: wr32(d->fd, d->config + 0x10, bar);
+	err = err ?: wr(d->fd, &cmd, 2, d->config + 0x04) == 2 ? 0 : -EIO;
+	if (is_mbochs() && !err) {
+		uint8_t edid[128];
+		uint32_t v;
+
+		err |= dispi_wr(d, DISPI_ENABLE, 0);
+		err |= dispi_wr(d, DISPI_BPP, 32);
+		err |= dispi_wr(d, DISPI_XRES, 128);
+		err |= dispi_wr(d, DISPI_YRES, 96);
+		err |= dispi_wr(d, DISPI_VIRT_WIDTH, 128);
+		/* 8 lines of 512 bytes: the plane starts at a page, as a dma-buf must */
+		err |= dispi_wr(d, DISPI_Y_OFFSET, 8);
+		err |= dispi_wr(d, DISPI_ENABLE, DISPI_ENABLED | DISPI_LFB_ENABLED);
+		pattern(edid, sizeof(edid), seed + 1);
+		if (wr(d->fd, edid, sizeof(edid), d->edid + EDID_BLOB) != sizeof(edid))
+			err = -EIO;
+		v = sizeof(edid);
+		err = err ?: wr32(d->fd, d->edid + EDID_REG(edid_size), v);
+		v = VFIO_DEVICE_GFX_LINK_STATE_UP;
+		err = err ?: wr32(d->fd, d->edid + EDID_REG(link_state), v);
+	}
+	return err;
+}
+
+/* Everything user space can read of a device's state. */
+struct snapshot {
+	uint8_t config[256];
+	uint8_t *fb;
+	uint8_t bar2[0x600];
+	uint8_t edid[0x1000];
+	struct vfio_device_gfx_plane_info plane;
+	int plane_ret;
+};
+
+static int snapshot(struct dev *d, struct snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->fb = malloc(d->memsize);
+	if (!s->fb)
+		return -ENOMEM;
+	if (rd(d->fd, s->config, 256, d->config) != 256)
+		return -EIO;
+	if (rd(d->fd, s->fb, d->memsize, d->bar0) != (ssize_t)d->memsize)
+		return -EIO;
+	memset(&s->plane, 0, sizeof(s->plane));
+	s->plane.argsz = sizeof(s->plane);
+	s->plane.flags = is_mbochs() ? VFIO_GFX_PLANE_TYPE_DMABUF : VFIO_GFX_PLANE_TYPE_REGION;
+	s->plane.drm_plane_type = PLANE_PRIMARY;
+	s->plane_ret = ioctl(d->fd, VFIO_DEVICE_QUERY_GFX_PLANE, &s->plane) ? -errno : 0;
+	if (is_mbochs()) {
+		/* 16-bit DISPI reads, 32-bit EDID register reads, the blob */
+		for (off_t o = 0x500; o < 0x516; o += 2)
+			if (rd(d->fd, s->bar2 + o, 2, d->bar2 + o) != 2)
+				return -EIO;
+		if (rd(d->fd, s->bar2, 0x400, d->bar2) != 0x400)
+			return -EIO;
+		for (off_t o = 0; o < (off_t)sizeof(struct vfio_region_gfx_edid); o += 4)
+			if (rd(d->fd, s->edid + o, 4, d->edid + o) != 4)
+				return -EIO;
+		if (rd(d->fd, s->edid + EDID_BLOB, 0x400, d->edid + EDID_BLOB) != 0x400)
+			return -EIO;
+	}
+	return 0;
+}
+
+static void snapshot_free(struct snapshot *s)
+{
+	free(s->fb);
+	s->fb = NULL;
+}
+
+static long first_diff(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (a[i] != b[i])
+			return i;
+	return -1;
+}
+
+/* The bytes of the dma-buf of the primary plane (mbochs). */
+static uint8_t *dmabuf_bytes(struct dev *d, struct vfio_device_gfx_plane_info *p)
+{
+	uint32_t id = p->dmabuf_id;
+	int fd = ioctl(d->fd, VFIO_DEVICE_GET_GFX_DMABUF, &id);
+	uint8_t *out = NULL, *map;
+
+	if (fd < 0) {
+		fprintf(stderr, "# GET_GFX_DMABUF %u: %s\n", id, strerror(errno));
+		return NULL;
+	}
+	map = mmap(NULL, p->size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		fprintf(stderr, "# mmap dma-buf of %u bytes: %s\n", p->size, strerror(errno));
+	if (map != MAP_FAILED) {
+		out = malloc(p->size);
+		if (out)
+			memcpy(out, map, p->size);
+		munmap(map, p->size);
+	}
+	close(fd);
+	return out;
+}
+
+/* ---- save and restore ---------------------------------------------------------------- */
+
+/* A stop-copy save: STOP, STOP_COPY, read to EOF, STOP. */
+static int save_stopcopy(struct dev *d, struct buf *out)
+{
+	int dfd, end, ret;
+
+	ret = set_state(d->fd, STOP);
+	if (ret != -1)
+		return ret < 0 ? ret : -EBADF;
+	dfd = set_state(d->fd, STOP_COPY);
+	if (dfd < 0)
+		return dfd;
+	ret = read_all(dfd, out, &end);
+	if (!ret && end)
+		ret = -end;
+	close(dfd);
+	if (!ret) {
+		ret = set_state(d->fd, STOP);
+		ret = ret == -1 ? 0 : ret < 0 ? ret : -EBADF;
+	}
+	return ret;
+}
+
+/* Loads a stream: STOP, RESUMING, write, STOP. Returns 0 or -errno of the step. */
+static int load(struct dev *d, const struct buf *s)
+{
+	int dfd, ret;
+
+	ret = set_state(d->fd, RESUMING);
+	if (ret < 0)
+		return ret;
+	dfd = ret;
+	ret = write_all(dfd, s->p, s->len);
+	close(dfd);
+	if (ret)
+		return ret;
+	ret = set_state(d->fd, STOP);
+	return ret == -1 ? 0 : ret < 0 ? ret : -EBADF;
+}
+
+/* ---- the feature ------------------------------------------------------------------------ */
+
+TEST_F(mig, features)
+{
+	uint64_t flags;
+	long size;
+
+	ASSERT_EQ(0, mig_flags(self->src.fd, &flags));
+	EXPECT_EQ(ALL_MIG_FLAGS, flags);
+	EXPECT_EQ(RUNNING, get_state(self->src.fd));
+	size = data_size(self->src.fd);
+	EXPECT_LT(HDR_LEN + SEC_LEN + 256, size);
+	/* PROBE: the migration features are there */
+	EXPECT_EQ(0, feature(self->src.fd, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_GET |
+			     VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, NULL, 0));
+	EXPECT_EQ(0, feature(self->src.fd, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET |
+			     VFIO_DEVICE_FEATURE_DMA_LOGGING_START, NULL, 0));
+}
+
+/* DMA logging: accepted, and nothing is ever dirty (the device does no DMA). */
+TEST_F(mig, dma_logging_reports_nothing_dirty)
+{
+	struct vfio_device_feature_dma_logging_range range = { .iova = 0, .length = 1 << 20 };
+	struct vfio_device_feature_dma_logging_control ctl = {
+		.page_size = PAGE, .num_ranges = 1, .ranges = (uintptr_t)&range,
+	};
+	uint64_t bitmap[4] = { ~0ull, ~0ull, ~0ull, ~0ull };
+	struct vfio_device_feature_dma_logging_report rep = {
+		.iova = 0, .length = 256 * PAGE, .page_size = PAGE, .bitmap = (uintptr_t)bitmap,
+	};
+	int fd = self->src.fd;
+
+	EXPECT_EQ(-EINVAL, feature(fd, VFIO_DEVICE_FEATURE_GET |
+				   VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &rep, sizeof(rep)));
+	ASSERT_EQ(0, feature(fd, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+			     &ctl, sizeof(ctl)));
+	EXPECT_EQ(-EBUSY, feature(fd, VFIO_DEVICE_FEATURE_SET |
+				  VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &ctl, sizeof(ctl)));
+	memset(bitmap, 0, sizeof(bitmap));
+	EXPECT_EQ(0, feature(fd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+			     &rep, sizeof(rep)));
+	for (int i = 0; i < 4; i++)
+		EXPECT_EQ(0, bitmap[i]);
+	EXPECT_EQ(0, feature(fd, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+			     NULL, 0));
+	EXPECT_EQ(0, feature(fd, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+			     &ctl, sizeof(ctl)));
+}
+
+/* ---- the state machine -------------------------------------------------------------------- */
+
+static bool saving(int s)
+{
+	return s == PRE_COPY || s == PRE_COPY_P2P || s == STOP_COPY;
+}
+
+/* Reaches `s` from RUNNING (after a reset); the data fd, if any, or -1. */
+static int reach(int fd, int s)
+{
+	int ret = reset(fd);
+
+	if (ret)
+		return ret;
+	return s == RUNNING ? -1 : set_state(fd, s);
+}
+
+/*
+ * Every (from, to) pair of the seven states: the request succeeds and lands
+ * in `to`, with a data fd iff it starts a session; except STOP_COPY ->
+ * PRE_COPY(_P2P) (not permitted by the uapi) and leaving RESUMING with no
+ * data (the stream is incomplete): both fail and leave the state as it was.
+ */
+TEST_F(mig, every_arc)
+{
+	int fd = self->src.fd;
+
+	for (int from = STOP; from < NSTATES; from++) {
+		for (int to = STOP; to < NSTATES; to++) {
+			int ffd = reach(fd, from), tfd, want_err = 0;
+			bool want_fd;
+
+			ASSERT_TRUE(ffd >= 0 || ffd == -1) TH_LOG("reach %s: %s", state_names[from],
+								    strerror(-ffd));
+			ASSERT_EQ(from, get_state(fd));
+			if (from == STOP_COPY && (to == PRE_COPY || to == PRE_COPY_P2P))
+				want_err = -EINVAL;
+			else if (from == RESUMING && to != RESUMING)
+				want_err = -ENODATA;
+			want_fd = !want_err && from != to &&
+				  ((saving(to) && !saving(from)) || to == RESUMING);
+			tfd = set_state(fd, to);
+			if (want_err) {
+				EXPECT_EQ(want_err, tfd) TH_LOG("%s -> %s", state_names[from],
+								state_names[to]);
+				EXPECT_EQ(from, get_state(fd)) TH_LOG("%s -> %s failed",
+								      state_names[from], state_names[to]);
+			} else {
+				EXPECT_EQ(want_fd, tfd >= 0) TH_LOG("%s -> %s: %d", state_names[from],
+								    state_names[to], tfd);
+				EXPECT_EQ(to, get_state(fd)) TH_LOG("%s -> %s", state_names[from],
+								    state_names[to]);
+			}
+			if (tfd >= 0)
+				close(tfd);
+			if (ffd >= 0)
+				close(ffd);
+		}
+	}
+	EXPECT_EQ(0, reset(fd));
+	EXPECT_EQ(RUNNING, get_state(fd));
+}
+
+TEST_F(mig, invalid_states)
+{
+	int fd = self->src.fd;
+
+	EXPECT_EQ(-EINVAL, set_state(fd, ERROR));
+	EXPECT_EQ(-EINVAL, set_state(fd, NSTATES));
+	EXPECT_EQ(-EINVAL, set_state(fd, 1000));
+	EXPECT_EQ(-EINVAL, set_state(fd, ~0u));
+	EXPECT_EQ(RUNNING, get_state(fd));
+}
+
+/* A reset ends every session: the state is RUNNING, the fds are dead. */
+TEST_F(mig, reset_ends_sessions)
+{
+	int fd = self->src.fd, dfd;
+	uint8_t b[16];
+
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	EXPECT_EQ(0, reset(fd));
+	EXPECT_EQ(RUNNING, get_state(fd));
+	EXPECT_EQ(-1, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(ENODEV, errno);
+	close(dfd);
+
+	EXPECT_EQ(-1, set_state(fd, STOP));
+	dfd = set_state(fd, RESUMING);
+	ASSERT_LE(0, dfd);
+	EXPECT_EQ(0, reset(fd));
+	EXPECT_EQ(RUNNING, get_state(fd));
+	EXPECT_EQ(-1, write(dfd, b, sizeof(b)));
+	EXPECT_EQ(ENODEV, errno);
+	close(dfd);
+}
+
+/* Closing the device ends the session; a reopened device is RUNNING. */
+TEST_F(mig, close_ends_sessions)
+{
+	struct vfio_precopy_info info;
+	uint8_t b[16];
+	int dfd;
+
+	ASSERT_EQ(-1, set_state(self->src.fd, STOP));
+	dfd = set_state(self->src.fd, STOP_COPY);
+	ASSERT_LE(0, dfd);
+	vfio_close(&self->src.h);
+	EXPECT_EQ(-1, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-EINVAL, precopy_info(dfd, &info));
+	ASSERT_EQ(0, dev_open(&self->src, variant->cdev));
+	EXPECT_EQ(RUNNING, get_state(self->src.fd));
+	/* the mdev goes while the data fd is still open: nothing breaks */
+	vfio_close(&self->src.h);
+	EXPECT_EQ(0, mdev_remove(self->src.uuid));
+	self->src.created = false;
+	EXPECT_EQ(-1, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(ENODEV, errno);
+	close(dfd);
+}
+
+/* ---- the data fd -------------------------------------------------------------------------- */
+
+TEST_F(mig, precopy_data_fd)
+{
+	int fd = self->src.fd, dfd, end;
+	struct vfio_precopy_info info;
+	struct buf all = {};
+	uint8_t b[100];
+	uint64_t initial;
+
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	/* a stream: no pread, no write */
+	EXPECT_EQ(-1, pread(dfd, b, sizeof(b), 0));
+	EXPECT_EQ(ESPIPE, errno);
+	EXPECT_EQ(-1, write(dfd, b, sizeof(b)));
+	EXPECT_EQ(EBADF, errno);
+	/* PRECOPY_INFO: all the initial data, nothing dirty */
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	initial = info.initial_bytes;
+	EXPECT_LT(HDR_LEN + SEC_LEN + 256, initial);
+	EXPECT_EQ(0, info.dirty_bytes);
+	EXPECT_EQ(100, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(0, memcmp(b, "MDEVRSMG", 8));
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(initial - 100, info.initial_bytes);
+	/* argsz and cmd checks */
+	info.argsz = offsetof(struct vfio_precopy_info, dirty_bytes);
+	EXPECT_EQ(-1, ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO, &info));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO + 1, &info));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	/* the rest, then the temporary end: ENOMSG, also again */
+	buf_put(&all, b, 100);
+	ASSERT_EQ(0, read_all(dfd, &all, &end));
+	EXPECT_EQ(ENOMSG, end);
+	EXPECT_EQ(initial, all.len);
+	EXPECT_EQ(-1, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(ENOMSG, errno);
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(0, info.initial_bytes);
+	EXPECT_EQ(0, info.dirty_bytes);
+	/* PRE_COPY_P2P: the same session */
+	EXPECT_EQ(-1, set_state(fd, PRE_COPY_P2P));
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(0, info.initial_bytes);
+	/* STOP_COPY: the final data, then EOF for good; no PRECOPY_INFO */
+	EXPECT_EQ(-1, set_state(fd, STOP_COPY));
+	EXPECT_EQ(-1, ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO, &info));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, read_all(dfd, &all, &end));
+	EXPECT_EQ(0, end);
+	EXPECT_LT(initial, all.len);
+	EXPECT_EQ(0, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(0, read(dfd, b, sizeof(b)));
+	/* leaving STOP_COPY ends the session */
+	EXPECT_EQ(-1, set_state(fd, STOP));
+	EXPECT_EQ(-1, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(ENODEV, errno);
+	close(dfd);
+	buf_free(&all);
+}
+
+/* Leaving PRE_COPY for RUNNING ends the session. */
+TEST_F(mig, precopy_abort)
+{
+	int fd = self->src.fd, dfd;
+	struct vfio_precopy_info info;
+	uint8_t b[16];
+
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	EXPECT_EQ(-1, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-1, ioctl(dfd, VFIO_MIG_GET_PRECOPY_INFO, &info));
+	EXPECT_EQ(EINVAL, errno);
+	close(dfd);
+}
+
+/* STOP_COPY straight from STOP: EOF, never ENOMSG; the size was announced. */
+TEST_F(mig, stopcopy_data_fd)
+{
+	long size = data_size(self->src.fd);
+	struct buf s = {};
+	int dfd, end;
+	uint8_t b[16];
+
+	ASSERT_EQ(0, make_state(&self->src, 1));
+	size = data_size(self->src.fd);
+	ASSERT_EQ(-1, set_state(self->src.fd, STOP));
+	dfd = set_state(self->src.fd, STOP_COPY);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, read_all(dfd, &s, &end));
+	EXPECT_EQ(0, end);
+	EXPECT_EQ(0, read(dfd, b, sizeof(b)));
+	EXPECT_EQ(size, (long)s.len);
+	/* the header */
+	EXPECT_EQ(0, memcmp(s.p, "MDEVRSMG", 8));
+	EXPECT_EQ(1, le16(s.p + 8));
+	EXPECT_EQ(0, le16(s.p + 10));
+	EXPECT_EQ(HDR_LEN, le32(s.p + 12));
+	EXPECT_STREQ(is_mbochs() ? "mbochs" : "mdpy", (char *)s.p + 16);
+	EXPECT_STREQ(type_name(), (char *)s.p + 32);
+	EXPECT_EQ(self->src.memsize, le64(s.p + 64));
+	EXPECT_EQ(PAGE, le32(s.p + 72));
+	/* the sections: config space once, ends with the end marker */
+	EXPECT_EQ(1, count_sections(&s, SEC_CONFIG));
+	EXPECT_EQ(0, le16(s.p + s.len - SEC_LEN));
+	/* mdpy: every page; mbochs: only the 65 written */
+	EXPECT_EQ(is_mbochs() ? 65 : (int)(self->src.memsize / PAGE), count_sections(&s, SEC_PAGE));
+	close(dfd);
+	buf_free(&s);
+}
+
+/* ---- save and restore ---------------------------------------------------------------------- */
+
+static void expect_same_device(struct __test_metadata *_metadata, struct dev *a, struct dev *b)
+{
+	struct snapshot sa, sb;
+
+	ASSERT_EQ(0, snapshot(a, &sa));
+	ASSERT_EQ(0, snapshot(b, &sb));
+	EXPECT_EQ(-1, first_diff(sa.config, sb.config, 256));
+	EXPECT_EQ(-1, first_diff(sa.fb, sb.fb, a->memsize));
+	EXPECT_EQ(sa.plane_ret, sb.plane_ret);
+	EXPECT_EQ(sa.plane.drm_format, sb.plane.drm_format);
+	EXPECT_EQ(sa.plane.width, sb.plane.width);
+	EXPECT_EQ(sa.plane.height, sb.plane.height);
+	EXPECT_EQ(sa.plane.stride, sb.plane.stride);
+	EXPECT_EQ(sa.plane.size, sb.plane.size);
+	if (is_mbochs()) {
+		EXPECT_EQ(-1, first_diff(sa.bar2, sb.bar2, sizeof(sa.bar2)));
+		EXPECT_EQ(-1, first_diff(sa.edid, sb.edid, sizeof(sa.edid)));
+		ASSERT_EQ(0, sa.plane_ret) TH_LOG("the mode set is a plane");
+		EXPECT_EQ(128, sa.plane.width);
+		{
+			uint8_t *da = dmabuf_bytes(a, &sa.plane), *db = dmabuf_bytes(b, &sb.plane);
+
+			ASSERT_NE(NULL, da);
+			ASSERT_NE(NULL, db);
+			EXPECT_EQ(-1, first_diff(da, db, sa.plane.size));
+			free(da);
+			free(db);
+		}
+	} else {
+		EXPECT_EQ(sa.plane.region_index, sb.plane.region_index);
+	}
+	snapshot_free(&sa);
+	snapshot_free(&sb);
+}
+
+/* STOP_COPY on src, RESUMING on dst: dst is src. */
+TEST_F(mig, roundtrip_stopcopy)
+{
+	struct buf s = {};
+
+	ASSERT_EQ(0, make_state(&self->src, 7));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &s));
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	ASSERT_EQ(0, load(&self->dst, &s));
+	EXPECT_EQ(STOP, get_state(self->dst.fd));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&s);
+}
+
+/*
+ * PRE_COPY while the device changes: the data read during pre-copy is
+ * stale for one page and a register, stop-copy sends the state again; the
+ * destination gets the final state.
+ */
+TEST_F(mig, roundtrip_precopy_with_changes)
+{
+	int fd = self->src.fd, dfd, end;
+	struct buf s = {};
+	uint8_t page[PAGE];
+
+	ASSERT_EQ(0, make_state(&self->src, 3));
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, read_all(dfd, &s, &end));
+	EXPECT_EQ(ENOMSG, end);
+	/* the guest keeps running */
+	pattern(page, sizeof(page), 99);
+	ASSERT_EQ(PAGE, wr(fd, page, PAGE, self->src.bar0 + 5 * PAGE));
+	if (is_mbochs())
+		ASSERT_EQ(0, dispi_wr(&self->src, DISPI_Y_OFFSET, 16));
+	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
+	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
+	ASSERT_EQ(0, read_all(dfd, &s, &end));
+	EXPECT_EQ(0, end);
+	close(dfd);
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	/* config space twice: once per copy of the state */
+	EXPECT_EQ(2, count_sections(&s, SEC_CONFIG));
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	ASSERT_EQ(0, load(&self->dst, &s));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&s);
+}
+
+/*
+ * What the destination held before is gone: a page written there takes the
+ * source's bytes (mdpy sends every page), or reads as zeros when the source
+ * never touched it (mbochs sends only the pages that exist).
+ */
+TEST_F(mig, restore_replaces_destination_pages)
+{
+	uint8_t page[PAGE], want[PAGE] = {};
+	struct buf s = {};
+
+	ASSERT_EQ(0, make_state(&self->src, 5));
+	pattern(page, sizeof(page), 11);
+	ASSERT_EQ(PAGE, wr(self->dst.fd, page, PAGE, self->dst.bar0 + 100 * PAGE));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &s));
+	if (!is_mbochs())
+		ASSERT_EQ(PAGE, rd(self->src.fd, want, PAGE, self->src.bar0 + 100 * PAGE));
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	ASSERT_EQ(0, load(&self->dst, &s));
+	ASSERT_EQ(PAGE, rd(self->dst.fd, page, PAGE, self->dst.bar0 + 100 * PAGE));
+	EXPECT_EQ(-1, first_diff(page, want, PAGE));
+	buf_free(&s);
+}
+
+/* ---- refused streams ----------------------------------------------------------------------- */
+
+/*
+ * Loads `bad` into dst: refused at RESUMING -> STOP with `err` and a
+ * dev_err saying `why`, dst still RESUMING and unchanged; a reset brings it
+ * back to RUNNING and it works (the good stream then loads).
+ */
+static void expect_refused(struct __test_metadata *_metadata, struct dev *dst,
+			   const struct buf *bad, int err, const char *why, const char *what)
+{
+	int kmsg = kmsg_open(), ret;
+	uint8_t before[256], after[256];
+
+	ASSERT_EQ(256, rd(dst->fd, before, 256, dst->config));
+	ASSERT_EQ(0, reset(dst->fd));
+	ASSERT_EQ(-1, set_state(dst->fd, STOP));
+	ret = load(dst, bad);
+	EXPECT_EQ(err, ret) TH_LOG("%s: got %s (%d), want %s", what, strerror(-ret), ret,
+				    strerror(-err));
+	EXPECT_EQ(RESUMING, get_state(dst->fd)) TH_LOG("%s", what);
+	EXPECT_TRUE(kmsg_has(kmsg, why)) TH_LOG("%s: no \"%s\" in the kernel log", what, why);
+	if (kmsg >= 0)
+		close(kmsg);
+	ASSERT_EQ(256, rd(dst->fd, after, 256, dst->config));
+	EXPECT_EQ(-1, first_diff(before, after, 256)) TH_LOG("%s: half applied", what);
+	EXPECT_EQ(0, reset(dst->fd));
+	EXPECT_EQ(RUNNING, get_state(dst->fd)) TH_LOG("%s", what);
+}
+
+TEST_F(mig, refused_streams)
+{
+	struct buf good = {}, bad;
+	struct section sec = {}, cfg = {}, page = {};
+	uint8_t b[64];
+
+	ASSERT_EQ(0, make_state(&self->src, 21));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	ASSERT_TRUE(find_section(&good, SEC_CONFIG, 0, &cfg));
+	ASSERT_TRUE(find_section(&good, SEC_PAGE, 1, &page));
+
+#define REFUSE(err, why, what) do { \
+		expect_refused(_metadata, &self->dst, &bad, err, why, what); \
+		buf_free(&bad); \
+	} while (0)
+
+	/* header */
+	bad = splice(&good, 0, 1, "X", 1);
+	REFUSE(-EINVAL, "bad magic", "bad magic");
+	put16(b, 2);
+	bad = splice(&good, 8, 2, b, 2);
+	REFUSE(-EPROTONOSUPPORT, "format 2.0", "major 2");
+	bad = splice(&good, 16, 1, "x", 1);
+	REFUSE(-EXDEV, "saved from", "foreign driver");
+	bad = splice(&good, 32 + strlen(type_name()) - 1, 1, "X", 1);
+	REFUSE(-EXDEV, "saved from", "foreign type");
+	put64(b, self->src.memsize * 2);
+	bad = splice(&good, 64, 8, b, 8);
+	REFUSE(-ERANGE, "memory", "other memory size");
+	put32(b, 8192);
+	bad = splice(&good, 72, 4, b, 4);
+	REFUSE(-ERANGE, "memory", "other page size");
+	put32(b, 79);
+	bad = splice(&good, 12, 4, b, 4);
+	REFUSE(-EBADMSG, "header length", "header length 79");
+	/* truncated */
+	bad = splice(&good, 0, good.len, NULL, 0);
+	REFUSE(-ENODATA, "shorter than a header", "empty stream");
+	bad = splice(&good, 40, good.len - 40, NULL, 0);
+	REFUSE(-ENODATA, "header needs", "cut in the header");
+	bad = splice(&good, good.len - SEC_LEN, SEC_LEN, NULL, 0);
+	REFUSE(-ENODATA, "without an end marker", "no end marker");
+	bad = splice(&good, good.len / 2, good.len - good.len / 2, NULL, 0);
+	REFUSE(-ENODATA, "stream refused", "cut in half");
+	put32(b, 0x7ffffff0);
+	bad = splice(&good, cfg.at + 4, 4, b, 4);
+	REFUSE(-ENODATA, "claims", "section length past the end");
+	bad = splice(&good, cfg.at, SEC_LEN + 256, NULL, 0);
+	REFUSE(-ENODATA, "no configuration space", "no config space section");
+	/* corrupt lengths: framed right, wrong for what they hold */
+	{
+		struct buf t = splice(&good, cfg.at + SEC_LEN + 255, 1, NULL, 0);
+
+		put32(b, 255);
+		bad = splice(&t, cfg.at + 4, 4, b, 4);
+		buf_free(&t);
+		REFUSE(-EBADMSG, "has 255 bytes, expected 256", "config space of 255 bytes");
+	}
+	{
+		struct buf t = splice(&good, page.at + SEC_LEN, 1, NULL, 0);
+
+		put32(b, PAGE - 1);
+		bad = splice(&t, page.at + 4, 4, b, 4);
+		buf_free(&t);
+		REFUSE(-EBADMSG, "has 4095 bytes", "page of 4095 bytes");
+	}
+	bad = splice(&good, good.len, 0, "junk", 4);
+	REFUSE(-EBADMSG, "after the end marker", "bytes after the end marker");
+	put32(b, 4);
+	memcpy(b + 4, "abcd", 4);
+	{
+		struct buf t = splice(&good, good.len - SEC_LEN + 4, 4, b, 4);
+
+		bad = splice(&t, t.len, 0, b + 4, 4);
+		buf_free(&t);
+		REFUSE(-EBADMSG, "corrupt end marker", "end marker with a payload");
+	}
+	/* sections */
+	memset(b, 0, SEC_LEN + 8);
+	put16(b, 0x7777);
+	put32(b + 4, 8);
+	bad = splice(&good, good.len - SEC_LEN, 0, b, SEC_LEN + 8);
+	REFUSE(-EPROTO, "unknown mandatory section", "unknown mandatory section");
+	put64(b, self->src.memsize / PAGE);
+	bad = splice(&good, page.at + 8, 8, b, 8);
+	REFUSE(-EINVAL, "past the", "page past the end of memory");
+	{
+		uint8_t v[2];
+
+		memcpy(v, good.p + cfg.at + SEC_LEN, 2);
+		v[0] ^= 1;
+		bad = splice(&good, cfg.at + SEC_LEN, 2, v, 2);
+		REFUSE(-EINVAL, "read-only bits differ", "another vendor id");
+	}
+	if (is_mbochs()) {
+		ASSERT_TRUE(find_section(&good, SEC_EDID, 0, &sec));
+		put32(b, 0x401);
+		bad = splice(&good, sec.at + SEC_LEN, 4, b, 4);
+		REFUSE(-EINVAL, "EDID of 1025 bytes", "EDID larger than its blob");
+		bad = splice(&good, sec.at, SEC_LEN + sec.len, NULL, 0);
+		REFUSE(-ENODATA, "no EDID section", "no EDID section");
+	} else {
+		ASSERT_TRUE(find_section(&good, SEC_MDPY_MODE, 0, &sec));
+		put32(b, le32(good.p + sec.at + SEC_LEN + 4) + 1);
+		bad = splice(&good, sec.at + SEC_LEN + 4, 4, b, 4);
+		REFUSE(-EINVAL, "another display mode", "another mode");
+		bad = splice(&good, page.at, SEC_LEN + PAGE, NULL, 0);
+		REFUSE(-ENODATA, "framebuffer page 1 missing", "a framebuffer page missing");
+	}
+	/* after all that, the good stream loads */
+	ASSERT_EQ(0, reset(self->dst.fd));
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	EXPECT_EQ(0, load(&self->dst, &good));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&good);
+#undef REFUSE
+}
+
+/*
+ * Oversized: write() refuses a stream longer than two copies of the most
+ * the device can save (what pre-copy and stop-copy send together) with
+ * EFBIG; what was written stays, and is refused at STOP for the junk after
+ * its end marker.
+ */
+TEST_F(mig, refused_oversized)
+{
+	uint64_t most = 2 * (self->dst.memsize + self->dst.memsize / PAGE * SEC_LEN) + 2 * MB;
+	static uint8_t zeros[1 << 20];
+	struct buf good = {};
+	uint64_t total;
+	int dfd, kmsg, ret = 0;
+
+	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	dfd = set_state(self->dst.fd, RESUMING);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, write_all(dfd, good.p, good.len));
+	kmsg = kmsg_open();
+	for (total = good.len; total <= most; total += sizeof(zeros)) {
+		ret = write(dfd, zeros, sizeof(zeros));
+		if (ret < 0) {
+			ret = -errno;
+			break;
+		}
+		ASSERT_EQ(sizeof(zeros), ret);
+	}
+	EXPECT_EQ(-EFBIG, ret) TH_LOG("%lu bytes accepted", (unsigned long)total);
+	EXPECT_TRUE(kmsg_has(kmsg, "longer than"));
+	if (kmsg >= 0)
+		close(kmsg);
+	EXPECT_EQ(RESUMING, get_state(self->dst.fd));
+	EXPECT_EQ(-EBADMSG, set_state(self->dst.fd, STOP));
+	close(dfd);
+	EXPECT_EQ(0, reset(self->dst.fd));
+	EXPECT_EQ(RUNNING, get_state(self->dst.fd));
+	buf_free(&good);
+}
+
+/*
+ * A newer minor version: a longer header and an unknown optional section
+ * are skipped, the rest loads.
+ */
+TEST_F(mig, newer_minor_accepted)
+{
+	struct buf good = {}, t, bad;
+	uint8_t b[SEC_LEN + 8] = {};
+
+	ASSERT_EQ(0, make_state(&self->src, 33));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	/* minor 1, header 88 bytes */
+	put16(b, 1);
+	t = splice(&good, 10, 2, b, 2);
+	put32(b, HDR_LEN + 8);
+	bad = splice(&t, 12, 4, b, 4);
+	buf_free(&t);
+	t = splice(&bad, HDR_LEN, 0, "newfield", 8);
+	buf_free(&bad);
+	/* an optional section before the end */
+	memset(b, 0, sizeof(b));
+	put16(b, 0x7777);
+	put16(b + 2, SEC_OPTIONAL);
+	put32(b + 4, 8);
+	bad = splice(&t, t.len - SEC_LEN, 0, b, sizeof(b));
+	buf_free(&t);
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	EXPECT_EQ(0, load(&self->dst, &bad));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&bad);
+	buf_free(&good);
+}
+
+/* A stream of another type is refused by a device of this one. */
+TEST_F(mig, refused_from_another_type)
+{
+	const char *other = is_mbochs() ?
+		(strcmp(type_name(), "mbochs-small") ? "mbochs-small" : "mbochs-medium") :
+		(strcmp(type_name(), "mdpy-vga") ? "mdpy-vga" : "mdpy-xga");
+	struct dev o = {};
+	struct buf s = {};
+	int kmsg, ret;
+
+	ASSERT_EQ(0, dev_create(&o, other, variant->cdev)) TH_LOG("create %s", other);
+	ret = save_stopcopy(&o, &s);
+	dev_destroy(&o);
+	ASSERT_EQ(0, ret);
+	kmsg = kmsg_open();
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	EXPECT_EQ(-EXDEV, load(&self->dst, &s));
+	EXPECT_TRUE(kmsg_has(kmsg, "saved from"));
+	if (kmsg >= 0)
+		close(kmsg);
+	EXPECT_EQ(0, reset(self->dst.fd));
+	EXPECT_EQ(RUNNING, get_state(self->dst.fd));
+	buf_free(&s);
+}
+
+TEST_HARNESS_MAIN
