@@ -59,6 +59,33 @@ migration_phase() {
 	insmod "$TOP/mbochs/mbochs.ko" count=64 && { migration_qemu_smoke mbochs mbochs-medium; rmmod mbochs; }
 }
 
+# One QMP command on SOCKET (retrying the connection; at most 60 s): prints
+# the reply, fails on an error reply. usage: mig_qmp SOCKET JSON
+mig_qmp() {
+	timeout 60 python3 - "$1" "$2" <<'PY'
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+for _ in range(100):
+    try:
+        s.connect(sys.argv[1])
+        break
+    except OSError:
+        time.sleep(0.3)
+f = s.makefile("rw")
+def cmd(c):
+    f.write(json.dumps(c) + "\n"); f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r or "error" in r:
+            return r
+f.readline()  # greeting
+cmd({"execute": "qmp_capabilities"})
+r = cmd(json.loads(sys.argv[2]))
+print(json.dumps(r))
+sys.exit(1 if "error" in r else 0)
+PY
+}
+
 # QEMU smoke test (not yet the end-to-end test of a running guest): a paused
 # VM without a guest, its vfio-pci device on a Rust mdev, migrates through a
 # unix socket to a second QEMU (-incoming) on a second mdev of the type; the
@@ -82,28 +109,28 @@ migration_qemu_smoke() {
 		-qmp unix:$dir/dst.sock,server=on,wait=off -incoming unix:$dir/mig.sock \
 		-daemonize -pidfile $dir/dst.pid 2> "$OUT/qemu-mig-dst-$type.err"
 	if [ -S $dir/src.sock ] && [ -S $dir/dst.sock ]; then
-		[ "$drv" = mdpy ] && timeout 60 qmp $dir/src.sock \
+		[ "$drv" = mdpy ] && mig_qmp $dir/src.sock \
 			'{"execute":"screendump","arguments":{"filename":"'$dir/src.ppm'","device":"gpu0"}}' > /dev/null
-		timeout 60 qmp $dir/src.sock \
+		mig_qmp $dir/src.sock \
 			'{"execute":"migrate-set-parameters","arguments":{"avail-switchover-bandwidth":1073741824}}' > /dev/null
-		timeout 60 qmp $dir/src.sock '{"execute":"migrate","arguments":{"uri":"unix:'$dir/mig.sock'"}}' > /dev/null
+		mig_qmp $dir/src.sock '{"execute":"migrate","arguments":{"uri":"unix:'$dir/mig.sock'"}}' > /dev/null
 		for i in $(seq 60); do
-			st=$(timeout 60 qmp $dir/src.sock '{"execute":"query-migrate"}')
+			st=$(mig_qmp $dir/src.sock '{"execute":"query-migrate"}')
 			case $st in *'"completed"'*|*'"failed"'*|*'"cancelled"'*) break;; esac
 			sleep 2
 		done
 		log "  $type: $st"
 		case $st in
 		*'"completed"'*)
-			timeout 60 qmp $dir/dst.sock '{"execute":"cont"}' > /dev/null
+			mig_qmp $dir/dst.sock '{"execute":"cont"}' > /dev/null
 			sleep 1
-			if timeout 60 qmp $dir/dst.sock '{"execute":"query-status"}' | grep -q '"running": true'; then
+			if mig_qmp $dir/dst.sock '{"execute":"query-status"}' | grep -q '"running": true'; then
 				result "ok - $name: completed ($(echo "$st" | grep -o '"vfio": {[^}]*}')), the destination runs"
 			else
 				result "not ok - $name: completed, but the destination does not run"
 			fi
 			if [ "$drv" = mdpy ]; then
-				timeout 60 qmp $dir/dst.sock \
+				mig_qmp $dir/dst.sock \
 					'{"execute":"screendump","arguments":{"filename":"'$dir/dst.ppm'","device":"gpu0"}}' > /dev/null
 				if [ -s $dir/src.ppm ] && cmp -s $dir/src.ppm $dir/dst.ppm; then
 					result "ok - $name: the destination's screendump is the source's"
