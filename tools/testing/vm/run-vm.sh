@@ -12,7 +12,7 @@ cp "$MDEV_RS_TOP/out/nested-bzImage" "$OUT/"
 echo "${MBOCHS_E2E_GL:-1}" > "$OUT/mbochs-e2e-gl"
 say "booting the test VM (virtme-ng, TCG; the nested guest takes a few minutes)"
 rc=0
-vm_run "${VM_TIMEOUT:-3000}" "$KDIR" "$OUT" \
+vm_run "${VM_TIMEOUT:-4500}" "$KDIR" "$OUT" \
 	bash "$MDEV_RS_TOP/tools/testing/vm/guest-run.sh" "$mode" "$OUT" "$KDIR" "$MDEV_RS_TOP" \
 	"${MDEV_RS_ONLY:-}" || rc=$?
 [ $rc = 0 ] || say "VM exited with status $rc (log: $OUT/vm-console.log)"
