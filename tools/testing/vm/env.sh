@@ -24,8 +24,12 @@ export RUSTFMT=${RUSTFMT:-/usr/bin/rustfmt}
 # lines meanwhile; the console goes to OUT/vm-console.log. Returns vng's
 # status (255 also when the command finished: callers check their output).
 vm_run() { # TIMEOUT KDIR OUT CMD...
-	local timeout=$1 kdir=$2 out=$3 vm tailer rc=0
+	local timeout=$1 kdir=$2 out=$3 vm tailer rc=0 lock
 	shift 3
+	# One VM at a time on this machine: two TCG VMs on two cores make each
+	# three times slower and push runs past their time limits.
+	exec {lock}> "${TMPDIR:-/tmp}/mdev-rs-vm.lock"
+	flock -n "$lock" || { say "waiting for another mdev-rs VM run to finish"; flock "$lock"; }
 	# vng needs a terminal-less stdin in CI. The kernel log must hold the
 	# whole run (the splat check reads it at the end): 8 MB, 32 times the default.
 	timeout "$timeout" vng --run "$kdir" --disable-kvm --user root --verbose \
@@ -36,5 +40,6 @@ vm_run() { # TIMEOUT KDIR OUT CMD...
 	tailer=$!
 	wait $vm || rc=$?
 	sleep 1; kill $tailer 2>/dev/null || true
+	exec {lock}>&-
 	return $rc
 }
