@@ -7,6 +7,7 @@
 #   make check           the test suite: kselftests on C and Rust mdpy + end to end
 #   make demo            build everything, show a guest's screen through Rust mdpy
 #   make bench           benchmark: C samples vs Rust modules, table in out/bench/
+#   make fuzz            long fuzz run (FUZZ_OPS, default 10^6) of Rust and C, out/fuzz/
 #   make kernel          fetch and build the test kernel (cached)
 #   make clippy          build with CLIPPY=1 (warnings are errors)
 #   make rustfmtcheck    check formatting
@@ -26,7 +27,7 @@ ifeq ($(KDIR),)
 KDIR = $(shell $(ENV) $(VM)/bootstrap-kernel.sh --print-only 2>/dev/null)
 endif
 
-.PHONY: modules all clean check demo bench kernel deps clippy rustfmt rustfmtcheck selftests
+.PHONY: modules all clean check demo bench fuzz kernel deps clippy rustfmt rustfmtcheck selftests
 
 all: modules
 
@@ -63,6 +64,9 @@ demo:
 
 bench:
 	$(VM)/run-bench.sh
+
+fuzz:
+	$(VM)/run-fuzz.sh
 
 clean:
 	@if [ -n "$(KDIR)" ] && [ -d "$(KDIR)" ]; then $(MAKE) -C $(KDIR) M=$(TOP) clean; fi

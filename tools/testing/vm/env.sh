@@ -19,27 +19,97 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 export CLIPPY_DRIVER=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
 export RUSTFMT=${RUSTFMT:-/usr/bin/rustfmt}
 
+# The test VM's TCG runs its vCPUs in one host thread (VM_TCG_THREAD, default
+# "single"). With QEMU's default multi-threaded TCG (one host thread per
+# vCPU), the kernel's live text patching (static keys, alternatives: INT3,
+# IPI, rewrite, IPI) races with the other vCPU translating the same code:
+# a translation block read before a store and linked after it keeps the
+# stale bytes, and the vCPU later executes a stale INT3 that no patch owns:
+# "Oops: int3" (see Documentation/mdev-rs/testing.rst, "Boot crashes").
+VM_TCG_THREAD=${VM_TCG_THREAD:-single}
+
+# One boot of KDIR under virtme-ng, as vm_run (below) describes.
+vm_boot_once() { # TIMEOUT KDIR OUT CMD...
+	local timeout=$1 kdir=$2 out=$3
+	shift 3
+	# vng needs a terminal-less stdin in CI. The kernel log must hold the
+	# whole run (the splat check reads it at the end): 8 MB, 32 times the default.
+	timeout "$timeout" vng --run "$kdir" --disable-kvm --user root --verbose \
+		--memory 2G --cpus "${VM_CPUS:-2}" --rwdir "$out" --append "log_buf_len=8M" \
+		--qemu-opts="-accel tcg,thread=$VM_TCG_THREAD" \
+		-- bash "$MDEV_RS_TOP/tools/testing/vm/vm-entry.sh" "$out" "$@" \
+		< /dev/null > "$out/vm-console.log" 2>&1
+}
+
+# After a boot: how far the VM got, from the markers vm-entry.sh
+# leaves in OUT (files written through 9p before going on, so a
+# crash after a marker cannot lose it). Prints one of
+#   done      the guest command finished
+#   boot      the VM died before the guest command started: not our code
+#   guest     it died after the guest command started, before any module
+#             was loaded (guest-run.sh's first insmod)
+#   modules   it died after a module was loaded: our code's failure (or
+#             the kernel's under it)
+vm_boot_stage() { # OUT
+	if [ -e "$1/vm-guest-done" ]; then echo done
+	elif [ -e "$1/vm-modules-loaded" ]; then echo modules
+	elif [ -e "$1/vm-guest-started" ]; then echo guest
+	else echo boot; fi
+}
+
+# The first line of the console that says why the kernel died, if any.
+vm_death_line() { # OUT
+	grep -m1 -aE 'Oops|BUG:|Kernel panic|general protection|WARNING:|RIP:' "$1/vm-console.log" 2>/dev/null |
+		sed 's/^.*\] //' | cut -c1-160
+}
+
 # Boots KDIR under virtme-ng (TCG: KVM does not work on these machines) with
-# OUT writable, runs CMD... in it, and shows the VM's "[vm ...]" progress
-# lines meanwhile; the console goes to OUT/vm-console.log. Returns vng's
-# status (255 also when the command finished: callers check their output).
+# OUT writable, runs CMD... in it (through vm-entry.sh, which leaves the
+# boot markers), and shows the VM's "[vm ...]" progress lines meanwhile; the
+# console goes to OUT/vm-console.log. Returns vng's status (255 also when
+# the command finished: callers check their output).
+#
+# A VM that died before the guest command started (stage "boot": the kernel
+# itself, before any of our code ran) is booted again, at most
+# VM_BOOT_RETRIES times (default 1); each such boot is recorded in
+# OUT/vm-boots.txt and shown by the callers. A VM that got further is never
+# retried. OUT/vm-boot-verdict.txt gets the one line that says which kind of
+# death it was.
 vm_run() { # TIMEOUT KDIR OUT CMD...
-	local timeout=$1 kdir=$2 out=$3 vm tailer rc=0 lock
+	local timeout=$1 kdir=$2 out=$3 tailer rc=0 lock attempt=0 stage why
 	shift 3
 	# One VM at a time on this machine: two TCG VMs on two cores make each
 	# three times slower and push runs past their time limits.
 	exec {lock}> "${TMPDIR:-/tmp}/mdev-rs-vm.lock"
 	flock -n "$lock" || { say "waiting for another mdev-rs VM run to finish"; flock "$lock"; }
-	# vng needs a terminal-less stdin in CI. The kernel log must hold the
-	# whole run (the splat check reads it at the end): 8 MB, 32 times the default.
-	timeout "$timeout" vng --run "$kdir" --disable-kvm --user root --verbose \
-		--memory 2G --cpus 2 --rwdir "$out" --append "log_buf_len=8M" -- "$@" \
-		< /dev/null > "$out/vm-console.log" 2>&1 &
-	vm=$!
-	tail -n +1 -F "$out/vm-console.log" 2>/dev/null | grep --line-buffered -E '^\[vm |Kernel panic|BUG:' &
-	tailer=$!
-	wait $vm || rc=$?
-	sleep 1; kill $tailer 2>/dev/null || true
+	: > "$out/vm-boots.txt"
+	while :; do
+		attempt=$((attempt + 1)) rc=0
+		rm -f "$out"/vm-guest-started "$out"/vm-modules-loaded "$out"/vm-guest-done
+		: > "$out/vm-console.log"
+		tail -n +1 -F "$out/vm-console.log" 2>/dev/null |
+			grep --line-buffered -aE '^\[vm |Kernel panic|BUG:|Oops' &
+		tailer=$!
+		vm_boot_once "$timeout" "$kdir" "$out" "$@" || rc=$?
+		sleep 1; kill $tailer 2>/dev/null || true
+		stage=$(vm_boot_stage "$out") why=$(vm_death_line "$out")
+		echo "boot $attempt: stage $stage, vng status $rc${why:+, console: $why}" >> "$out/vm-boots.txt"
+		if [ "$stage" = boot ] && [ "$attempt" -le "${VM_BOOT_RETRIES:-1}" ]; then
+			cp "$out/vm-console.log" "$out/vm-console-boot$attempt.log"
+			say "boot failure (not our code): the VM died before the guest command started${why:+ ($why)}; booting again (console kept in vm-console-boot$attempt.log)"
+			continue
+		fi
+		break
+	done
+	case $stage in
+	done) why="ok - test VM: the guest command ran to its end (boot $attempt)" ;;
+	boot) why="not ok - test VM: boot failure, not our code: the VM died before the guest command started, on each of $attempt boots (${why:-no panic line; vng status $rc})" ;;
+	guest) why="not ok - test VM: died after the guest command started, before any module was loaded (${why:-no panic line; vng status $rc}): not our modules (the kernel, or a harness script)" ;;
+	modules) why="not ok - test VM: died after a module was loaded: a failure of our code or of the kernel under it (${why:-no panic line; vng status $rc}; see vm-console.log)" ;;
+	esac
+	[ "$attempt" -gt 1 ] && why="$why; booted $attempt times: $(grep -c 'stage boot' "$out/vm-boots.txt") boot failure(s) before our code ran were retried (see vm-boots.txt)"
+	echo "$why" > "$out/vm-boot-verdict.txt"
+	say "${why#* - }"
 	exec {lock}>&-
 	return $rc
 }

@@ -6,10 +6,11 @@
 #
 #   ONLY (developers): space-separated names of what to run, out of
 #   "mdpy" (the mdpy kselftests) and the phases (mbochs, mbochs_e2e,
-#   mdpy_fb, migration); empty runs everything. A partial run fails the summary.
+#   mdpy_fb, migration, fuzz); empty runs everything. A partial run fails the summary.
 #
 #   test: mdpy kselftests (C and Rust), then every phase in test mode
 #   demo: every phase in demo mode (end to end only)
+#   fuzz: every phase in fuzz mode (make fuzz: only guest-fuzz.sh has one)
 #
 # Then the test phases of guest-*.sh (end to end: QEMU boots nested guests
 # with their own small kernel, out/nested-bzImage). Results go to OUT; the

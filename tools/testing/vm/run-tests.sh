@@ -8,6 +8,7 @@
 #  - in one VM: the mdpy and mbochs kselftests on every device type against
 #    the C sample and the Rust module (C defects must reproduce on C and be
 #    fixed on Rust), and the end-to-end display checks through QEMU;
+#  - the bounded fuzz and lifecycle stress of the Rust modules (guest-fuzz.sh);
 #  - the kernel's detectors are on, and report nothing during the run.
 # Prints TAP-like lines ("ok", "not ok", and "not run" for a test that was
 # not run) and ends with "N passed, N failed, N not run"; exit status 0 iff
@@ -56,6 +57,9 @@ vm_rc=$?
 
 {
 	cat "$static"
+	# How the VM ended, in one line (vm_run): boot failure before our code
+	# ran, death after it, or a complete run; and any boot that was retried.
+	cat "$OUT/vm-boot-verdict.txt" 2>/dev/null || echo "not ok - test VM: no boot verdict (vm_run did not finish)"
 	# tap-DRIVER-IMPL-TYPE.txt: one kselftest run (IMPL is c or rust).
 	for tap in "$OUT"/tap-*.txt; do
 		[ -e "$tap" ] || continue
@@ -70,6 +74,12 @@ vm_rc=$?
 		tap-migration-{c,rust}-{mdpy-vga,mdpy-xga,mdpy-hd,mbochs-small,mbochs-medium,mbochs-large}; do
 		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
 	done | sort -u
+	# The fuzz phase (guest-fuzz.sh): its lines, or a failure saying they are missing.
+	for want in "random operations" "cycles: mdpy" "cycles: mbochs" "no kernel splat during the fuzz" \
+		"both modules unload" "kmemleak clean"; do
+		grep -qE "^(not )?ok - fuzz rust: $want" "$OUT/results.txt" ||
+			echo "not ok - fuzz rust: $want: no result (VM status $vm_rc)"
+	done
 	[ -z "${MDEV_RS_ONLY:-}" ] || echo "not ok - partial run: MDEV_RS_ONLY=$MDEV_RS_ONLY"
 	[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
 	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
