@@ -72,7 +72,7 @@ fuzz_impl() { # IMPL OPS SECONDS
 		"not ok - "*) fuzz_result "$impl" 1 "cycles: ${line#not ok - }"; n=$((n + 1)) ;;
 		esac
 	done < "$out-cycles.txt"
-	[ $n = 2 ] && [ $rc = 0 ] || fuzz_result "$impl" 1 "cycles: status $rc, $n of 2 driver results (see $(basename "$out")-cycles.txt)"
+	[ $n = 3 ] && [ $rc = 0 ] || fuzz_result "$impl" 1 "cycles: status $rc, $n of 3 results (mdpy, mbochs, memory) (see $(basename "$out")-cycles.txt)"
 	# The kernel's verdict on the phase.
 	dmesg | tail -n +"$((dmesg0 + 1))" > "$out-dmesg.txt"
 	if grep -qE -- "$FUZZ_SPLATS" "$out-dmesg.txt"; then

@@ -75,7 +75,7 @@ vm_rc=$?
 		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
 	done | sort -u
 	# The fuzz phase (guest-fuzz.sh): its lines, or a failure saying they are missing.
-	for want in "random operations" "cycles: mdpy" "cycles: mbochs" "no kernel splat during the fuzz" \
+	for want in "random operations" "cycles: mdpy" "cycles: mbochs" "cycles: memory" "no kernel splat during the fuzz" \
 		"both modules unload" "kmemleak clean"; do
 		grep -qE "^(not )?ok - fuzz rust: $want" "$OUT/results.txt" ||
 			echo "not ok - fuzz rust: $want: no result (VM status $vm_rc)"

@@ -59,7 +59,7 @@
 #define MAX_REGIONS 10
 #define MAX_MAPS 6
 #define MAX_FDS 12
-#define BUF_SIZE (1024 * 1024)
+#define BUF_SIZE (64 * 1024)
 #define EDID_INDEX 9
 
 /* ---------------------------------------------------------------- random */
@@ -171,6 +171,23 @@ struct worker {
 };
 
 static struct worker *workers;
+
+/* Where the time goes: per kind of operation, count and microseconds. */
+enum { K_IOCTL, K_RW, K_MMAP, K_DISPI, K_EDID, K_FORK, K_RESET, K_REOPEN, K_FDS, K_MAPS, K_GET, K_NR };
+static const char *const kind_names[] = {
+	"ioctl", "rw", "mmap", "dispi", "edid", "fork", "reset", "reopen", "fds", "maps", "open",
+};
+static atomic_long kind_n[K_NR], kind_us[K_NR];
+
+static void account(int kind, struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	atomic_fetch_add(&kind_n[kind], 1);
+	atomic_fetch_add(&kind_us[kind], (b.tv_sec - a->tv_sec) * 1000000 + (b.tv_nsec - a->tv_nsec) / 1000);
+	*a = b;
+}
 static __thread struct worker *self;
 
 static double elapsed(void)
@@ -1047,15 +1064,22 @@ static void *worker_main(void *arg)
 		for (int k = 0; k < nmdevs; k++)
 			if (mdevs[k].removing)
 				drop_maps_of(w, k, true);
+		struct timespec ts;
+		int kind;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		if (op >= 95) {
 			op_fds(w);
+			account(K_FDS, &ts);
 			continue;
 		}
 		if (op >= 90) {
 			op_mapping_games(w);
+			account(K_MAPS, &ts);
 			continue;
 		}
 		fd = dev_get(w, i);
+		account(K_GET, &ts);
 		if (fd < 0) {
 			/* a mapping of an earlier open may be what keeps it from opening */
 			drop_maps_of(w, i, false);
@@ -1063,24 +1087,27 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		if (op < 30)
-			op_ioctl(w, i, fd);
+			op_ioctl(w, i, fd), kind = K_IOCTL;
 		else if (op < 55)
-			op_rw(w, i, fd);
+			op_rw(w, i, fd), kind = K_RW;
 		else if (op < 65)
-			op_mmap(w, i, fd);
+			op_mmap(w, i, fd), kind = K_MMAP;
 		else if (op < 75 && !strcmp(m->driver, "mbochs"))
-			op_dispi(w, i, fd);
+			op_dispi(w, i, fd), kind = K_DISPI;
 		else if (op < 80 && !strcmp(m->driver, "mbochs"))
-			op_edid(w, i, fd);
-		else if (op < 82)
-			op_fork(w, i, fd);
-		else if (op < 85) {
+			op_edid(w, i, fd), kind = K_EDID;
+		else if (op < 81)
+			op_fork(w, i, fd), kind = K_FORK;
+		else if (op < 84) {
 			note(w, "RESET mdev%d -> %d", i, ioctl(fd, VFIO_DEVICE_RESET));
-		} else if (op < 88)
-			op_reopen(w, i);
-		else
-			op_rw(w, i, fd);
+			kind = K_RESET;
+		} else if (op < 86) {
+			op_reopen(w, i), kind = K_REOPEN;
+		} else {
+			op_rw(w, i, fd), kind = K_RW;
+		}
 		dev_put(i);
+		account(kind, &ts);
 		if (atomic_fetch_add(&drivers[m->drv].ops, 1) + 1 >= target_ops) {
 			bool all = true;
 
@@ -1307,6 +1334,10 @@ static int fuzz(void)
 	printf("# done in %.1fs: mdpy %ld ops, mbochs %ld ops (target %ld per driver), seed 0x%llx\n",
 	       elapsed(), atomic_load(&drivers[0].ops), atomic_load(&drivers[1].ops), target_ops,
 	       (unsigned long long)seed);
+	printf("# time by operation (count, ms):");
+	for (int k = 0; k < K_NR; k++)
+		printf(" %s %ld %ld;", kind_names[k], atomic_load(&kind_n[k]), atomic_load(&kind_us[k]) / 1000);
+	printf("\n");
 	for (size_t d = 0; d < ARRAY_SIZE(drivers); d++)
 		if (drivers[d].on && atomic_load(&drivers[d].ops) < target_ops)
 			fail("%s: only %ld of %ld operations", drivers[d].name,
@@ -1459,51 +1490,94 @@ fail:
 	return msg;
 }
 
+/*
+ * The drivers' cycle loops run side by side (device creation and removal
+ * wait for RCU grace periods and work items: the other loop runs then).
+ * Memory is measured around both: after each did 50 cycles (past the first
+ * allocations of caches) and at the end.
+ */
+static long n_cycles;
+static pthread_barrier_t warm;
+
+struct cycler {
+	int drv;
+	pthread_t thread;
+	const char *err;
+	long done;
+	double secs;
+};
+
+static void *cycler_main(void *arg)
+{
+	struct cycler *c = arg;
+	double t = elapsed();
+	long i;
+
+	self = &workers[c->drv];
+	for (i = 0; i < n_cycles && !c->err; i++) {
+		if (i == 50) {
+			pthread_barrier_wait(&warm);	/* main measures */
+			pthread_barrier_wait(&warm);
+		}
+		c->err = cycle(self, c->drv, i);
+	}
+	if (i <= 50) {
+		pthread_barrier_wait(&warm);
+		pthread_barrier_wait(&warm);
+	}
+	c->done = c->err ? i - 1 : i;
+	c->secs = elapsed() - t;
+	return NULL;
+}
+
 static int cycles(void)
 {
-	long n = envl("FUZZ_CYCLES", 1000), bound = envl("FUZZ_MEM_BOUND_KB", 2048);
-	int rc = 0;
+	long bound = envl("FUZZ_MEM_BOUND_KB", 2048), slab0, avail0, slab1, avail1;
+	struct cycler c[ARRAY_SIZE(drivers)] = {};
+	int rc = 0, on = 0;
+	double t = elapsed();
 
-	self = &workers[0];
+	n_cycles = envl("FUZZ_CYCLES", 1000);
+	for (size_t d = 0; d < ARRAY_SIZE(drivers); d++)
+		on += drivers[d].on;
+	pthread_barrier_init(&warm, NULL, on + 1);
 	for (size_t d = 0; d < ARRAY_SIZE(drivers); d++) {
-		long slab0 = 0, avail0 = 0, slab1, avail1;
-		double t = elapsed();
-		const char *err = NULL;
-		long i;
-
+		c[d].drv = d;
+		if (drivers[d].on)
+			pthread_create(&c[d].thread, NULL, cycler_main, &c[d]);
+	}
+	pthread_barrier_wait(&warm);
+	settle();
+	slab0 = meminfo("Slab");
+	avail0 = meminfo("MemAvailable");
+	pthread_barrier_wait(&warm);
+	for (size_t d = 0; d < ARRAY_SIZE(drivers); d++) {
 		if (!drivers[d].on)
 			continue;
-		for (i = 0; i < n && !err; i++) {
-			if (i == 50) {	/* past the first allocations of caches */
-				settle();
-				slab0 = meminfo("Slab");
-				avail0 = meminfo("MemAvailable");
-			}
-			err = cycle(&workers[0], d, i);
-		}
-		if (err) {
-			printf("not ok - %s: cycle %ld of %ld: %s\n", drivers[d].name, i, n, err);
-			rc = 1;
-			continue;
-		}
-		settle();
-		slab1 = meminfo("Slab");
-		avail1 = meminfo("MemAvailable");
-		if (slab1 - slab0 > bound || avail0 - avail1 > bound) {
-			printf("not ok - %s: %ld create/open/use/close/remove cycles in %.0fs: memory grew: "
-			       "Slab %+ld kB, MemAvailable %+ld kB (cycles 50..%ld; bound %ld kB)\n",
-			       drivers[d].name, n, elapsed() - t, slab1 - slab0, avail1 - avail0, n, bound);
+		pthread_join(c[d].thread, NULL);
+		if (c[d].err) {
+			printf("not ok - %s: cycle %ld of %ld: %s\n", drivers[d].name, c[d].done + 1, n_cycles,
+			       c[d].err);
 			rc = 1;
 		} else {
-			printf("ok - %s: %ld create/open/use/close/remove cycles in %.0fs, memory bounded: "
-			       "Slab %+ld kB, MemAvailable %+ld kB over cycles 50..%ld (bound %ld kB)\n",
-			       drivers[d].name, n, elapsed() - t, slab1 - slab0, avail1 - avail0, n, bound);
+			printf("ok - %s: %ld create/open/%suse/close/remove cycles in %.0fs\n", drivers[d].name,
+			       c[d].done, d == 1 ? "QUERY_GFX_PLANE/GET_GFX_DMABUF/dma-buf mmap/BAR0 mmap/"
+						 : "BAR0 mmap/", c[d].secs);
 		}
-		if (!pool_full()) {
-			printf("not ok - %s: not every instance available again after the cycles\n", drivers[d].name);
-			rc = 1;
-		}
-		fflush(stdout);
+	}
+	settle();
+	slab1 = meminfo("Slab");
+	avail1 = meminfo("MemAvailable");
+	printf("%s - memory: %s%s cycles 50..%ld (%.0fs side by side): Slab %+ld kB, MemAvailable %+ld kB "
+	       "(bound %ld kB each)\n",
+	       slab1 - slab0 > bound || avail0 - avail1 > bound ? "not ok" : "ok",
+	       drivers[0].on ? "mdpy" : "", drivers[1].on ? (drivers[0].on ? " and mbochs" : "mbochs") : "",
+	       n_cycles, elapsed() - t, slab1 - slab0, avail1 - avail0, bound);
+	if (slab1 - slab0 > bound || avail0 - avail1 > bound)
+		rc = 1;
+	if (!pool_full()) {
+		printf("not ok - memory: not every instance available again after the cycles\n");
+		rc = 1;
 	}
 	return rc;
 }
