@@ -18,7 +18,7 @@ KDIR=$("$MDEV_RS_TOP/tools/testing/vm/build-all.sh") || die "build failed"
 OUT="$MDEV_RS_TOP/out/fuzz"
 rm -rf "$OUT"; mkdir -p "$OUT"
 : > "$OUT/results.txt"
-export FUZZ_OPS=${FUZZ_OPS:-1000000} FUZZ_SECONDS=${FUZZ_SECONDS:-7200}
+export FUZZ_OPS=${FUZZ_OPS:-1000000} FUZZ_SECONDS=${FUZZ_SECONDS:-21600}
 export FUZZ_IMPLS=${FUZZ_IMPLS:-rust c}
 start=$SECONDS
 MDEV_RS_ONLY=fuzz VM_TIMEOUT=${VM_TIMEOUT:-$(( FUZZ_SECONDS * 3 + 1800 ))} \
