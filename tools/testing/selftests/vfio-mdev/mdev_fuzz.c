@@ -608,8 +608,9 @@ static void op_rw(struct worker *w, int i, int fd)
 	struct mdev *m = &mdevs[i];
 	struct region *rg = &m->r[below(r, m->nregions ? m->nregions : 1)];
 	bool write = chance(r, 40);
-	uint64_t len, off;
+	uint64_t len, off, from_p;
 	enum ptr_kind kind;
+	bool vec;
 	void *p;
 	ssize_t n;
 
@@ -638,9 +639,12 @@ static void op_rw(struct worker *w, int i, int fd)
 			*(uint64_t *)(w->buf + k) = rnd(r);
 	note(w, "%s mdev%d off 0x%llx len 0x%llx buf %s %p", write ? "pwrite" : "pread", i,
 	     (unsigned long long)off, (unsigned long long)len, ptr_names[kind], p);
+	vec = chance(r, 10);
+	/* bytes that must come from (or go to) p first: a bad p cannot give them */
+	from_p = vec ? len / 2 : len;
 	w->guarded = 1;
 	if (!sigsetjmp(w->jb, 1)) {
-		if (chance(r, 10)) {
+		if (vec) {
 			struct iovec iov[2] = { { p, len / 2 }, { w->buf, len - len / 2 } };
 
 			n = write ? pwritev(fd, iov, 2, off) : preadv(fd, iov, 2, off);
@@ -651,9 +655,10 @@ static void op_rw(struct worker *w, int i, int fd)
 		if (n > 0 && (uint64_t)n > len)
 			fail("%s returned %zd for %llu bytes", write ? "pwrite" : "pread", n,
 			     (unsigned long long)len);
-		if (n > 0 && (kind == P_KERNEL || kind == P_NULL) && len)
-			fail("%s through a %s buffer %p transferred %zd bytes",
-			     write ? "pwrite" : "pread", ptr_names[kind], p, n);
+		if (n > 0 && (kind == P_KERNEL || kind == P_NULL) && from_p)
+			fail("%s%s through a %s buffer %p (%llu bytes of %llu) transferred %zd bytes",
+			     write ? "pwrite" : "pread", vec ? "v" : "", ptr_names[kind], p,
+			     (unsigned long long)from_p, (unsigned long long)len, n);
 	}
 	w->guarded = 0;
 }
@@ -1086,15 +1091,18 @@ static void *worker_main(void *arg)
 			sched_yield();
 			continue;
 		}
+		/* mdpy has no DISPI or EDID: those shares go to ioctls and I/O */
+		if (strcmp(m->driver, "mbochs") && op >= 65 && op < 80)
+			op = op < 72 ? 0 : 30;
 		if (op < 30)
 			op_ioctl(w, i, fd), kind = K_IOCTL;
 		else if (op < 55)
 			op_rw(w, i, fd), kind = K_RW;
 		else if (op < 65)
 			op_mmap(w, i, fd), kind = K_MMAP;
-		else if (op < 75 && !strcmp(m->driver, "mbochs"))
+		else if (op < 75)
 			op_dispi(w, i, fd), kind = K_DISPI;
-		else if (op < 80 && !strcmp(m->driver, "mbochs"))
+		else if (op < 80)
 			op_edid(w, i, fd), kind = K_EDID;
 		else if (op < 81)
 			op_fork(w, i, fd), kind = K_FORK;
