@@ -210,3 +210,99 @@ pub fn compat(src: &Report, dst: &Report) -> Verdict {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An 80-byte 1.0 header as rust/migration/stream.rs writes it.
+    fn header(major: u16, minor: u16, driver: &str, ty: &str, mem: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC.as_bytes());
+        b.extend_from_slice(&major.to_le_bytes());
+        b.extend_from_slice(&minor.to_le_bytes());
+        b.extend_from_slice(&80u32.to_le_bytes());
+        let mut d = [0u8; 16];
+        d[..driver.len()].copy_from_slice(driver.as_bytes());
+        b.extend_from_slice(&d);
+        let mut t = [0u8; 32];
+        t[..ty.len()].copy_from_slice(ty.as_bytes());
+        b.extend_from_slice(&t);
+        b.extend_from_slice(&mem.to_le_bytes());
+        b.extend_from_slice(&4096u32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b
+    }
+
+    fn report(h: Option<Header>, supported: bool) -> Report {
+        let v = serde_json::json!({
+            "schema": "mdev-probe/1", "tool_version": "0", "source": "type", "uuid": "u",
+            "sysfs_path": "/x", "parent": "p", "driver": "d",
+            "type": {"id": "t", "name": null, "description": null, "device_api": "vfio-pci",
+                     "available_instances": 1},
+            "vfio": {"opened_through": "x", "flags": 2, "flags_decoded": ["pci"],
+                     "device_api": "vfio-pci", "device_api_matches_sysfs": true,
+                     "num_regions": 9, "num_irqs": 5},
+            "regions": [],
+            "display": {"kind": "none", "probe_region": "EINVAL", "probe_dmabuf": "EINVAL",
+                        "needs_gl": false},
+            "edid": null, "plane": {"primary": null, "cursor": null},
+            "migration": {"supported": supported, "probe": if supported { "ok" } else { "ENOTTY" },
+                          "flags": 7, "flags_decoded": [], "state": "running",
+                          "stop_copy_size": {"bytes": null, "state": null, "error": null},
+                          "stream": {"obtained": "x", "error": null, "length": 100, "header": h}},
+            "reset": {"flag": true, "ioctl": "ok"},
+            "qemu": {"device": "", "display": null, "notes": []},
+            "libvirt": {"hostdev": "", "graphics": null, "notes": []}
+        });
+        serde_json::from_value(v).expect("a report")
+    }
+
+    fn verdict(s: &[u8], d: &[u8]) -> Verdict {
+        let r = |b: &[u8]| report(Some(parse_header(b).expect("header")), true);
+        compat(&r(s), &r(d))
+    }
+
+    #[test]
+    fn header_fields() {
+        let h = parse_header(&header(1, 0, "mdpy", "mdpy-xga", 4 << 20)).unwrap();
+        assert_eq!(h.magic, "MDEVRSMG");
+        assert_eq!((h.major, h.minor, h.header_len), (1, 0, 80));
+        assert_eq!(h.driver.as_deref(), Some("mdpy"));
+        assert_eq!(h.type_name.as_deref(), Some("mdpy-xga"));
+        assert_eq!(
+            (h.mem_size, h.page_size, h.flags),
+            (Some(4 << 20), Some(4096), Some(0))
+        );
+        assert!(parse_header(&header(1, 0, "mdpy", "mdpy-xga", 1)[..40]).is_err());
+    }
+
+    #[test]
+    fn rules_in_the_kernels_order() {
+        let xga = header(1, 0, "mdpy", "mdpy-xga", 4 << 20);
+        let v = verdict(&xga, &xga);
+        assert_eq!((v.verdict.as_str(), v.errno), ("compatible", None));
+        let v = verdict(&xga, &header(1, 0, "mdpy", "mdpy-hd", 16 << 20));
+        assert_eq!(v.errno.as_deref(), Some("EXDEV"));
+        assert_eq!(v.reasons.len(), 2, "EXDEV and ERANGE both named");
+        let v = verdict(&xga, &header(1, 0, "mbochs", "mdpy-xga", 4 << 20));
+        assert_eq!(v.errno.as_deref(), Some("EXDEV"));
+        let v = verdict(&xga, &header(1, 0, "mdpy", "mdpy-xga", 8 << 20));
+        assert_eq!(v.errno.as_deref(), Some("ERANGE"));
+        let v = verdict(&header(2, 0, "mdpy", "mdpy-xga", 4 << 20), &xga);
+        assert_eq!(v.errno.as_deref(), Some("EPROTONOSUPPORT"));
+        // A newer minor is read by an older destination.
+        let v = verdict(&header(1, 3, "mdpy", "mdpy-xga", 4 << 20), &xga);
+        assert_eq!(v.verdict, "compatible");
+    }
+
+    #[test]
+    fn no_migration_or_no_header() {
+        let h = parse_header(&header(1, 0, "mdpy", "mdpy-xga", 4 << 20)).ok();
+        let v = compat(&report(None, false), &report(h.clone(), true));
+        assert_eq!(v.verdict, "incompatible");
+        assert!(v.reasons[0].contains("source has no migration"));
+        let v = compat(&report(None, true), &report(h, true));
+        assert_eq!(v.verdict, "undecided");
+    }
+}

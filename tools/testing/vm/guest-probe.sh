@@ -20,6 +20,7 @@
 #    stop, undefine;
 #  - libvirt: libvirtd's node device driver lists our parents and types.
 
+. "$TOP/tools/testing/vm/mbochs-c-kmemleak.sh"
 PROBE=$TOP/out/mdev-probe
 PROBE_CHECK=$TOP/tools/testing/vm/probe_check.py
 CALLOUT=$TOP/tools/mdev-probe/mdevctl/mdev-rs-callout

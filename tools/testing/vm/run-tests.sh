@@ -50,6 +50,8 @@ check safety-lints-in-force clippy_lints_in_force
 # mdev-probe: clippy-clean (Debian's clippy-driver, the rustc that builds it).
 check mdev-probe-clippy env RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" RUSTFLAGS="-D warnings" \
 	cargo check --release --locked --manifest-path tools/mdev-probe/Cargo.toml --target-dir out/cargo-clippy
+check mdev-probe-unit-tests cargo test --release --locked --manifest-path tools/mdev-probe/Cargo.toml \
+	--target-dir out/cargo
 check no-unsafe-in-drivers bash -c '! grep -rnwE "unsafe" --include="*.rs" mdpy mbochs mdpy-fb 2>/dev/null'
 # The clippy check rebuilt the modules with clippy-driver; rebuild them normally.
 make -s KDIR="$KDIR" modules >/dev/null 2>&1 || die "module rebuild failed"
