@@ -48,7 +48,7 @@ EXIT STATUS:
   128+N  stopped by signal N (a transient mdev is removed first)";
 
 #[derive(Parser)]
-#[command(name = "mdev-probe", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+#[command(name = "mdev-probe", version, about, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
