@@ -340,7 +340,7 @@ probe_libvirt() {
 	echo "$u" > /sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-medium/create
 	udevadm trigger --action=add --subsystem-match=mdev --subsystem-match=mdpy --subsystem-match=mbochs 2> "$lv/udev-trigger.err"
 	timeout 60 udevadm settle 2>> "$lv/udev-trigger.err"
-	LIBVIRT_DRIVER_DIR=/tmp/lv-drivers libvirtd --config /tmp/lv-libvirtd.conf > "$lv/libvirtd.out" 2>&1 &
+	LIBVIRT_DRIVER_DIR=/tmp/lv-drivers libvirtd --config /tmp/lv-libvirtd.conf --pid-file /tmp/lv-libvirtd.pid > "$lv/libvirtd.out" 2>&1 &
 	LIBVIRTD_PID=$!
 	for i in $(seq 120); do
 		virsh -c "$uri" nodedev-list > "$lv/list-all.txt" 2>&1 && break
