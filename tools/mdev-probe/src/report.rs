@@ -127,6 +127,10 @@ pub struct Migration {
     pub flags_decoded: Vec<String>,
     pub state: Option<String>,
     pub stop_copy_size: StopCopySize,
+    /// VFIO_DEVICE_FEATURE(PROBE|SET, DMA_LOGGING_START): "ok" or the
+    /// errno. With it QEMU's enable-migration=auto accepts the device
+    /// without IOMMU dirty tracking.
+    pub dma_logging: Option<String>,
     pub stream: Option<Stream>,
 }
 
@@ -466,6 +470,7 @@ fn probe_migration(dev: &Device, stream_limit: u64) -> Migration {
             state: None,
             error: Some("no migration".into()),
         },
+        dma_logging: None,
         stream: None,
     };
     if probe.is_err() {
@@ -488,6 +493,12 @@ fn probe_migration(dev: &Device, stream_limit: u64) -> Migration {
         }
         Err(e) => m.probe = format!("probe ok, GET failed: {}", uapi::errno_name(&e)),
     }
+    m.dma_logging = Some(errstr(&dev.feature(
+        vb::VFIO_DEVICE_FEATURE_PROBE
+            | vb::VFIO_DEVICE_FEATURE_SET
+            | vb::VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+        &[0u8; 24],
+    )));
     let state = dev.mig_state().ok();
     m.state = state.map(uapi::state_name);
     let size = dev.feature(

@@ -250,6 +250,7 @@ mod tests {
             "migration": {"supported": supported, "probe": if supported { "ok" } else { "ENOTTY" },
                           "flags": 7, "flags_decoded": [], "state": "running",
                           "stop_copy_size": {"bytes": null, "state": null, "error": null},
+                          "dma_logging": "ok",
                           "stream": {"obtained": "x", "error": null, "length": 100, "header": h}},
             "reset": {"flag": true, "ioctl": "ok"},
             "qemu": {"device": "", "display": null, "notes": []},

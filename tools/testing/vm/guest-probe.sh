@@ -39,6 +39,36 @@ probe_run() {
 	PROBE_RC=$?
 }
 
+# Field-by-field checks of reports, run together (probe_checks_run): one
+# "LABEL|FILE|IMPL|TYPE|SOURCE|PRE" a check, PRE a failure already found
+# (e.g. by jq) or empty.
+PROBE_CHECKS=()
+probe_check_later() { # LABEL FILE IMPL TYPE SOURCE [PRE]
+	PROBE_CHECKS+=("$1|$2|$3|$4|$5|${6:-}")
+}
+probe_checks_run() {
+	local args=() c label f impl type src pre line i=0 lines=()
+	[ ${#PROBE_CHECKS[@]} = 0 ] && return
+	for c in "${PROBE_CHECKS[@]}"; do
+		IFS='|' read -r label f impl type src pre <<< "$c"
+		args+=("$f" "$impl" "$type" "$src")
+	done
+	mapfile -t lines < <(python3 "$PROBE_CHECK" "${args[@]}" 2>&1)
+	for c in "${PROBE_CHECKS[@]}"; do
+		IFS='|' read -r label f impl type src pre <<< "$c"
+		line=${lines[$i]:-bad: no verdict from probe_check.py}
+		i=$((i + 1))
+		if [ -n "$pre" ]; then
+			result "not ok - probe: $label: $pre"
+		elif [[ $line == ok\ * ]]; then
+			result "ok - probe: $label, ${line#ok }"
+		else
+			result "not ok - probe: $label: ${line#bad }"
+		fi
+	done
+	PROBE_CHECKS=()
+}
+
 # One line: NAME WANT_RC GREP ARGS...: the exit status must be WANT_RC, its
 # stderr must match GREP (extended regex), and no mdev may be left.
 probe_expect() {
@@ -72,11 +102,7 @@ probe_types() { # IMPL DRIVER TYPE...
 			result "not ok - probe: $impl $type: mdev-probe type exited $PROBE_RC: $(head -c 300 "$PD/last.err")"
 			continue
 		fi
-		if msg=$(python3 "$PROBE_CHECK" "$f" "$impl" "$type" type 2>&1); then
-			result "ok - probe: $impl $type: type probe JSON, $msg"
-		else
-			result "not ok - probe: $impl $type: type probe JSON: $msg"
-		fi
+		probe_check_later "$impl $type: type probe JSON" "$f" "$impl" "$type" type
 		if [ "$before" = "$after" ]; then
 			result "ok - probe: $impl $type: the transient mdev was removed"
 		else
@@ -88,7 +114,7 @@ probe_types() { # IMPL DRIVER TYPE...
 # An existing device: by UUID (table), by path (JSON, checked), through
 # the group/container.
 probe_existing() { # IMPL DRIVER TYPE
-	local impl=$1 drv=$2 type=$3 u msg
+	local impl=$1 drv=$2 type=$3 u pre
 	u=$(probe_new_uuid)
 	echo "$u" > "/sys/class/mdev_bus/$drv/mdev_supported_types/$type/create" ||
 		{ result "not ok - probe: $impl $type: creating an mdev failed"; return; }
@@ -103,19 +129,20 @@ probe_existing() { # IMPL DRIVER TYPE
 	fi
 	probe_run --json "/sys/bus/mdev/devices/$u"
 	cp "$PD/last.out" "$PD/$impl-$type-device.json"
-	if [ "$PROBE_RC" = 0 ] && msg=$(python3 "$PROBE_CHECK" "$PD/$impl-$type-device.json" "$impl" "$type" device 2>&1) &&
-		jq -e '.vfio.opened_through | startswith("iommufd cdev")' "$PD/last.out" > /dev/null; then
-		result "ok - probe: $impl $type: existing device by sysfs path through the iommufd cdev, JSON $msg"
-	else
-		result "not ok - probe: $impl $type: existing device by sysfs path (exit $PROBE_RC): ${msg:-$(head -c 300 "$PD/last.err")}"
-	fi
+	pre=
+	[ "$PROBE_RC" = 0 ] || pre="exit $PROBE_RC: $(head -c 300 "$PD/last.err")"
+	jq -e '.vfio.opened_through | startswith("iommufd cdev")' "$PD/last.out" > /dev/null 2>&1 ||
+		pre="${pre:-not opened through the iommufd cdev}"
+	probe_check_later "$impl $type: existing device by sysfs path through the iommufd cdev, JSON" \
+		"$PD/$impl-$type-device.json" "$impl" "$type" device "$pre"
 	probe_run --json --interface group "$u"
-	if [ "$PROBE_RC" = 0 ] && jq -e '.vfio.opened_through | startswith("group /dev/vfio/")' "$PD/last.out" > /dev/null &&
-		msg=$(python3 "$PROBE_CHECK" "$PD/last.out" "$impl" "$type" device 2>&1); then
-		result "ok - probe: $impl $type: existing device through the group/container, JSON $msg"
-	else
-		result "not ok - probe: $impl $type: through the group/container (exit $PROBE_RC): ${msg:-$(head -c 300 "$PD/last.err")}"
-	fi
+	cp "$PD/last.out" "$PD/$impl-$type-group.json"
+	pre=
+	[ "$PROBE_RC" = 0 ] || pre="exit $PROBE_RC: $(head -c 300 "$PD/last.err")"
+	jq -e '.vfio.opened_through | startswith("group /dev/vfio/")' "$PD/last.out" > /dev/null 2>&1 ||
+		pre="${pre:-not opened through the group/container}"
+	probe_check_later "$impl $type: existing device through the group/container, JSON" \
+		"$PD/$impl-$type-group.json" "$impl" "$type" device "$pre"
 	echo 1 > "/sys/bus/mdev/devices/$u/remove"
 }
 
@@ -284,7 +311,6 @@ probe_mdevctl() {
 	mdevctl start -u "$v" -p mdpy -t mdpy-xga 2>> "$PD/mdevctl.err"
 	mdevctl start -u "$w" -p mbochs -t mbochs-small 2>> "$PD/mdevctl.err"
 	mdevctl list -v --dumpjson > "$PD/mdevctl-list.json" 2>> "$PD/mdevctl.err"
-	mdevctl list -v > "$PD/mdevctl-list.txt" 2>> "$PD/mdevctl.err"
 	for x in "$v mdpy-xga region no none stop-copy,p2p,pre-copy MDEVRSMG 1.0 mdpy/mdpy-xga" \
 		"$w mbochs-small dmabuf yes max 800x600 stop-copy,p2p,pre-copy MDEVRSMG 1.0 mbochs/mbochs-small"; do
 		set -- $x
@@ -408,6 +434,7 @@ probe_phase() {
 		probe_existing $impl mdpy mdpy-xga
 		probe_existing $impl mbochs mbochs-medium
 		[ $impl = c ] && mbochs_c_end
+		probe_checks_run
 		if [ $impl = rust ]; then
 			log "probe: compat, bad input, mdevctl, libvirt"
 			probe_compat
