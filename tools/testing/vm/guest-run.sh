@@ -6,7 +6,7 @@
 #
 #   ONLY (developers): space-separated names of what to run, out of
 #   "mdpy" (the mdpy kselftests) and the phases (mbochs, mbochs_e2e,
-#   mdpy_fb, migration); empty runs everything. A partial run fails the summary.
+#   mdpy_fb, migration, probe); empty runs everything. A partial run fails the summary.
 #
 #   test: mdpy kselftests (C and Rust), then every phase in test mode
 #   demo: every phase in demo mode (end to end only)

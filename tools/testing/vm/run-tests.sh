@@ -47,6 +47,11 @@ say "static checks: rustfmt, clippy, unsafe discipline"
 check rustfmt make -s rustfmtcheck
 check clippy make -s KDIR="$KDIR" clippy
 check safety-lints-in-force clippy_lints_in_force
+# mdev-probe: clippy-clean (Debian's clippy-driver, the rustc that builds it).
+check mdev-probe-clippy env RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" RUSTFLAGS="-D warnings" \
+	cargo check --release --locked --manifest-path tools/mdev-probe/Cargo.toml --target-dir out/cargo-clippy
+check mdev-probe-unit-tests cargo test --release --locked --manifest-path tools/mdev-probe/Cargo.toml \
+	--target-dir out/cargo
 check no-unsafe-in-drivers bash -c '! grep -rnwE "unsafe" --include="*.rs" mdpy mbochs mdpy-fb 2>/dev/null'
 # The clippy check rebuilt the modules with clippy-driver; rebuild them normally.
 make -s KDIR="$KDIR" modules >/dev/null 2>&1 || die "module rebuild failed"
@@ -71,6 +76,8 @@ vm_rc=$?
 		tap-migration-c-{mdpy-xga,mbochs-medium}; do
 		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
 	done | sort -u
+	# mdev-probe's phase (guest-probe.sh) ran and reported.
+	grep -q '^[a-z ]* - probe: ' "$OUT/results.txt" || echo "not ok - probe: no results (VM status $vm_rc)"
 	[ -z "${MDEV_RS_ONLY:-}" ] || echo "not ok - partial run: MDEV_RS_ONLY=$MDEV_RS_ONLY"
 	[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
 	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
