@@ -113,7 +113,7 @@ mdpy_fb_quit() { # SOCK PIDFILE
 # Sets MIG_SOCK MIG_CTL MIG_SERIAL MIG_PIDF to the destination's, or leaves
 # them empty if the migration failed.
 mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
-	local name=$1 sock=$2 pidf=$3 dst=$4 dir=/tmp/mig-$1 st type status swapped
+	local name=$1 sock=$2 pidf=$3 dst=$4 dir=/tmp/mig-$1 type swapped
 	local vga xga hd
 	read -r vga xga hd <<< "$dst"
 	MIG_SOCK="" MIG_CTL="" MIG_SERIAL="" MIG_PIDF=""
@@ -124,16 +124,8 @@ mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
 	mdpy_fb_qemu rust "$swapped" "$dir/refused-serial.log" "$dir/refused-ctl.sock" "$dir/refused.sock" \
 		"$dir/refused.pid" "unix:$dir/refused-mig.sock" 2> "$OUT/$name-mig-refused-dst.err" ||
 		result "not ok - $name: the refusing destination's QEMU did not start"
-	if st=$(nested_migrate "$sock" "$dir/refused.sock" "unix:$dir/refused-mig.sock" 300); then
-		result "not ok - $name: migration to mdevs of other types completed: $(nested_migrate_summary "$st")"
-	else
-		log "  refused: $(echo "$st" | grep -o '"error-desc": "[^"]*"')"
-		status=$(nested_qemu_status "$sock")
-		if [ "$status" = running ]; then
-			result "ok - $name: migration to mdevs of other types fails ($(echo "$st" | grep -o '"status": "[a-z]*"')), the source keeps running"
-		else
-			result "not ok - $name: after the refused migration the source is '$status', not running: $st"
-		fi
+	if nested_migrate_refused "$name" "mdevs of other types" "$sock" "$dir/refused.sock" \
+		"unix:$dir/refused-mig.sock"; then
 		dmesg | grep -E 'mdpy.*(migration|stream)' | tail -3 > "$OUT/$name-mig-refused-dmesg.txt"
 		for type in $MDPY_FB_TYPES; do
 			mdpy_fb_dump "$sock" "$name-refused-$type" pattern "$type"
@@ -146,19 +138,10 @@ mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
 	mdpy_fb_qemu rust "$(mdpy_fb_devs "$dst" "$MDPY_FB_TYPES")" "$MIG_SERIAL" "$dir/dst-ctl.sock" "$dir/dst.sock" \
 		"$dir/dst.pid" "unix:$dir/mig.sock" 2> "$OUT/$name-mig-dst.err" ||
 		result "not ok - $name: the destination's QEMU did not start"
-	if ! st=$(nested_migrate "$sock" "$dir/dst.sock" "unix:$dir/mig.sock" 600); then
-		result "not ok - $name: live migration failed: $st"
+	if ! nested_migrate_live "$name" "$sock" "$dir/dst.sock" "unix:$dir/mig.sock" "$OUT/$name-migration.json"; then
 		mdpy_fb_quit "$dir/dst.sock" "$dir/dst.pid"
 		MIG_SERIAL=""
 		return
-	fi
-	echo "$st" > "$OUT/$name-migration.json"
-	log "  migrated: $(nested_migrate_summary "$st")"
-	status=$(nested_qemu_status "$dir/dst.sock")
-	if [ "$status" = running ]; then
-		result "ok - $name: live migration of the running guest completed ($(nested_migrate_summary "$st")), the destination runs"
-	else
-		result "not ok - $name: migration completed, but the destination is '$status'"
 	fi
 	for type in $MDPY_FB_TYPES; do
 		mdpy_fb_dump "$dir/dst.sock" "$name-migrated-$type" pattern "$type"

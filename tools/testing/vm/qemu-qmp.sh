@@ -75,3 +75,41 @@ print("downtime %s ms, device state %s bytes, total %s ms" % (r.get("downtime"),
 nested_qemu_status() { # SOCK
 	qmp "$1" '{"execute":"query-status"}' 2>/dev/null | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p'
 }
+
+# A migration the destination must refuse, and its result line: not ok if it
+# completed, or if the source no longer runs. Succeeds if it failed (the
+# caller then checks the source's screen). usage: nested_migrate_refused
+# NAME WHAT SRC_SOCK DST_SOCK URI
+nested_migrate_refused() {
+	local st status
+	if st=$(nested_migrate "$3" "$4" "$5" 300); then
+		result "not ok - $1: migration to $2 completed: $(nested_migrate_summary "$st")"
+		return 1
+	fi
+	log "  refused: $(echo "$st" | grep -o '"error-desc": "[^"]*"')"
+	status=$(nested_qemu_status "$3")
+	if [ "$status" = running ]; then
+		result "ok - $1: migration to $2 fails ($(echo "$st" | grep -o '"status": "[a-z]*"')), the source keeps running"
+	else
+		result "not ok - $1: after the refused migration the source is '$status', not running: $st"
+	fi
+}
+
+# A live migration that must complete, and its result line: the destination
+# must then run. Keeps query-migrate's answer in JSON_OUT. Fails if the
+# migration did. usage: nested_migrate_live NAME SRC_SOCK DST_SOCK URI JSON_OUT
+nested_migrate_live() {
+	local st status
+	if ! st=$(nested_migrate "$2" "$3" "$4" 600); then
+		result "not ok - $1: live migration failed: $st"
+		return 1
+	fi
+	echo "$st" > "$5"
+	log "  migrated: $(nested_migrate_summary "$st")"
+	status=$(nested_qemu_status "$3")
+	if [ "$status" = running ]; then
+		result "ok - $1: live migration of the running guest completed ($(nested_migrate_summary "$st")), the destination runs"
+	else
+		result "not ok - $1: migration completed, but the destination is '$status'"
+	fi
+}
