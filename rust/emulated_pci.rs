@@ -27,7 +27,7 @@ use super::{
         stream::{self, Origin, Stream, Writer},
         Migrate, Migration,
     },
-    pci_config::{ConfigSpace, CONFIG_SPACE_SIZE},
+    pci_config::{ConfigMirror, ConfigSpace, CONFIG_SPACE_SIZE},
     uaccess::UserWriter,
     vfio::{self, InfoCaps, RegionInfo},
     vma::NewMapping,
@@ -258,9 +258,11 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
 /// [`vfio::Device`].
 #[pin_data]
 pub struct EmulatedPci<D: DeviceOps> {
-    /// The configuration space; its lock serialises config accesses only.
+    /// The configuration space; its lock serialises config changes only.
     #[pin]
     config: Mutex<ConfigSpace>,
+    /// What config reads see: `config`, published after every change.
+    config_mirror: ConfigMirror,
     #[pin]
     device: D,
     /// Live migration state (unused unless `D` migrates).
@@ -272,6 +274,7 @@ impl<D: DeviceOps> EmulatedPci<D> {
     /// A function with configuration space `config` and semantics `device`.
     pub fn new(config: ConfigSpace, device: impl PinInit<D, Error>) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            config_mirror: ConfigMirror::new(&config),
             config <- new_mutex!(config),
             device <- device,
             migration <- Migration::new(),
@@ -406,10 +409,11 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
         }
         match dev.decode(offset, len, vfio::REGION_READ)? {
             (CONFIG_REGION, off) => {
-                // Written straight from the config space under its lock: a fault on the user
-                // buffer never needs this lock.
-                let config = dev.config.lock();
-                out.write_slice(config.bytes(off, len)?)
+                // From the mirror, without the lock (see `ConfigMirror`).
+                let mut bounce = [0u8; CONFIG_SPACE_SIZE];
+                let bytes = bounce.get_mut(..len).ok_or(EINVAL)?;
+                dev.config_mirror.read(off, bytes)?;
+                out.write_slice(bytes)
             }
             (index, off) => dev.device.read(index, off, len, out),
         }
@@ -429,7 +433,10 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
                 // SAFETY: `read_raw` succeeded, so all `len` bytes are initialised; `u8` and
                 // `MaybeUninit<u8>` have the same layout.
                 let bytes = unsafe { &*(core::ptr::from_ref(bytes) as *const [u8]) };
-                dev.config.lock().write(off, bytes)
+                let mut config = dev.config.lock();
+                config.write(off, bytes)?;
+                dev.config_mirror.publish(&config);
+                Ok(())
             }
             (index, off) => dev.device.write(index, off, len, data),
         }
@@ -556,7 +563,10 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
     }
 
     fn load_apply(dev: &vfio::Device<Self>, stream: &Stream<'_>, staged: Self::Staged) {
-        dev.config.lock().restore(&staged.config);
+        let mut config = dev.config.lock();
+        config.restore(&staged.config);
+        dev.config_mirror.publish(&config);
+        drop(config);
         dev.device.load_apply(stream, staged.device);
     }
 

@@ -9,7 +9,10 @@
 //! width.
 
 use super::bindings;
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::atomic::{Acquire, Atomic, Release},
+};
 
 /// Size of the (conventional) configuration space.
 pub const CONFIG_SPACE_SIZE: usize = 256;
@@ -176,5 +179,61 @@ impl ConfigSpace {
         for ((d, m), v) in self.data.iter_mut().zip(&self.wmask).zip(data) {
             *d = (*d & !m) | (v & m);
         }
+    }
+}
+
+/// Dwords of a configuration space.
+const CONFIG_SPACE_DWORDS: usize = CONFIG_SPACE_SIZE / 4;
+
+/// A copy of a [`ConfigSpace`] that readers take without its lock: its 64
+/// dwords, each stored whole. Whoever changes the configuration space (under
+/// its lock) publishes the result here; a read racing a write sees each
+/// dword from before or from after it, as a multi-dword read of a real PCI
+/// function may.
+///
+/// Configuration reads are the most frequent access a guest makes (QEMU
+/// forwards each one), and the lock they would take otherwise costs more
+/// than the read: a lockdep-checked acquisition and release, and the lock
+/// guard's own "is held" check.
+pub struct ConfigMirror {
+    dwords: [Atomic<u32>; CONFIG_SPACE_DWORDS],
+}
+
+impl ConfigMirror {
+    /// A mirror of `config`.
+    pub fn new(config: &ConfigSpace) -> Self {
+        let mirror = Self {
+            dwords: [const { Atomic::new(0) }; CONFIG_SPACE_DWORDS],
+        };
+        mirror.publish(config);
+        mirror
+    }
+
+    /// Makes `config` what readers see.
+    pub fn publish(&self, config: &ConfigSpace) {
+        for (i, dword) in self.dwords.iter().enumerate() {
+            dword.store(config.u32_at(i * 4), Release);
+        }
+    }
+
+    /// Fills `out` with the bytes at `offset`; `EINVAL` past the end.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
+        let end = offset.checked_add(out.len()).ok_or(EINVAL)?;
+        if end > CONFIG_SPACE_SIZE {
+            return Err(EINVAL);
+        }
+        let (mut at, mut rest) = (offset, out);
+        while !rest.is_empty() {
+            let dword = self.dwords.get(at / 4).ok_or(EINVAL)?.load(Acquire);
+            let dword = dword.to_le_bytes();
+            let from = at % 4;
+            let n = (4 - from).min(rest.len());
+            let (head, tail) = core::mem::take(&mut rest)
+                .split_at_mut_checked(n)
+                .ok_or(EINVAL)?;
+            head.copy_from_slice(dword.get(from..from + n).ok_or(EINVAL)?);
+            (at, rest) = (at + n, tail);
+        }
+        Ok(())
     }
 }

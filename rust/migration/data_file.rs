@@ -16,7 +16,7 @@
 //! stream (`ENOMSG`), in stop-copy it is the end of file (0). A resuming
 //! file collects what user space writes, up to a limit.
 
-use super::{Migrate, Phase};
+use super::{stream::Stream, Migrate, Phase};
 use crate::kernel_ext::{bindings, vfio};
 use core::{mem::offset_of, ptr::NonNull};
 use kernel::{
@@ -37,6 +37,8 @@ struct Inner {
     pos: usize,
     /// Most bytes a resuming file accepts.
     limit: usize,
+    /// Whether the received stream's header was checked and accepted.
+    header_accepted: bool,
 }
 
 /// The session behind one data file.
@@ -84,6 +86,7 @@ impl<T: Migrate> DataFile<T> {
                     buf,
                     pos: 0,
                     limit,
+                    header_accepted: false,
                 }),
             }),
             GFP_KERNEL,
@@ -190,6 +193,18 @@ impl<T: Migrate> DataFile<T> {
         {
             inner.buf.truncate(start);
             return Err(e);
+        }
+        // A stream from another device is refused as soon as its header is
+        // in (see `Stream::check_header`); its sections at `RESUMING -> STOP`.
+        if !inner.header_accepted {
+            match Stream::check_header(&inner.buf, &T::origin(&self.dev), self.dev.parent()) {
+                Ok(Some(_)) => inner.header_accepted = true,
+                Ok(None) => {}
+                Err(e) => {
+                    inner.buf.truncate(start);
+                    return Err(e);
+                }
+            }
         }
         Ok(count)
     }

@@ -252,6 +252,12 @@ impl Section<'_> {
     }
 }
 
+/// A NUL-padded name field as text, for a log line.
+fn printable(b: &[u8]) -> &str {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    core::str::from_utf8(&b[..end]).unwrap_or("<not UTF-8>")
+}
+
 /// Little-endian readers over a byte slice that fail with `None` past its end.
 fn le_u16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
@@ -275,33 +281,36 @@ pub struct Stream<'a> {
 }
 
 impl<'a> Stream<'a> {
-    /// Checks the header of `bytes` against `expect` and the framing of its
-    /// sections; each refusal is logged on `dev` with its reason.
-    pub fn parse(bytes: &'a [u8], expect: &Origin, dev: &KDevice) -> Result<Self> {
+    /// Checks the header at the start of `bytes` against `expect`: its
+    /// length and minor version, or `None` while `bytes` is too short to
+    /// tell; each refusal is logged on `dev` with its reason. A destination
+    /// checks it as soon as it has it, so that a stream from another device
+    /// fails while it is written (QEMU changes the device's state only when
+    /// the destination VM starts, after the migration has completed).
+    pub fn check_header(
+        bytes: &[u8],
+        expect: &Origin,
+        dev: &KDevice,
+    ) -> Result<Option<(usize, u16)>> {
         let refuse = |err: Error, why: core::fmt::Arguments<'_>| {
             dev_err!(dev, "migration: stream refused: {}\n", why);
             err
         };
-        if bytes.len() < MAGIC.len() + 4 {
-            return Err(refuse(
-                ERR_TRUNCATED,
-                format_args!("{} bytes, shorter than a header", bytes.len()),
-            ));
-        }
+        // Magic, version and header length first.
+        let (Some(major), Some(minor), Some(header_len)) =
+            (le_u16(bytes, 8), le_u16(bytes, 10), le_u32(bytes, 12))
+        else {
+            return Ok(None);
+        };
         if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
             return Err(refuse(ERR_MAGIC, format_args!("bad magic")));
         }
-        let major = le_u16(bytes, 8).ok_or(ERR_TRUNCATED)?;
-        let minor = le_u16(bytes, 10).ok_or(ERR_TRUNCATED)?;
         if major != MAJOR {
             return Err(refuse(
                 ERR_MAJOR,
                 format_args!("format {}.{}, this driver reads {}.x", major, minor, MAJOR),
             ));
         }
-        let Some(header_len) = le_u32(bytes, 12) else {
-            return Err(refuse(ERR_TRUNCATED, format_args!("truncated header")));
-        };
         // CAST: `u32` to `usize` is lossless on every kernel target.
         let header_len = header_len as usize;
         // A newer minor may only grow the header; 1.0 has exactly 80 bytes.
@@ -315,20 +324,13 @@ impl<'a> Stream<'a> {
             ));
         }
         let Some(header) = bytes.get(..header_len) else {
-            return Err(refuse(
-                ERR_TRUNCATED,
-                format_args!("{} bytes, header needs {}", bytes.len(), header_len),
-            ));
+            return Ok(None);
         };
         let driver = &header[16..16 + DRIVER_LEN];
         let type_name = &header[16 + DRIVER_LEN..16 + DRIVER_LEN + TYPE_LEN];
         let want_driver: [u8; DRIVER_LEN] = name_field(expect.driver)?;
         let want_type: [u8; TYPE_LEN] = name_field(expect.type_name)?;
         if driver != want_driver || type_name != want_type {
-            let printable = |b: &'a [u8]| {
-                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-                core::str::from_utf8(&b[..end]).unwrap_or("<not UTF-8>")
-            };
             return Err(refuse(
                 ERR_FOREIGN,
                 format_args!(
@@ -353,6 +355,29 @@ impl<'a> Stream<'a> {
                 ),
             ));
         }
+        Ok(Some((header_len, minor)))
+    }
+
+    /// Checks the header of `bytes` against `expect` and the framing of its
+    /// sections; each refusal is logged on `dev` with its reason.
+    pub fn parse(bytes: &'a [u8], expect: &Origin, dev: &KDevice) -> Result<Self> {
+        let refuse = |err: Error, why: core::fmt::Arguments<'_>| {
+            dev_err!(dev, "migration: stream refused: {}\n", why);
+            err
+        };
+        let Some((header_len, minor)) = Self::check_header(bytes, expect, dev)? else {
+            return Err(match le_u32(bytes, 12) {
+                // CAST: `u32` to `usize` is lossless on every kernel target.
+                Some(len) => refuse(
+                    ERR_TRUNCATED,
+                    format_args!("{} bytes, header needs {}", bytes.len(), len as usize),
+                ),
+                None => refuse(
+                    ERR_TRUNCATED,
+                    format_args!("{} bytes, shorter than a header", bytes.len()),
+                ),
+            });
+        };
         // Walk the sections: each must fit, the end marker must come, and
         // nothing may follow it.
         let sections = &bytes[header_len..];

@@ -43,11 +43,26 @@ def bar0_and_common(bar0_size):
     ]
 
 
+def migration(type_, memory):
+    """Stop-copy of a whole device (the Rust modules only: C has no migration)."""
+    return [
+        ("mig_stop_copy_bytes", f"migration: stop-copy stream of {type_}, all of {memory} written", "lower"),
+        ("mig_data_size_estimate", "  MIG_DATA_SIZE estimate of it, before the save", "lower"),
+        ("mig_save", "  save: STOP_COPY, read to EOF, STOP", "higher"),
+        ("mig_restore", "  restore: RESUMING, write, STOP", "higher"),
+        ("mig_memcpy_reference", "  reference: memcpy of the stream's bytes", "higher"),
+        ("=mig_save/mig_memcpy_reference", "  save / memcpy", "higher"),
+        ("=mig_restore/mig_memcpy_reference", "  restore / memcpy", "higher"),
+        ("mig_qemu_downtime", f"  QEMU: downtime of a paused VM's migration on {type_}", "lower"),
+        ("mig_qemu_device_bytes", "  QEMU: device state bytes it moved", "lower"),
+    ]
+
+
 METRICS = {
     "mdpy": [
         ("query_plane", "QUERY_GFX_PLANE (region), per call", "lower"),
         ("config_read", "config space read(), 4 bytes", "lower"),
-    ] + bar0_and_common("4 MiB"),
+    ] + bar0_and_common("4 MiB") + migration("mdpy-hd", "its framebuffer (8 MiB)"),
     "mbochs": [
         ("query_plane", "QUERY_GFX_PLANE (dma-buf), mode unchanged: per frame", "lower"),
         ("config_read", "config space read(), 4 bytes", "lower"),
@@ -61,7 +76,7 @@ METRICS = {
         ("dmabuf_mmap_fault_in", "dma-buf mmap + first touch of the frame", "lower"),
         ("dmabuf_mmap_frame_read", "read of the frame from the dma-buf mapping", "higher"),
         ("=dmabuf_mmap_frame_read/memcpy_frame_reference", "dma-buf mapping read / memcpy", "higher"),
-    ] + bar0_and_common("16 MiB"),
+    ] + bar0_and_common("16 MiB") + migration("mbochs-large", "its 64 MiB of VRAM"),
 }
 
 # Notes attached to cells (driver, metric, impl).

@@ -39,6 +39,7 @@
 
 #include "mbochs_regs.h"
 #include "mdev_lib.h"
+#include "mig_lib.h"
 
 #define MB (1024 * 1024)
 #define KB 1024
@@ -358,6 +359,97 @@ static void query_call(void *p, long i)
 		die("QUERY_GFX_PLANE: unexpected plane", EINVAL);
 }
 
+/* ---- migration: save and restore of a whole device ---------------------------- */
+
+static const char *const mig_metrics[] = {
+	"mig_stop_copy_bytes", "mig_data_size_estimate", "mig_save", "mig_restore",
+	"mig_memcpy_reference",
+};
+
+/* The state change to `state`; dies unless it gives (or not) a data fd. */
+static int mig_to(int fd, uint32_t state, bool data_fd)
+{
+	int ret = set_state(fd, state);
+
+	if (ret < -1 || (ret >= 0) != data_fd)
+		die("VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE", ret < -1 ? ret : EBADF);
+	return ret;
+}
+
+/*
+ * Stop-copy of one mdev of `type` into a second one, with all of its memory
+ * (the framebuffer, or every page of VRAM) written first: the stream's size,
+ * the driver's MIG_DATA_SIZE estimate of it, and save (STOP -> STOP_COPY ->
+ * read to EOF -> STOP) and restore (RESUMING -> write -> STOP) throughput,
+ * beside a memcpy of as many bytes. The C samples have no migration.
+ */
+static void bench_migration(const char *parent, const char *type)
+{
+	struct dev src, dst;
+	struct buf stream = {};
+	uint64_t flags;
+	uint8_t *map, *copy;
+
+	dev_open(&src, parent, type);
+	if (mig_flags(src.fd, &flags) == -ENOTTY && mdev_impl_is_c()) {
+		for (size_t i = 0; i < sizeof(mig_metrics) / sizeof(mig_metrics[0]); i++)
+			emit_na(mig_metrics[i], "C_sample_has_no_migration");
+		dev_close(&src);
+		return;
+	}
+	dev_open(&dst, parent, type);
+	map = mmap(NULL, src.bar0_size, PROT_READ | PROT_WRITE, MAP_SHARED, src.fd, src.bar0);
+	if (map == MAP_FAILED)
+		die("mmap", errno);
+	for (size_t i = 0; i < src.bar0_size; i++)
+		map[i] = i * 7 + (i >> 12);
+	munmap(map, src.bar0_size);
+
+	for (int s = -1; s < samples; s++) {
+		uint64_t t0, t1, t2, t3;
+		long estimate = data_size(src.fd);
+		int dfd, end;
+
+		stream.len = 0;
+		t0 = now_ns();
+		mig_to(src.fd, STOP, false);
+		dfd = mig_to(src.fd, STOP_COPY, true);
+		if (read_all(dfd, &stream, &end) || end)
+			die("reading the stop-copy stream", end ?: EIO);
+		close(dfd);
+		mig_to(src.fd, STOP, false);
+		t1 = now_ns();
+		mig_to(dst.fd, STOP, false);
+		dfd = mig_to(dst.fd, RESUMING, true);
+		if (write_all(dfd, stream.p, stream.len))
+			die("writing the stream", errno);
+		close(dfd);
+		mig_to(dst.fd, STOP, false);
+		t2 = now_ns();
+		copy = malloc(stream.len);
+		if (!copy)
+			die("malloc", ENOMEM);
+		memset(copy, 1, stream.len);	/* fault it in, like the stream buffer */
+		t3 = now_ns();
+		memcpy(copy, stream.p, stream.len);
+		sink = copy[stream.len - 1];
+		t3 = now_ns() - t3;
+		free(copy);
+		mig_to(src.fd, RUNNING, false);
+		mig_to(dst.fd, RUNNING, false);
+		if (s < 0)
+			continue;
+		emit("mig_stop_copy_bytes", stream.len, "B");
+		emit("mig_data_size_estimate", estimate, "B");
+		emit("mig_save", stream.len / ((t1 - t0) / 1e9) / MB, "MiB/s");
+		emit("mig_restore", stream.len / ((t2 - t1) / 1e9) / MB, "MiB/s");
+		emit("mig_memcpy_reference", stream.len / (t3 / 1e9) / MB, "MiB/s");
+	}
+	buf_free(&stream);
+	dev_close(&dst);
+	dev_close(&src);
+}
+
 /* ---- mdpy ------------------------------------------------------------------ */
 
 static void bench_mdpy(void)
@@ -378,6 +470,7 @@ static void bench_mdpy(void)
 	munmap(map, d.bar0_size);
 	dev_close(&d);
 	bench_lifecycle("mdpy", type);
+	bench_migration("mdpy", "mdpy-hd");
 }
 
 /* ---- mbochs ---------------------------------------------------------------- */
@@ -568,6 +661,7 @@ static void bench_mbochs(void)
 	}
 	dev_close(&d);
 	bench_lifecycle("mbochs", type);
+	bench_migration("mbochs", "mbochs-large");
 }
 
 /* ---- module load/unload ---------------------------------------------------- */

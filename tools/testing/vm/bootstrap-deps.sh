@@ -11,7 +11,8 @@ PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 llvm-19 lld-19
       busybox-static flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
       gcc make python3-pip curl ca-certificates socat rsync
       rust-web-clippy rustfmt-web
-      python3-gi gir1.2-glib-2.0)
+      python3-gi gir1.2-glib-2.0
+      mdevctl libvirt-daemon libvirt-clients udev jq)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

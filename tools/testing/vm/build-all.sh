@@ -52,4 +52,10 @@ say "building the mbochs end-to-end pieces (nested initramfs for bochs DRM, dma-
 NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mbochs" \
 	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/nested-mbochs.cpio.gz" >&2
 gcc -O2 -Wall -Wextra -o "$MDEV_RS_TOP/out/mbochs-dmabuf-read" "$MDEV_RS_TOP/tools/testing/vm/mbochs-dmabuf-read.c" >&2
+# mdev-probe (tools/mdev-probe, cargo): its target dir is out/cargo, kept
+# between runs (a second build takes a second); the VM runs out/mdev-probe.
+say "building mdev-probe (cargo, target dir out/cargo)"
+cargo build --release --locked --quiet --manifest-path "$MDEV_RS_TOP/tools/mdev-probe/Cargo.toml" \
+	--target-dir "$MDEV_RS_TOP/out/cargo" >&2
+install -m 755 "$MDEV_RS_TOP/out/cargo/release/mdev-probe" "$MDEV_RS_TOP/out/mdev-probe"
 echo "$KDIR"

@@ -34,6 +34,8 @@
 # (the first QUERY_GFX_PLANE of each new mode fails).
 
 MBOCHS_E2E_TYPE=mbochs-medium
+# The type of the migration destination that must refuse the stream.
+MBOCHS_E2E_OTHER_TYPE=mbochs-small
 # The preferred mode of the EDID QEMU writes (vfio-pci xres/yres): bochs
 # DRM's fbdev takes it.
 MBOCHS_E2E_FBDEV=1024x768
@@ -204,12 +206,102 @@ mbochs_e2e_c_verdict() { # NAME STATUS REACHED QLOG STEPS
 	fi
 }
 
+# Starts a nested guest's QEMU in the background (not -daemonize: its stderr,
+# and a crash, stay in QLOG and its exit status with us; no core dumps), and
+# with the GL display, QEMU's D-Bus display client on a QMP monitor of its
+# own (DSOCK; the client waits for it), serving MBOCHS_E2E_SCREEN. Sets
+# MBOCHS_E2E_QPID and MBOCHS_E2E_LPID (the client's, or empty).
+# usage: mbochs_e2e_qemu NAME DEVICE DISPLAY SERIAL CTL SOCK QLOG DSOCK INCOMING_URI
+mbochs_e2e_qemu() {
+	local name=$1 extra=()
+	rm -f "$4" "$5" "$6" "$8"
+	[ "$MBOCHS_E2E_GL" = 1 ] && extra=(-qmp "unix:$8,server=on,wait=off")
+	[ -n "$9" ] && extra+=(-incoming "$9")
+	(
+		ulimit -c 0
+		# no shader cache: the VM's root is read-only
+		export MESA_SHADER_CACHE_DISABLE=true
+		exec qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config \
+			-display "$3" \
+			-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/nested-mbochs.cpio.gz" \
+			-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.modes=${MBOCHS_E2E_MODES// /,}" \
+			-device "$2" \
+			-serial "file:$4" \
+			-chardev "socket,id=ctl,path=$5,server=on,wait=off" -device isa-serial,chardev=ctl \
+			-qmp "unix:$6,server=on,wait=off" \
+			"${extra[@]}"
+	) > "$7" 2>&1 &
+	MBOCHS_E2E_QPID=$! MBOCHS_E2E_LPID=""
+	if [ "$MBOCHS_E2E_GL" = 1 ]; then
+		/usr/bin/python3 "$TOP/tools/testing/vm/dbus_display_listener.py" "$8" "$MBOCHS_E2E_SCREEN" \
+			> "$OUT/$name-display.log" 2>&1 &
+		MBOCHS_E2E_LPID=$!
+	fi
+}
+
+# Ends a QEMU (and its display client): quit, then kill after 20 s. Sets
+# MBOCHS_E2E_STATUS to its exit status, or "running" if it still ran.
+# (Not in a subshell: only this shell can wait for its children.)
+mbochs_e2e_end() { # SOCK QEMU_PID CLIENT_PID
+	local t=0
+	MBOCHS_E2E_STATUS=running
+	if kill -0 "$2" 2>/dev/null; then
+		qmp "$1" '{"execute":"quit"}' >/dev/null 2>&1
+		while kill -0 "$2" 2>/dev/null && [ $t -lt 20 ]; do sleep 1; t=$((t + 1)); done
+		kill "$2" 2>/dev/null
+		wait "$2" 2>/dev/null
+	else
+		wait "$2" 2>/dev/null
+		MBOCHS_E2E_STATUS=$?
+	fi
+	[ -n "$3" ] && { kill "$3" 2>/dev/null; wait "$3" 2>/dev/null; }
+	return 0
+}
+
+# Live migration of the running nested guest (Rust mbochs), after its fbdev
+# step: first to a QEMU on an mdev of another type (another VRAM size), which
+# must refuse the stream while the source keeps running and its dma-buf
+# still shows the pattern; then to a QEMU on a second mdev of the type, whose
+# dma-buf and display must show the pattern. The KMS steps then run on the
+# destination. Sets MIG_QPID MIG_LPID MIG_SOCK MIG_CTL MIG_SERIAL MIG_QLOG
+# (empty if the migration failed).
+mbochs_e2e_migrate() { # NAME DEVICE DISPLAY SOCK QEMU_PID SIZE UUID_OTHER_TYPE UUID_SAME_TYPE
+	local name=$1 dev=$2 display=$3 sock=$4 qpid=$5 size=$6 dir=/tmp/mig-$1 screen=$MBOCHS_E2E_SCREEN
+	MIG_QPID="" MIG_LPID="" MIG_SOCK="" MIG_CTL="" MIG_SERIAL="" MIG_QLOG=""
+	mkdir -p "$dir"
+	log "  migration to an mdev of another type (must be refused)"
+	MBOCHS_E2E_SCREEN=$dir/refused-screen.sock
+	mbochs_e2e_qemu "$name-refused" "${dev/UUID/$7}" "$display" "$dir/refused-serial.log" "$dir/refused-ctl.sock" \
+		"$dir/refused.sock" "$OUT/$name-mig-refused-qemu.log" "$dir/refused-display.sock" "unix:$dir/refused-mig.sock"
+	if nested_migrate_refused "$name" "an mdev of another type" "$sock" "$dir/refused.sock" \
+		"unix:$dir/refused-mig.sock"; then
+		MBOCHS_E2E_SCREEN=$screen
+		mbochs_e2e_shoot rust "$name" "$sock" "$qpid" refused "$size"
+	fi
+	mbochs_e2e_end "$dir/refused.sock" "$MBOCHS_E2E_QPID" "$MBOCHS_E2E_LPID"
+
+	log "  live migration to a second $MBOCHS_E2E_TYPE mdev"
+	MBOCHS_E2E_SCREEN=$dir/dst-screen.sock
+	MIG_SERIAL=$OUT/$name-migrated-serial.log MIG_QLOG=$OUT/$name-migrated-qemu.log
+	mbochs_e2e_qemu "$name-migrated" "${dev/UUID/$8}" "$display" "$MIG_SERIAL" "$dir/dst-ctl.sock" \
+		"$dir/dst.sock" "$MIG_QLOG" "$dir/dst-display.sock" "unix:$dir/mig.sock"
+	if ! nested_migrate_live "$name" "$sock" "$dir/dst.sock" "unix:$dir/mig.sock" "$OUT/$name-migration.json"; then
+		mbochs_e2e_end "$dir/dst.sock" "$MBOCHS_E2E_QPID" "$MBOCHS_E2E_LPID"
+		MBOCHS_E2E_SCREEN=$screen MIG_SERIAL=""
+		return
+	fi
+	mbochs_e2e_shoot rust "$name" "$dir/dst.sock" "$MBOCHS_E2E_QPID" migrated "$size"
+	MIG_QPID=$MBOCHS_E2E_QPID MIG_LPID=$MBOCHS_E2E_LPID MIG_SOCK=$dir/dst.sock MIG_CTL=$dir/dst-ctl.sock
+}
+
 mbochs_e2e_run() { # IMPL KO
 	local impl=$1 ko=$2 name=e2e-mbochs-$1
 	local serial=$OUT/$name-serial.log qlog=$OUT/$name-qemu.log sock=/tmp/qmp-$name.sock ctl=/tmp/ctl-$name.sock
 	local initrd=$TOP/out/nested-mbochs.cpio.gz uuid qpid lpid="" t status=running reached="" step size fb
 	local dsock=/tmp/qmp-display-$name.sock
-	local fbname fbsize fbbpp steps="fbdev" display=none dev
+	local fbname fbsize fbbpp steps="fbdev" display=none dev other="" second="" migrate=0 serials
+	# The Rust module's guest is live-migrated after its fbdev step.
+	[ "$impl" = rust ] && [ "$MBOCHS_E2E_MIGRATE" = 1 ] && migrate=1
 	for size in $MBOCHS_E2E_MODES; do steps="$steps kms-$size"; done
 	dev="vfio-pci,sysfsdev=/sys/bus/mdev/devices/UUID,id=gpu0,display=off"
 	if [ "$MBOCHS_E2E_GL" = 1 ]; then
@@ -221,6 +313,10 @@ mbochs_e2e_run() { # IMPL KO
 			[ "$MBOCHS_E2E_GL" = 1 ] && echo "$name-qemu-$step" >> "$OUT/expected-checks.txt"
 			echo "$name-dmabuf-$step" >> "$OUT/expected-checks.txt"
 		done
+		[ $migrate = 1 ] && for step in refused migrated; do
+			[ "$MBOCHS_E2E_GL" = 1 ] && echo "$name-qemu-$step" >> "$OUT/expected-checks.txt"
+			echo "$name-dmabuf-$step" >> "$OUT/expected-checks.txt"
+		done
 	fi
 	log "end to end $name: host $impl mbochs $MBOCHS_E2E_TYPE, nested guest with bochs DRM, -display $display"
 	insmod "$ko" || { result "not ok - $name: insmod $ko"; return; }
@@ -228,35 +324,18 @@ mbochs_e2e_run() { # IMPL KO
 	if ! echo "$uuid" > "/sys/class/mdev_bus/mbochs/mdev_supported_types/$MBOCHS_E2E_TYPE/create"; then
 		result "not ok - $name: create $MBOCHS_E2E_TYPE"; rmmod mbochs; return
 	fi
-	rm -f "$sock" "$dsock" "$ctl" "$serial"
+	if [ $migrate = 1 ]; then
+		other=$(cat /proc/sys/kernel/random/uuid) second=$(cat /proc/sys/kernel/random/uuid)
+		echo "$other" > "/sys/class/mdev_bus/mbochs/mdev_supported_types/$MBOCHS_E2E_OTHER_TYPE/create" &&
+			echo "$second" > "/sys/class/mdev_bus/mbochs/mdev_supported_types/$MBOCHS_E2E_TYPE/create" ||
+			{ result "not ok - $name: creating the migration's mdevs failed"; migrate=0; }
+	fi
+	serials=$serial
 	MBOCHS_E2E_SCREEN=/tmp/screen-$name.sock
-	local extra=()
-	[ "$MBOCHS_E2E_GL" = 1 ] && extra=(-qmp "unix:$dsock,server=on,wait=off")
 	# QEMU's display and the plane queries allocate in the C module
 	[ "$impl" = c ] && mbochs_c_begin "qemu-system-x86|mbochs-dmabuf-r"
-	# Not -daemonize: QEMU's stderr (and a crash) stays in $qlog and its
-	# exit status with us. No core dumps.
-	(
-		ulimit -c 0
-		# no shader cache: the VM's root is read-only
-		export MESA_SHADER_CACHE_DISABLE=true
-		exec qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config \
-			-display "$display" \
-			-kernel "$OUT/nested-bzImage" -initrd "$initrd" \
-			-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.modes=${MBOCHS_E2E_MODES// /,}" \
-			-device "${dev/UUID/$uuid}" \
-			-serial "file:$serial" \
-			-chardev "socket,id=ctl,path=$ctl,server=on,wait=off" -device isa-serial,chardev=ctl \
-			-qmp "unix:$sock,server=on,wait=off" \
-			"${extra[@]}"
-	) > "$qlog" 2>&1 &
-	qpid=$!
-	if [ "$MBOCHS_E2E_GL" = 1 ]; then
-		# QEMU's display client, on a QMP monitor of its own (it waits for it).
-		/usr/bin/python3 "$TOP/tools/testing/vm/dbus_display_listener.py" "$dsock" "$MBOCHS_E2E_SCREEN" \
-			> "$OUT/$name-display.log" 2>&1 &
-		lpid=$!
-	fi
+	mbochs_e2e_qemu "$name" "${dev/UUID/$uuid}" "$display" "$serial" "$ctl" "$sock" "$qlog" "$dsock" ""
+	qpid=$MBOCHS_E2E_QPID lpid=$MBOCHS_E2E_LPID
 	for step in $steps; do
 		if ! mbochs_e2e_wait "$serial" "$qpid" "NESTED-WAIT $step" "$NESTED_TIMEOUT"; then
 			result "not ok - $name: nested guest never reached step '$step' (see $(basename "$serial"), $(basename "$qlog"))"
@@ -284,35 +363,36 @@ mbochs_e2e_run() { # IMPL KO
 		fi
 		log "  step $step ($size)"
 		mbochs_e2e_shoot "$impl" "$name" "$sock" "$qpid" "$step" "$size"
+		if [ $migrate = 1 ] && [ "$step" = fbdev ]; then
+			# The KMS steps run on the destination.
+			mbochs_e2e_migrate "$name" "$dev" "$display" "$sock" "$qpid" "$size" "$other" "$second"
+			[ -n "$MIG_SERIAL" ] || break
+			mbochs_e2e_end "$sock" "$qpid" "$lpid"
+			[ "$MBOCHS_E2E_STATUS" = running ] ||
+				result "not ok - $name: the migration's source QEMU died (status $MBOCHS_E2E_STATUS)"
+			qpid=$MIG_QPID lpid=$MIG_LPID sock=$MIG_SOCK ctl=$MIG_CTL serial=$MIG_SERIAL qlog=$MIG_QLOG
+			serials="$serials $serial"
+		fi
 		mbochs_e2e_go "$ctl" 2>/dev/null
 	done
 	if [ "$reached" = "$steps" ]; then
 		if mbochs_e2e_wait "$serial" "$qpid" NESTED-DONE 120; then
-			tr -d '\r' < "$serial" | sed -n 's/^NESTED-OK /ok - '"$name"': /p; s/^NESTED-FAIL /not ok - '"$name"': /p' \
+			# shellcheck disable=SC2086
+			cat $serials | tr -d '\r' | sed -n 's/^NESTED-OK /ok - '"$name"': /p; s/^NESTED-FAIL /not ok - '"$name"': /p' \
 				>> "$OUT/results.txt"
 		else
 			result "not ok - $name: nested guest did not finish (see $(basename "$serial"))"
 		fi
 	fi
-	if kill -0 "$qpid" 2>/dev/null; then
-		qmp "$sock" '{"execute":"quit"}' >/dev/null 2>&1
-		t=0
-		while kill -0 "$qpid" 2>/dev/null && [ $t -lt 20 ]; do sleep 1; t=$((t + 1)); done
-		kill "$qpid" 2>/dev/null
-		wait "$qpid" 2>/dev/null
-	else
-		wait "$qpid" 2>/dev/null
-		status=$?
-	fi
+	mbochs_e2e_end "$sock" "$qpid" "$lpid"
+	status=$MBOCHS_E2E_STATUS
 	log "  QEMU: $status; $(grep -c . "$qlog") lines of output"
-	if [ -n "$lpid" ]; then
-		kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
-		log "  D-Bus display client: $(grep -c . "$OUT/$name-display.log") lines of output"
-	fi
 	[ "$impl" = rust ] && [ "$status" != running ] &&
 		result "not ok - $name: QEMU died (status $status): $(tail -3 "$qlog" | tr '\n' ' ')"
 	[ "$impl" = c ] && mbochs_e2e_c_verdict "$name" "$status" "$reached" "$qlog" "$steps"
-	echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || result "not ok - $name: remove mdev"
+	for uuid in $uuid $other $second; do
+		echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || result "not ok - $name: remove mdev"
+	done
 	[ "$impl" = c ] && mbochs_c_end
 	rmmod mbochs || result "not ok - $name: rmmod mbochs"
 }
@@ -326,6 +406,8 @@ mbochs_e2e_phase() {
 	else
 		result "# e2e-mbochs: $versions; QEMU's own GL display left out (MBOCHS_E2E_GL=0)"
 	fi
+	MBOCHS_E2E_MIGRATE=0
+	[ "$1" = test ] && MBOCHS_E2E_MIGRATE=1
 	mbochs_e2e_run rust "$TOP/mbochs/mbochs.ko"
 	[ "$1" = test ] && mbochs_e2e_run c "$KDIR/samples/vfio-mdev/mbochs.ko"
 }

@@ -5,8 +5,9 @@
 #
 # - KUnit: loading the Rust mdpy-fb.ko here runs its mode-validation suite.
 # - Nested guests: for each host driver (C, Rust mdpy) x guest driver (C, Rust
-#   mdpy-fb), one nested guest with three mdpy devices (vga, xga, hd) runs
-#   nested/init-mdpy-fb. Its screens are dumped at each step into
+#   mdpy-fb) but C with C, one nested guest with three mdpy devices (vga,
+#   xga, hd) runs nested/init-mdpy-fb. The one of both Rust drivers is
+#   live-migrated once its pattern is drawn (mdpy_fb_migrate). Its screens are dumped at each step into
 #   OUT/checks/NAME.ppm with NAME.want saying what they must show; the
 #   pixels are compared on the host after the VM (post-checks.sh), where
 #   Python is not emulated.
@@ -70,29 +71,103 @@ mdpy_fb_dump() { # SOCK NAME WANT TYPE
 	fi
 }
 
-mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
-	local host=$1 guest=$2 name="mdpy-fb-$1-host-$2-guest" ko type uuid devs="" uuids=""
-	local serial="$OUT/$name-serial.log" sock=/tmp/qmp-$name.sock ctl=/tmp/ctl-$name.sock pidf=/tmp/qemu-$name.pid
-	local initrd="$TOP/out/nested-mdpy-fb-$guest.cpio.gz"
-	if [ "$host" = c ]; then ko=$KDIR/samples/vfio-mdev/mdpy.ko; else ko=$TOP/mdpy/mdpy.ko; fi
-	log "nested $name: three mdpy devices, guest driver $guest mdpy-fb"
-	insmod "$ko" || { result "not ok - $name: insmod $ko"; return; }
+# The -device options of one nested guest's mdpy devices: UUIDS are the
+# mdevs, in the order of TYPES (each type's PCI slot stays its own, whatever
+# mdev is put there).
+mdpy_fb_devs() { # "UUIDS" "TYPES"
+	local uuids=($1) types=($2) i
+	for i in "${!types[@]}"; do
+		printf ' -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/%s,display=on,id=gpu-%s,addr=0x%s.0' \
+			"${uuids[$i]}" "${types[$i]}" "$(mdpy_fb_slot "${types[$i]}")"
+	done
+}
+
+# Starts a nested guest's QEMU (daemonized). usage: mdpy_fb_qemu GUEST DEVS
+# SERIAL CTL SOCK PIDFILE [INCOMING_URI]
+mdpy_fb_qemu() {
+	local incoming=()
+	[ -n "${7:-}" ] && incoming=(-incoming "$7")
+	rm -f "$4" "$5" "$3"
+	# shellcheck disable=SC2086
+	qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
+		-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/nested-mdpy-fb-$1.cpio.gz" \
+		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.guest=$1 mdevrs.nfb=3" \
+		$2 -serial "file:$3" \
+		-chardev "socket,id=ctl,path=$4,server=on,wait=off" -device isa-serial,chardev=ctl \
+		-qmp "unix:$5,server=on,wait=off" -pidfile "$6" -daemonize "${incoming[@]}"
+}
+
+# Stops the QEMU of SOCK and PIDFILE.
+mdpy_fb_quit() { # SOCK PIDFILE
+	qmp "$1" '{"execute":"quit"}' >/dev/null 2>&1
+	sleep 1
+	kill "$(cat "$2" 2>/dev/null)" 2>/dev/null
+}
+
+# Live migration of the running nested guest (Rust host driver), after its
+# pattern is drawn: first to a QEMU whose vga and xga slots hold mdevs of
+# the other type, which must refuse the stream while the source keeps
+# running with its screens intact; then to a QEMU on mdevs of the right
+# types, whose screens must show the pattern. The guest then goes on, on the
+# destination (it draws the console text and, reloaded, the pattern again).
+# Sets MIG_SOCK MIG_CTL MIG_SERIAL MIG_PIDF to the destination's, or leaves
+# them empty if the migration failed.
+mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
+	local name=$1 sock=$2 pidf=$3 dst=$4 dir=/tmp/mig-$1 type swapped
+	local vga xga hd
+	read -r vga xga hd <<< "$dst"
+	MIG_SOCK="" MIG_CTL="" MIG_SERIAL="" MIG_PIDF=""
+	mkdir -p "$dir"
+	# Refused: the destination's vga slot is an xga mdev and the other way round.
+	log "  migration to mdevs of other types (must be refused)"
+	swapped=$(mdpy_fb_devs "$xga $vga $hd" "$MDPY_FB_TYPES")
+	mdpy_fb_qemu rust "$swapped" "$dir/refused-serial.log" "$dir/refused-ctl.sock" "$dir/refused.sock" \
+		"$dir/refused.pid" "unix:$dir/refused-mig.sock" 2> "$OUT/$name-mig-refused-dst.err" ||
+		result "not ok - $name: the refusing destination's QEMU did not start"
+	if nested_migrate_refused "$name" "mdevs of other types" "$sock" "$dir/refused.sock" \
+		"unix:$dir/refused-mig.sock"; then
+		dmesg | grep -E 'mdpy.*(migration|stream)' | tail -3 > "$OUT/$name-mig-refused-dmesg.txt"
+		for type in $MDPY_FB_TYPES; do
+			mdpy_fb_dump "$sock" "$name-refused-$type" pattern "$type"
+		done
+	fi
+	mdpy_fb_quit "$dir/refused.sock" "$dir/refused.pid"
+
+	log "  live migration to mdevs of the same types"
+	MIG_SERIAL=$OUT/$name-migrated-serial.log
+	mdpy_fb_qemu rust "$(mdpy_fb_devs "$dst" "$MDPY_FB_TYPES")" "$MIG_SERIAL" "$dir/dst-ctl.sock" "$dir/dst.sock" \
+		"$dir/dst.pid" "unix:$dir/mig.sock" 2> "$OUT/$name-mig-dst.err" ||
+		result "not ok - $name: the destination's QEMU did not start"
+	if ! nested_migrate_live "$name" "$sock" "$dir/dst.sock" "unix:$dir/mig.sock" "$OUT/$name-migration.json"; then
+		mdpy_fb_quit "$dir/dst.sock" "$dir/dst.pid"
+		MIG_SERIAL=""
+		return
+	fi
 	for type in $MDPY_FB_TYPES; do
+		mdpy_fb_dump "$dir/dst.sock" "$name-migrated-$type" pattern "$type"
+	done
+	mdpy_fb_quit "$sock" "$pidf"
+	MIG_SOCK=$dir/dst.sock MIG_CTL=$dir/dst-ctl.sock MIG_PIDF=$dir/dst.pid
+}
+
+mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
+	local host=$1 guest=$2 name="mdpy-fb-$1-host-$2-guest" ko type uuid uuids="" dst="" migrate=0 count=4
+	local serial="$OUT/$name-serial.log" sock=/tmp/qmp-$name.sock ctl=/tmp/ctl-$name.sock pidf=/tmp/qemu-$name.pid
+	local serials
+	if [ "$host" = c ]; then ko=$KDIR/samples/vfio-mdev/mdpy.ko; else ko=$TOP/mdpy/mdpy.ko; fi
+	# The Rust host with the Rust guest also migrates (three more mdevs).
+	[ "$host$guest" = rustrust ] && [ "$MDPY_FB_MIGRATE" = 1 ] && migrate=1 count=6
+	log "nested $name: three mdpy devices, guest driver $guest mdpy-fb$([ $migrate = 1 ] && echo ", live-migrated")"
+	insmod "$ko" count=$count || { result "not ok - $name: insmod $ko"; return; }
+	for type in $MDPY_FB_TYPES $([ $migrate = 1 ] && echo "$MDPY_FB_TYPES"); do
 		uuid=$(cat /proc/sys/kernel/random/uuid)
 		if ! echo "$uuid" > "/sys/class/mdev_bus/mdpy/mdev_supported_types/$type/create"; then
 			result "not ok - $name: create $type"; continue
 		fi
-		uuids="$uuids $uuid"
-		devs="$devs -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,display=on,id=gpu-$type,addr=0x$(mdpy_fb_slot "$type").0"
+		if [ "$(echo $uuids | wc -w)" -lt 3 ]; then uuids="$uuids $uuid"; else dst="$dst $uuid"; fi
 	done
-	rm -f "$sock" "$ctl" "$serial"
-	# shellcheck disable=SC2086
-	qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
-		-kernel "$OUT/nested-bzImage" -initrd "$initrd" \
-		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.guest=$guest mdevrs.nfb=3" \
-		$devs -serial "file:$serial" \
-		-chardev "socket,id=ctl,path=$ctl,server=on,wait=off" -device isa-serial,chardev=ctl \
-		-qmp "unix:$sock,server=on,wait=off" -pidfile "$pidf" -daemonize ||
+	serials=$serial
+	mdpy_fb_qemu "$guest" "$(mdpy_fb_devs "$uuids" "$MDPY_FB_TYPES")" "$serial" "$ctl" "$sock" "$pidf" ||
 		result "not ok - $name: QEMU did not start"
 
 	local steps="drawn:pattern fbcon:fbcon"
@@ -101,6 +176,9 @@ mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
 	for step in $steps; do
 		if [ "${step#*:}" = fbcon ]; then echo "$name-fbcon" >> "$OUT/expected-checks.txt"; continue; fi
 		for type in $MDPY_FB_TYPES; do echo "$name-${step%%:*}-$type" >> "$OUT/expected-checks.txt"; done
+	done
+	[ $migrate = 1 ] && for type in $MDPY_FB_TYPES; do
+		echo "$name-refused-$type $name-migrated-$type" | tr ' ' '\n' >> "$OUT/expected-checks.txt"
 	done
 	for step in $steps; do
 		want=${step#*:} step=${step%%:*}
@@ -112,7 +190,7 @@ mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
 		if [ "$want" = fbcon ]; then
 			# The console is on fb0: find its device from the PCI slot.
 			local addr slot
-			addr=$(sed -n 's/^NESTED-FBCON //p' "$serial" | tr -d '\r')
+			addr=$(tr -d '\r' < "$serial" | sed -n 's/^NESTED-FBCON //p')
 			slot=$((16#$(echo "$addr" | cut -d: -f3 | cut -d. -f1)))
 			for type in $MDPY_FB_TYPES; do
 				[ "$(mdpy_fb_slot "$type")" = "$slot" ] &&
@@ -123,18 +201,27 @@ mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
 				mdpy_fb_dump "$sock" "$name-$step-$type" pattern "$type"
 			done
 		fi
+		if [ $migrate = 1 ] && [ "$step" = drawn ]; then
+			# The rest of the steps run on the destination.
+			mdpy_fb_migrate "$name" "$sock" "$pidf" "$dst"
+			[ -n "$MIG_SOCK" ] || break
+			sock=$MIG_SOCK ctl=$MIG_CTL serial=$MIG_SERIAL pidf=$MIG_PIDF
+			serials="$serials $serial"
+		fi
 		mdpy_fb_ctl "$ctl"
 	done
 	mdpy_fb_wait "$serial" "$pidf" NESTED-DONE "$NESTED_TIMEOUT" ||
 		result "not ok - $name: nested guest did not finish (see $(basename "$serial"))"
 
 	# What the guest checked, and its framebuffers' sysfs against the types.
-	tr -d '\r' < "$serial" | sed -n 's/^NESTED-OK /ok - '"$name"': /p; s/^NESTED-FAIL /not ok - '"$name"': /p' \
+	# shellcheck disable=SC2086
+	cat $serials | tr -d '\r' | sed -n 's/^NESTED-OK /ok - '"$name"': /p; s/^NESTED-FAIL /not ok - '"$name"': /p' \
 		>> "$OUT/results.txt"
 	local line fb addr vsize bpp stride fbname slot mode
 	for type in $MDPY_FB_TYPES; do
 		slot=$(printf '%02x' "$(mdpy_fb_slot "$type")") mode=$(mdpy_fb_mode "$type")
-		line=$(tr -d '\r' < "$serial" | grep "^NESTED-FB fb[0-9]* 0000:00:$slot.0 " | head -1)
+		# shellcheck disable=SC2086
+		line=$(cat $serials | tr -d '\r' | grep "^NESTED-FB fb[0-9]* 0000:00:$slot.0 " | head -1)
 		read -r _ fb addr vsize bpp stride fbname <<< "$line"
 		if [ "$vsize" = "$mode" ] && [ "$bpp" = 32 ] && [ "$stride" = $((${mode%,*} * 4)) ] &&
 		   [ "$fbname" = mdpy-fb ]; then
@@ -144,10 +231,8 @@ mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
 		fi
 	done
 
-	qmp "$sock" '{"execute":"quit"}' >/dev/null 2>&1
-	sleep 1
-	kill "$(cat "$pidf" 2>/dev/null)" 2>/dev/null
-	for uuid in $uuids; do
+	mdpy_fb_quit "$sock" "$pidf"
+	for uuid in $uuids $dst; do
 		echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || result "not ok - $name: remove mdev"
 	done
 	rmmod mdpy || result "not ok - $name: rmmod mdpy"
@@ -157,9 +242,14 @@ mdpy_fb_phase() {
 	local combos combo
 	if [ "$1" = test ]; then
 		mdpy_fb_kunit
-		combos="rust:rust rust:c c:rust c:c"
+		# Each of our drivers against the other's C sample, and both of ours
+		# together (live-migrated too). C host with C guest would test no code
+		# of ours: it is left out (a nested boot is minutes under TCG).
+		combos="rust:rust rust:c c:rust"
+		MDPY_FB_MIGRATE=1
 	else
 		combos="rust:rust"
+		MDPY_FB_MIGRATE=0
 	fi
 	for combo in $combos; do
 		mdpy_fb_nested "${combo%%:*}" "${combo#*:}"

@@ -6,7 +6,7 @@
 #
 #   ONLY (developers): space-separated names of what to run, out of
 #   "mdpy" (the mdpy kselftests) and the phases (mbochs, mbochs_e2e,
-#   mdpy_fb, migration, fuzz); empty runs everything. A partial run fails the summary.
+#   mdpy_fb, migration, probe, fuzz); empty runs everything. A partial run fails the summary.
 #
 #   test: mdpy kselftests (C and Rust), then every phase in test mode
 #   demo: every phase in demo mode (end to end only)
@@ -156,25 +156,8 @@ run_suite() {
 	rmmod mdpy || result "not ok - rmmod mdpy ($impl)"
 }
 
-qmp() {
-	python3 - "$1" "$2" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-f = s.makefile("rw")
-def cmd(c):
-    f.write(json.dumps(c) + "\n"); f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "return" in r or "error" in r:
-            return r
-f.readline()  # greeting
-cmd({"execute": "qmp_capabilities"})
-r = cmd(json.loads(sys.argv[2]))
-print(json.dumps(r))
-sys.exit(1 if "error" in r else 0)
-PY
-}
+# QMP and live migration between QEMUs (qmp, nested_migrate...).
+. "$TOP/tools/testing/vm/qemu-qmp.sh"
 
 # Every type, both implementations.
 if [ "$MODE" = test ] && wanted mdpy; then
