@@ -60,8 +60,9 @@ fuzz_impl() { # IMPL OPS SECONDS
 		fuzz_result "$impl" 1 "random operations: status $rc: $(grep -m1 -E '^# FAIL' "$out.txt" | cut -c3-300) ${line:+($line)} (seed: $(grep -m1 -o 'seed 0x[0-9a-f]*' "$out.txt"); see $(basename "$out").txt)"
 	fi
 	log "cycles: $impl, ${FUZZ_CYCLES:-1000} per driver"
+	mkdir -p "$out-slabinfo"	# /proc/slabinfo at cycle 50, half way, the end
 	t=$SECONDS
-	MDEV_IMPL=$impl FUZZ_CYCLES=${FUZZ_CYCLES:-1000} FUZZ_POOL_MB=$pool FUZZ_MDPY_COUNT=4 \
+	MDEV_IMPL=$impl FUZZ_CYCLES=${FUZZ_CYCLES:-1000} FUZZ_POOL_MB=$pool FUZZ_MDPY_COUNT=4 FUZZ_OUT=$out-slabinfo \
 		timeout 900 "$FUZZ_BIN" cycles > "$out-cycles.txt" 2>&1
 	rc=$?
 	log "  cycles $impl: status $rc in $((SECONDS - t))s"
@@ -69,6 +70,7 @@ fuzz_impl() { # IMPL OPS SECONDS
 	while IFS= read -r line; do
 		case $line in
 		"ok - "*) fuzz_result "$impl" 0 "cycles: ${line#ok - }"; n=$((n + 1)) ;;
+		"not ok - fds:"*) fuzz_result "$impl" 1 "cycles: ${line#not ok - }" ;;
 		"not ok - "*) fuzz_result "$impl" 1 "cycles: ${line#not ok - }"; n=$((n + 1)) ;;
 		esac
 	done < "$out-cycles.txt"

@@ -1377,6 +1377,42 @@ static void settle(void)
 	usleep(200000);
 }
 
+/* Open fds of this process: the cycles may not leave any behind. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* /proc/slabinfo into FUZZ_OUT/slabinfo-NAME.txt (to see which cache grows). */
+static void save_slabinfo(const char *name)
+{
+	const char *dir = getenv("FUZZ_OUT");
+	char path[PATH_MAX], buf[4096];
+	int in, out;
+	ssize_t n;
+
+	if (!dir)
+		return;
+	snprintf(path, sizeof(path), "%s/slabinfo-%s.txt", dir, name);
+	in = open("/proc/slabinfo", O_RDONLY);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			break;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+}
+
 /* One guarded 32-bit access: returns the signal it raised, or 0. */
 static int access32(struct worker *w, void *p, bool write, uint32_t v)
 {
@@ -1544,7 +1580,7 @@ static int cycles(void)
 {
 	long bound = envl("FUZZ_MEM_BOUND_KB", 2048), slabw, availw, slab0, avail0, slab1, avail1;
 	struct cycler c[ARRAY_SIZE(drivers)] = {};
-	int rc = 0, on = 0;
+	int rc = 0, on = 0, fds0;
 	double t = elapsed();
 
 	n_cycles = envl("FUZZ_CYCLES", 1000);
@@ -1560,11 +1596,14 @@ static int cycles(void)
 	}
 	pthread_barrier_wait(&warm);
 	settle();
+	fds0 = count_fds();
+	save_slabinfo("cycle50");
 	slabw = meminfo("Slab");
 	availw = meminfo("MemAvailable");
 	pthread_barrier_wait(&warm);
 	pthread_barrier_wait(&warm);
 	settle();
+	save_slabinfo("half");
 	slab0 = meminfo("Slab");
 	avail0 = meminfo("MemAvailable");
 	pthread_barrier_wait(&warm);
@@ -1583,8 +1622,14 @@ static int cycles(void)
 		}
 	}
 	settle();
+	save_slabinfo("end");
 	slab1 = meminfo("Slab");
 	avail1 = meminfo("MemAvailable");
+	if (count_fds() != fds0) {
+		printf("not ok - fds: the fuzzer has %d open fds after the cycles, %d after cycle 50\n",
+		       count_fds(), fds0);
+		rc = 1;
+	}
 	/*
 	 * The verdict is on the second half: a leak goes on growing with the
 	 * cycles, while caches, lazily freed vmalloc areas and per-cpu chunks
