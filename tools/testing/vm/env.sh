@@ -19,14 +19,18 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 export CLIPPY_DRIVER=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
 export RUSTFMT=${RUSTFMT:-/usr/bin/rustfmt}
 
-# The test VM's TCG runs its vCPUs in one host thread (VM_TCG_THREAD, default
-# "single"). With QEMU's default multi-threaded TCG (one host thread per
-# vCPU), the kernel's live text patching (static keys, alternatives: INT3,
-# IPI, rewrite, IPI) races with the other vCPU translating the same code:
-# a translation block read before a store and linked after it keeps the
-# stale bytes, and the vCPU later executes a stale INT3 that no patch owns:
-# "Oops: int3" (see Documentation/mdev-rs/testing.rst, "Boot crashes").
-VM_TCG_THREAD=${VM_TCG_THREAD:-single}
+# How the test VM's TCG runs its vCPUs (VM_TCG_THREAD): "multi", QEMU's
+# default (one host thread per vCPU), or "single" (all in one host thread).
+# With "multi", the kernel's live text patching (static keys, alternatives:
+# INT3, IPI, rewrite, IPI) races with the other vCPU translating the same
+# code: a translation block read before a store and linked after it keeps
+# the stale bytes, and the vCPU later executes a stale INT3 that no patch
+# owns: "Oops: int3" early in boot (see Documentation/mdev-rs/testing.rst,
+# "Boot crashes"). "single" removes the race but gives the VM one host core,
+# which makes `make check` too slow for its time budget; so the default is
+# "multi", and a VM that dies before the guest command starts is booted
+# again, once, and reported (vm_run below).
+VM_TCG_THREAD=${VM_TCG_THREAD:-multi}
 
 # One boot of KDIR under virtme-ng, as vm_run (below) describes.
 vm_boot_once() { # TIMEOUT KDIR OUT CMD...
