@@ -10,7 +10,7 @@
 //! through [`ioctl_ptr`] / [`ioctl_int`] with a typed argument.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 
 pub use vfio_bindings::bindings::vfio as vb;
 
@@ -131,16 +131,22 @@ pub fn ioctl_int(fd: BorrowedFd<'_>, req: libc::c_ulong, arg: libc::c_ulong) -> 
     }
 }
 
-/// `VFIO_GROUP_GET_DEVICE_FD`: its argument is the device name, a C string.
-pub fn group_get_device_fd(group: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<i32> {
+/// `VFIO_GROUP_GET_DEVICE_FD`: its argument is the device name, a C string;
+/// the device file it opens.
+pub fn group_get_device_fd(
+    group: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> io::Result<std::fs::File> {
     // SAFETY: `group` is an open descriptor; the kernel reads the
     // NUL-terminated `name` and nothing else.
     let r = unsafe { libc::ioctl(group.as_raw_fd(), VFIO_GROUP_GET_DEVICE_FD, name.as_ptr()) };
     if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: `r` is a descriptor the ioctl just installed for us, owned by no one else.
+    Ok(std::fs::File::from(unsafe {
+        std::os::fd::OwnedFd::from_raw_fd(r)
+    }))
 }
 
 /// An 8-byte aligned buffer for the variable-length ioctls (region info

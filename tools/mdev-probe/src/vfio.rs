@@ -133,10 +133,8 @@ fn open_group(m: &Mdev) -> Result<Device, Fail> {
     .map_err(io_fail("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)".into()))?;
     let name =
         CString::new(m.uuid.clone()).map_err(|_| Fail::new(Kind::Other, "bad UUID".into()))?;
-    let fd = uapi::group_get_device_fd(gfile.as_fd(), &name)
+    let file = uapi::group_get_device_fd(gfile.as_fd(), &name)
         .map_err(io_fail(format!("VFIO_GROUP_GET_DEVICE_FD({})", m.uuid)))?;
-    // SAFETY: `fd` is a descriptor the ioctl just returned, owned by no one else.
-    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     Ok(Device {
         file,
         _holders: vec![gfile.into(), container.into()],
