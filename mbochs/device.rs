@@ -15,6 +15,7 @@ use crate::{
         uaccess::UserWriter,
         vm_fault,
         vma::NewMapping,
+        write_tracking::TrackedMemory,
     },
     migration, regions,
     regs::{self, Regs, Snapshot},
@@ -215,7 +216,12 @@ impl MbochsDevice {
             let n = (PAGE_SIZE - in_page).min(len - done);
             let page = self.vram.page(index)?;
             match &mut user {
-                UserIo::Write(data) => page.copy_from_user(in_page, n, data)?,
+                UserIo::Write(data) => {
+                    let res = page.copy_from_user(in_page, n, data);
+                    // Even a failed copy may have changed some bytes.
+                    self.vram.mark(index);
+                    res?
+                }
                 UserIo::Read(out) => page.copy_to_user(in_page, n, out)?,
             }
             done += n;
@@ -306,12 +312,16 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         self.origin()
     }
 
-    fn save_len(&self) -> (usize, usize) {
-        self.sections_len()
+    fn registers_len(&self) -> usize {
+        migration::REGS_LEN
     }
 
-    fn save(&self, w: &mut Writer<'_>) -> Result {
+    fn save_registers(&self, w: &mut Writer<'_>) -> Result {
         self.save_sections(w)
+    }
+
+    fn memory(&self) -> &dyn TrackedMemory {
+        &*self.vram
     }
 
     fn load_check(&self, dev: &KDevice, stream: &Stream<'_>) -> Result<migration::Staged> {

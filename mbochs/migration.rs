@@ -45,10 +45,9 @@ pub(crate) struct Staged {
     zero: KVVec<PageRef>,
 }
 
-/// The bytes of a section per page.
-const PAGE_SECTION_LEN: usize = stream::SECTION_HEADER_LEN + PAGE_SIZE;
 /// The bytes of the register sections.
-const REGS_LEN: usize = 2 * stream::SECTION_HEADER_LEN + Snapshot::VBE_LEN + Snapshot::EDID_LEN;
+pub(crate) const REGS_LEN: usize =
+    2 * stream::SECTION_HEADER_LEN + Snapshot::VBE_LEN + Snapshot::EDID_LEN;
 
 impl MbochsDevice {
     /// What this device's streams say they are from.
@@ -60,16 +59,8 @@ impl MbochsDevice {
         }
     }
 
-    /// Bytes of the device's sections now, and at most (every page touched).
-    pub(crate) fn sections_len(&self) -> (usize, usize) {
-        let vram = self.vram();
-        (
-            REGS_LEN + vram.allocated_count() * PAGE_SECTION_LEN,
-            REGS_LEN + vram.page_count() * PAGE_SECTION_LEN,
-        )
-    }
-
-    /// Saves the registers and the VRAM pages that exist.
+    /// Saves the registers (the VRAM pages are saved by the emulated PCI
+    /// layer).
     pub(crate) fn save_sections(&self, w: &mut Writer<'_>) -> Result {
         let snap = KBox::new(self.regs_snapshot(), GFP_KERNEL)?;
         let mut vbe = [0u8; Snapshot::VBE_LEN];
@@ -83,14 +74,7 @@ impl MbochsDevice {
             head[4..].copy_from_slice(&snap.link_state.to_le_bytes());
             blob.copy_from_slice(&snap.edid_blob);
             Ok(())
-        })?;
-        for (index, page) in self.vram().allocated()?.iter() {
-            // CAST: `usize` to `u64` is lossless on every kernel target.
-            w.section_with(SECTION_MEM_PAGE, *index as u64, false, PAGE_SIZE, |out| {
-                page.read(0, out)
-            })?;
-        }
-        Ok(())
+        })
     }
 
     /// Checks the device's sections: both register sections with valid

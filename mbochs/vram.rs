@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Video memory: pages allocated on first use, shared by reference with
-//! user mappings of BAR0 and with dma-bufs.
+//! user mappings of BAR0 and with dma-bufs, and the log of the pages user
+//! space changed, for pre-copy migration.
 
 use crate::{
     kernel_ext::{
@@ -9,6 +10,7 @@ use crate::{
         page_ref::PageRef,
         vm_fault::{self, VmFault, VmOperations},
         vma::NewMapping,
+        write_tracking::{DirtyPages, TrackedMemory},
     },
     regions,
 };
@@ -30,6 +32,8 @@ use kernel::{
 pub(crate) struct Vram {
     #[pin]
     pages: Mutex<KVVec<Option<PageRef>>>,
+    /// The pages user space changed since they were last saved.
+    dirty: DirtyPages,
 }
 
 impl Vram {
@@ -43,9 +47,11 @@ impl Vram {
         for _ in 0..count {
             pages.push(None, GFP_KERNEL)?;
         }
+        let dirty = DirtyPages::new(count)?;
         Arc::pin_init(
             pin_init!(Self {
                 pages <- new_mutex!(pages),
+                dirty,
             }),
             GFP_KERNEL,
         )
@@ -79,6 +85,11 @@ impl Vram {
             out.push(Self::page_locked(&mut pages, index)?, GFP_KERNEL)?;
         }
         Ok(out)
+    }
+
+    /// Records that user space changed page `index` (`write()`), after it did.
+    pub(crate) fn mark(&self, index: usize) {
+        self.dirty.mark(index);
     }
 
     /// Number of pages.
@@ -115,15 +126,40 @@ impl Vram {
     }
 }
 
-/// `mmap()` of BAR0: pages are mapped as they are touched.
+/// The VRAM page index of a fault in a mapping of BAR0.
+fn fault_index(fault: &VmFault<'_>) -> Result<usize> {
+    fault.pgoff().checked_sub(regions::BAR0_PGOFF).ok_or(EINVAL)
+}
+
+/// `mmap()` of BAR0: pages are mapped read-only as they are touched, and
+/// become writable as they are written (and logged).
 #[vtable]
 impl VmOperations for Vram {
     fn fault(&self, fault: &VmFault<'_>) -> Result<PageRef> {
-        let index = fault
-            .pgoff()
-            .checked_sub(regions::BAR0_PGOFF)
-            .ok_or(EINVAL)?;
-        self.page(index)
+        self.page(fault_index(fault)?)
+    }
+
+    fn page_mkwrite(&self, fault: &VmFault<'_>) -> Result {
+        self.dirty.mark(fault_index(fault)?);
+        Ok(())
+    }
+}
+
+impl TrackedMemory for Vram {
+    fn dirty_pages(&self) -> &DirtyPages {
+        &self.dirty
+    }
+
+    fn file_pgoff(&self) -> usize {
+        regions::BAR0_PGOFF
+    }
+
+    fn existing_page(&self, index: usize) -> Result<Option<PageRef>> {
+        Ok(self.pages.lock().get(index).ok_or(EINVAL)?.clone())
+    }
+
+    fn existing_count(&self) -> usize {
+        self.allocated_count()
     }
 }
 

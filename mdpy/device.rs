@@ -6,6 +6,7 @@
 
 use crate::{
     defs,
+    framebuffer::Framebuffer,
     kernel_ext::{
         bindings,
         emulated_pci::{self, Display, Plane, Region},
@@ -15,11 +16,16 @@ use crate::{
         uaccess::UserWriter,
         vma::NewMapping,
         vmalloc::UserBuffer,
+        write_tracking::TrackedMemory,
     },
     regions, Mode,
 };
 use kernel::{
-    device::Device as KDevice, new_mutex, prelude::*, sync::Mutex, uaccess::UserSliceReader,
+    device::Device as KDevice,
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    uaccess::UserSliceReader,
 };
 
 /// PCI identity, from the definition mdpy-fb shares (`defs`).
@@ -39,7 +45,7 @@ pub(crate) struct MdpyDevice {
     ty: &'static mdev::Type<Mode>,
     regions: [Region; 3],
     /// BAR0: the framebuffer, shared with user mappings.
-    fb: UserBuffer,
+    fb: Arc<Framebuffer>,
     /// The device lock: serialises `read()`/`write()` of the framebuffer
     /// with reset (which redraws it).
     #[pin]
@@ -56,7 +62,7 @@ impl MdpyDevice {
         ty: &'static mdev::Type<Mode>,
     ) -> Result<impl PinInit<MdpyVfio, Error>> {
         let mode = &ty.data;
-        let fb = UserBuffer::new(mode.memsize() as usize)?;
+        let fb = Framebuffer::new(mode.memsize() as usize)?;
         let mut config = ConfigSpace::new(&IDENTITY);
         config.set_bar32(0, mode.memsize(), pci_config::BAR_MEM32_PREFETCH)?;
         config.add_vendor_capability(defs::MDPY_VENDORCAP_OFFSET, defs::MDPY_VENDORCAP_SIZE)?;
@@ -66,7 +72,7 @@ impl MdpyDevice {
         );
         config.set_u32(defs::MDPY_WIDTH_OFFSET.into(), mode.width);
         config.set_u32(defs::MDPY_HEIGHT_OFFSET.into(), mode.height);
-        fill_gradient(&fb, mode)?;
+        fill_gradient(fb.buf(), mode)?;
         dev_info!(
             mdev.as_device(),
             "mdpy_init_dev: {} ({}x{})\n",
@@ -74,7 +80,7 @@ impl MdpyDevice {
             mode.width,
             mode.height
         );
-        let regions = regions::table(fb.len());
+        let regions = regions::table(fb.buf().len());
         Ok(emulated_pci::EmulatedPci::new(
             config,
             try_pin_init!(Self {
@@ -96,9 +102,9 @@ impl MdpyDevice {
         self.ty.pretty_name
     }
 
-    /// The framebuffer.
+    /// The framebuffer's memory.
     pub(crate) fn fb(&self) -> &UserBuffer {
-        &self.fb
+        self.fb.buf()
     }
 
     /// The lock that serialises framebuffer `read()`/`write()` and reset.
@@ -134,21 +140,26 @@ impl emulated_pci::DeviceOps for MdpyDevice {
     // BAR0 and the display region are the framebuffer: the only regions besides config.
     fn read(&self, _index: u32, offset: usize, len: usize, out: &mut UserWriter) -> Result {
         let _guard = self.fb_lock.lock();
-        self.fb.copy_to_user(offset, len, out)
+        self.fb().copy_to_user(offset, len, out)
     }
 
     fn write(&self, _index: u32, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
         let _guard = self.fb_lock.lock();
-        self.fb.copy_from_user(offset, len, data)
+        let res = self.fb().copy_from_user(offset, len, data);
+        // Even a failed copy may have changed some bytes.
+        self.fb.mark(offset, len);
+        res
     }
 
     fn mmap(&self, _index: u32, offset: usize, vma: &NewMapping<'_>) -> Result {
-        self.fb.mmap(vma, offset)
+        Framebuffer::mmap(self.fb.as_arc_borrow(), vma, offset)
     }
 
     fn reset(&self) -> Result {
         let _guard = self.fb_lock.lock();
-        fill_gradient(&self.fb, self.mode())
+        let res = fill_gradient(self.fb(), self.mode());
+        self.fb.mark(0, self.fb().len());
+        res
     }
 
     fn query_plane(&self, _drm_plane_type: u32) -> Result<Option<Plane>> {
@@ -169,13 +180,16 @@ impl emulated_pci::DeviceOps for MdpyDevice {
         self.origin()
     }
 
-    fn save_len(&self) -> (usize, usize) {
-        let len = self.sections_len();
-        (len, len)
+    fn registers_len(&self) -> usize {
+        self.sections_len()
     }
 
-    fn save(&self, w: &mut Writer<'_>) -> Result {
+    fn save_registers(&self, w: &mut Writer<'_>) -> Result {
         self.save_sections(w)
+    }
+
+    fn memory(&self) -> &dyn TrackedMemory {
+        &*self.fb
     }
 
     fn load_check(&self, dev: &KDevice, stream: &Stream<'_>) -> Result {

@@ -18,6 +18,7 @@ pub mod kernel_ext;
 
 pub mod defs;
 mod device;
+mod framebuffer;
 mod migration;
 mod regions;
 

@@ -61,24 +61,15 @@ impl MdpyDevice {
         }
     }
 
-    /// Bytes of the device's sections: always the same.
+    /// Bytes of the device's register sections (the framebuffer pages are
+    /// saved by the emulated PCI layer).
     pub(crate) fn sections_len(&self) -> usize {
-        stream::SECTION_HEADER_LEN
-            + MODE_LEN
-            + self.pages() * (stream::SECTION_HEADER_LEN + PAGE_SIZE)
+        stream::SECTION_HEADER_LEN + MODE_LEN
     }
 
-    /// Saves the mode and the whole framebuffer.
+    /// Saves the mode.
     pub(crate) fn save_sections(&self, w: &mut Writer<'_>) -> Result {
-        w.section(SECTION_MODE, 0, false, &self.mode_bytes())?;
-        let _guard = self.fb_lock().lock();
-        for page in 0..self.pages() {
-            // CAST: `usize` to `u64` is lossless on every kernel target.
-            w.section_with(SECTION_MEM_PAGE, page as u64, false, PAGE_SIZE, |out| {
-                self.fb().read(page * PAGE_SIZE, out)
-            })?;
-        }
-        Ok(())
+        w.section(SECTION_MODE, 0, false, &self.mode_bytes())
     }
 
     /// Checks the device's sections: the same mode, every framebuffer page

@@ -26,6 +26,8 @@ pub(crate) const DISPLAY: u32 = 16;
 pub(crate) const NUM_REGIONS: u32 = bindings::VFIO_PCI_NUM_REGIONS;
 /// File offset of BAR0 (and of the display region).
 const BAR0_OFFSET: usize = PAGE_SIZE;
+/// File offset of BAR0, in pages.
+pub(crate) const BAR0_PGOFF: usize = BAR0_OFFSET / PAGE_SIZE;
 
 /// The region table of a device whose framebuffer is `memsize` bytes.
 pub(crate) const fn table(memsize: usize) -> [Region; 3] {

@@ -15,10 +15,12 @@
 //! `GET_REGION_INFO` with capabilities, `GET_IRQ_INFO`, `SET_IRQS`, `RESET`,
 //! `QUERY_GFX_PLANE`, `GET_GFX_DMABUF`) the same way for every driver.
 //!
-//! A driver that implements the migration hooks ([`DeviceOps::save`] and
-//! the others) gets VFIO live migration ([`super::migration`]): the stream
-//! holds the configuration space, saved and restored here, and the driver's
-//! own sections.
+//! A driver that implements the migration hooks ([`DeviceOps::save_registers`]
+//! and the others) gets VFIO live migration ([`super::migration`]): the
+//! stream holds the configuration space, saved and restored here, the
+//! driver's register sections, and its memory ([`DeviceOps::memory`]),
+//! saved here page by page, and in pre-copy again page by page as user space
+//! changes it ([`super::write_tracking`]).
 
 use super::{
     bindings,
@@ -31,6 +33,7 @@ use super::{
     uaccess::UserWriter,
     vfio::{self, InfoCaps, RegionInfo},
     vma::NewMapping,
+    write_tracking::TrackedMemory,
 };
 use core::{
     mem::{offset_of, size_of, MaybeUninit},
@@ -214,22 +217,29 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
     }
 
     /// Migration: what the device's streams say they are from (driver,
-    /// mdev type, memory size). A device implementing [`DeviceOps::save`]
-    /// migrates and must implement every migration hook.
+    /// mdev type, memory size). A device implementing
+    /// [`DeviceOps::save_registers`] migrates and must implement every
+    /// migration hook.
     fn migration_origin(&self) -> Origin {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Migration: the size of the device's sections now, and the most they
-    /// can be.
-    fn save_len(&self) -> (usize, usize) {
+    /// Migration: the size of [`DeviceOps::save_registers`]' sections.
+    fn registers_len(&self) -> usize {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Migration: appends the device's state (not the configuration space,
-    /// which this layer saves) as sections with ids from
+    /// Migration: appends the device's state other than the configuration
+    /// space (which this layer saves) and its memory pages (which this layer
+    /// saves from [`DeviceOps::memory`]) as sections with ids from
     /// [`stream::SECTION_DRIVER_FIRST`] on.
-    fn save(&self, _w: &mut Writer<'_>) -> Result {
+    fn save_registers(&self, _w: &mut Writer<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: the device memory, saved as [`stream::SECTION_MEM_PAGE`]
+    /// sections (key the page index) and tracked in pre-copy.
+    fn memory(&self) -> &dyn TrackedMemory {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -245,12 +255,6 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
     /// Migration: applies the stream [`DeviceOps::load_check`] accepted.
     fn load_apply(&self, _stream: &Stream<'_>, _staged: Self::Staged) {
         build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// Migration: bytes of state the device knows changed since its last
-    /// save (pre-copy's `dirty_bytes`); 0 if it cannot tell.
-    fn dirty_bytes(&self) -> u64 {
-        0
     }
 }
 
@@ -388,7 +392,7 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
     // The module that implements `D` owns the VFIO operations too.
     type OwnerModule = D::OwnerModule;
 
-    const MIGRATION: Option<migration::VfioOps<Self>> = if D::HAS_SAVE {
+    const MIGRATION: Option<migration::VfioOps<Self>> = if D::HAS_SAVE_REGISTERS {
         Some(migration::VfioOps::new())
     } else {
         None
@@ -520,23 +524,34 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
     }
 
     fn save_len(dev: &vfio::Device<Self>) -> usize {
-        Self::config_section_len()
-            + stream::HEADER_LEN
-            + stream::SECTION_HEADER_LEN
-            + dev.device.save_len().0
+        Self::full_len(dev, dev.device.memory().existing_count())
     }
 
     fn max_save_len(dev: &vfio::Device<Self>) -> usize {
-        Self::config_section_len()
-            + stream::HEADER_LEN
-            + stream::SECTION_HEADER_LEN
-            + dev.device.save_len().1
+        Self::full_len(dev, dev.device.memory().dirty_pages().len())
     }
 
     fn save(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result {
+        Self::save_registers(dev, w)?;
+        Self::save_pages(dev, w, false, usize::MAX)
+    }
+
+    fn registers_len(dev: &vfio::Device<Self>) -> usize {
+        Self::config_section_len() + dev.device.registers_len()
+    }
+
+    fn save_registers(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result {
         let config = *dev.config.lock().raw();
         w.section(stream::SECTION_PCI_CONFIG, 0, false, &config)?;
-        dev.device.save(w)
+        dev.device.save_registers(w)
+    }
+
+    fn save_dirty(dev: &vfio::Device<Self>, w: &mut Writer<'_>, budget: usize) -> Result {
+        Self::save_pages(dev, w, true, budget)
+    }
+
+    fn dirty_bytes(dev: &vfio::Device<Self>) -> usize {
+        dev.device.memory().dirty_pages().count() * PAGE_SECTION_LEN
     }
 
     fn load_check(dev: &vfio::Device<Self>, stream: &Stream<'_>) -> Result<Self::Staged> {
@@ -569,14 +584,69 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
         drop(config);
         dev.device.load_apply(stream, staged.device);
     }
-
-    fn dirty_bytes(dev: &vfio::Device<Self>) -> u64 {
-        dev.device.dirty_bytes()
-    }
 }
+
+/// The bytes of a memory page's section.
+const PAGE_SECTION_LEN: usize = stream::SECTION_HEADER_LEN + PAGE_SIZE;
 
 impl<D: DeviceOps> EmulatedPci<D> {
     const fn config_section_len() -> usize {
         stream::SECTION_HEADER_LEN + CONFIG_SPACE_SIZE
+    }
+
+    /// A whole stream with `pages` memory pages: header, registers, pages, end.
+    fn full_len(dev: &vfio::Device<Self>, pages: usize) -> usize {
+        stream::HEADER_LEN
+            + <Self as Migrate>::registers_len(dev)
+            + pages * PAGE_SECTION_LEN
+            + stream::SECTION_HEADER_LEN
+    }
+
+    /// Appends the memory pages that exist (`dirty_only`: those marked
+    /// dirty) as sections, while they fit in `budget` more bytes; each page
+    /// is write-protected as it is saved, so that changes after it are
+    /// tracked (see [`DirtyPages::save_page`](super::write_tracking::DirtyPages::save_page)).
+    fn save_pages(
+        dev: &vfio::Device<Self>,
+        w: &mut Writer<'_>,
+        dirty_only: bool,
+        budget: usize,
+    ) -> Result {
+        let mem = dev.device.memory();
+        let log = mem.dirty_pages();
+        let mappings = dev.user_mappings();
+        let end = w.len().saturating_add(budget);
+        let mut next = 0;
+        loop {
+            let index = if dirty_only {
+                log.next_marked(next)
+            } else {
+                Some(next).filter(|&i| i < log.len())
+            };
+            let Some(index) = index else {
+                return Ok(());
+            };
+            next = index + 1;
+            if w.len().saturating_add(PAGE_SECTION_LEN) > end {
+                return Ok(());
+            }
+            let Some(page) = mem.existing_page(index)? else {
+                // Gone (reads as zeros): nothing to send.
+                log.clear(index);
+                continue;
+            };
+            // CAST: `usize` to `u64` is lossless on every kernel target.
+            w.section_with(
+                stream::SECTION_MEM_PAGE,
+                index as u64,
+                false,
+                PAGE_SIZE,
+                |out| {
+                    log.save_page(&mappings, mem.file_pgoff() + index, index, &page, || {
+                        page.read(0, out)
+                    })
+                },
+            )?;
+        }
     }
 }

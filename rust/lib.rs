@@ -38,7 +38,7 @@ pub mod mdev;
 #[cfg(kx_mdev)]
 pub mod migration;
 pub mod module_param_sysfs;
-#[cfg(kx_dma_buf)]
+#[cfg(any(kx_mdev, kx_dma_buf))]
 pub mod page_ref;
 #[cfg(kx_mdev)]
 pub mod pci_config;
@@ -49,9 +49,11 @@ pub mod sysfs;
 pub mod uaccess;
 #[cfg(kx_mdev)]
 pub mod vfio;
-#[cfg(kx_dma_buf)]
+#[cfg(any(kx_mdev, kx_dma_buf))]
 pub mod vm_fault;
 #[cfg(any(kx_mdev, kx_fbdev))]
 pub mod vma;
 #[cfg(kx_mdev)]
 pub mod vmalloc;
+#[cfg(kx_mdev)]
+pub mod write_tracking;

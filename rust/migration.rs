@@ -22,10 +22,16 @@
 //!   running ones (the devices do no DMA), the saving group shares one data
 //!   file;
 //! - the data file ([`data_file`]): pre-copy sends the header and the whole
-//!   state, `VFIO_MIG_GET_PRECOPY_INFO` reports what is left of it and what
-//!   the device says changed since, a read at its end is `ENOMSG`; stop-copy
-//!   sends the state again (a later section replaces an earlier one) and the
-//!   end marker, then end of file;
+//!   state first (saving it starts the device's tracking of the memory pages
+//!   user space changes, see [`super::write_tracking`]), then, at each read
+//!   past what is queued, the pages changed since they were sent, up to one
+//!   more state's worth in all; a read with nothing changed is `ENOMSG`.
+//!   `VFIO_MIG_GET_PRECOPY_INFO` reports what is left of the initial data
+//!   and what changed since. Stop-copy after pre-copy sends the registers
+//!   again and the pages still changed (a later section replaces an earlier
+//!   one), stop-copy from `STOP` the whole state; then the end marker and
+//!   end of file. `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE` is exactly what a
+//!   stop-copy now would send;
 //! - resuming: a write-only file collecting the stream, checked and applied
 //!   on `RESUMING -> STOP`; a refused stream leaves the device as it was, in
 //!   `RESUMING`, and `VFIO_DEVICE_RESET` brings it back to `RUNNING`;
@@ -128,14 +134,28 @@ pub trait Migrate: vfio::DeviceOps {
     fn origin(dev: &vfio::Device<Self>) -> Origin;
 
     /// The size a full save has now, an estimate
-    /// (`VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`).
+    /// (`VFIO_DEVICE_FEATURE_MIG_DATA_SIZE` outside pre-copy).
     fn save_len(dev: &vfio::Device<Self>) -> usize;
 
     /// The most a full save of this device can be.
     fn max_save_len(dev: &vfio::Device<Self>) -> usize;
 
-    /// Appends the whole device state as sections to `w`.
+    /// Appends the whole device state as sections to `w`. Saving a memory
+    /// page clears its dirty mark and starts tracking it again.
     fn save(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result;
+
+    /// The size of [`Migrate::save_registers`]' sections.
+    fn registers_len(dev: &vfio::Device<Self>) -> usize;
+
+    /// Appends the device state other than its memory pages (configuration
+    /// space, registers) as sections to `w`.
+    fn save_registers(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result;
+
+    /// Appends the memory pages changed since they were last saved, as long
+    /// as they fit in `budget` more bytes, clearing their marks. Sections
+    /// appended before an error stay (they are whole), and the pages not
+    /// saved keep their marks.
+    fn save_dirty(dev: &vfio::Device<Self>, w: &mut Writer<'_>, budget: usize) -> Result;
 
     /// Checks every section of `stream` (the header and framing are
     /// checked already) and prepares whatever applying it needs; each
@@ -146,12 +166,9 @@ pub trait Migrate: vfio::DeviceOps {
     /// Applies the `stream` that [`Migrate::load_check`] accepted, as `staged`.
     fn load_apply(dev: &vfio::Device<Self>, stream: &Stream<'_>, staged: Self::Staged);
 
-    /// Bytes of state changed since the last save (pre-copy's
-    /// `dirty_bytes`); 0 when the device cannot tell, since stop-copy sends
-    /// everything again anyway.
-    fn dirty_bytes(_dev: &vfio::Device<Self>) -> u64 {
-        0
-    }
+    /// Bytes [`Migrate::save_dirty`] would append now without a budget
+    /// (pre-copy's `dirty_bytes`).
+    fn dirty_bytes(dev: &vfio::Device<Self>) -> usize;
 }
 
 /// What the state lock protects.
@@ -335,18 +352,22 @@ impl<T: Migrate> Migration<T> {
                 inner.saving = Some(open);
                 Ok(Some(file))
             }
-            // Pre-copy's session goes on: the state again, then the end.
+            // Pre-copy's session goes on: the registers again, what is still dirty, the
+            // end.
             (PreCopyP2p, StopCopy) => {
                 let saving = inner.saving.as_ref().ok_or(EINVAL)?;
-                let tail = Self::save(dev, false, true)?;
-                saving.data.finish(&tail)?;
+                saving.data.finish(|w| {
+                    T::save_registers(dev, w)?;
+                    T::save_dirty(dev, w, usize::MAX)?;
+                    w.end()
+                })?;
                 Ok(None)
             }
             (Stop, Resuming) => {
-                // A stream holds at most the pre-copy and the stop-copy copies of the
-                // state, and the header.
+                // A stream holds at most the initial state, one more state's worth of
+                // pre-copy re-sends (`DataFile`), a stop-copy state and the header.
                 let limit = T::max_save_len(dev)
-                    .checked_mul(2)
+                    .checked_mul(3)
                     .and_then(|l| l.checked_add(kernel::page::PAGE_SIZE))
                     .ok_or(EINVAL)?;
                 let open = DataFile::open(dev, Phase::Resuming, KVVec::new(), limit)?;
@@ -367,6 +388,22 @@ impl<T: Migrate> Migration<T> {
             }
             // `vfio_mig_get_next_state()` gives no other arc.
             _ => Err(EINVAL),
+        }
+    }
+
+    /// What a stop-copy would send now: in pre-copy, what is queued and
+    /// unread, the registers, the dirty pages and the end marker; otherwise
+    /// the whole state.
+    fn stop_copy_len(dev: &vfio::Device<T>) -> usize {
+        let inner = T::migration(dev).lock();
+        match (inner.state, inner.saving.as_ref()) {
+            (State::PreCopy | State::PreCopyP2p, Some(saving)) => saving
+                .data
+                .unread()
+                .saturating_add(T::registers_len(dev))
+                .saturating_add(T::dirty_bytes(dev))
+                .saturating_add(stream::SECTION_HEADER_LEN),
+            _ => T::save_len(dev),
         }
     }
 
@@ -494,7 +531,7 @@ impl<T: Migrate> Tables<T> {
         // SAFETY: As in `set_state`.
         let dev = unsafe { vfio::Device::<T>::from_raw(vdev) };
         // CAST: `usize` and `c_ulong` are the same size on every kernel target.
-        let n = T::save_len(dev) as c_ulong;
+        let n = Migration::<T>::stop_copy_len(dev) as c_ulong;
         // SAFETY: `len` is valid for writes per the callback contract.
         unsafe { *len = n };
         0

@@ -50,6 +50,27 @@ impl PageRef {
         })
     }
 
+    /// Takes over a reference on `page`.
+    ///
+    /// # Safety
+    ///
+    /// `page` must be a live order-0, non-compound page on which the caller
+    /// owns a reference, which it gives up to the new object.
+    pub(in crate::kernel_ext) unsafe fn from_raw(page: NonNull<bindings::page>) -> Self {
+        // INVARIANT: Per the safety requirements.
+        Self { page }
+    }
+
+    /// Locks the page (`lock_page()`, which may sleep) until the guard is
+    /// dropped.
+    pub fn lock(&self) -> PageLock<'_> {
+        // SAFETY: By the type invariant the page is live; we hold a reference for as long as
+        // the guard borrows `self`.
+        unsafe { bindings::kx_lock_page(self.as_ptr()) };
+        // INVARIANT: Locked just now.
+        PageLock { page: self }
+    }
+
     /// The C `struct page`.
     pub fn as_ptr(&self) -> *mut bindings::page {
         self.page.as_ptr()
@@ -142,5 +163,28 @@ impl Drop for PageRef {
     fn drop(&mut self) {
         // SAFETY: By the type invariant we own one reference, which is given up here.
         unsafe { bindings::kx_put_page(self.as_ptr()) };
+    }
+}
+
+/// The lock of a page, held: see [`PageRef::lock`].
+///
+/// # Invariants
+///
+/// This object holds the lock of `page`.
+pub struct PageLock<'a> {
+    page: &'a PageRef,
+}
+
+impl PageLock<'_> {
+    /// The locked page.
+    pub fn page(&self) -> &PageRef {
+        self.page
+    }
+}
+
+impl Drop for PageLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we hold the lock of this live page.
+        unsafe { bindings::kx_unlock_page(self.page.as_ptr()) };
     }
 }

@@ -16,7 +16,10 @@
 //! ([`super::mdev`]) does, for the mdev being probed, and unregisters it in
 //! `remove`. Drivers see devices only in their callbacks.
 
-use super::{bindings, device as kx_device, migration, uaccess::UserWriter, vma::NewMapping};
+use super::{
+    bindings, device as kx_device, migration, page_ref::PageLock, uaccess::UserWriter,
+    vma::NewMapping,
+};
 use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 use kernel::{
     device::Device as KDevice,
@@ -289,6 +292,15 @@ impl<T: DeviceOps> Device<T> {
         &self.data
     }
 
+    /// The user mappings of the device's files, to write-protect pages in.
+    pub fn user_mappings(&self) -> UserMappings<'_> {
+        // INVARIANT: The device is live for `'_`.
+        UserMappings {
+            vdev: self.as_raw(),
+            _dev: PhantomData,
+        }
+    }
+
     /// Whether user space opted in to `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2`.
     pub(in crate::kernel_ext) fn precopy_info_v2(&self) -> bool {
         // SAFETY: `self` is a live device; the flag is a plain byte the core sets.
@@ -319,6 +331,35 @@ impl<T: DeviceOps> Device<T> {
         // SAFETY: By the type invariant the C struct is at offset 0 of the `Device<T>`, which
         // is live per the safety requirements.
         unsafe { &*vdev.cast::<Self>() }
+    }
+}
+
+/// Every user mapping of one VFIO device's files (they all share the
+/// device inode's address space, however the device was opened).
+///
+/// # Invariants
+///
+/// `vdev` is a live `vfio_device` for `'a`.
+pub struct UserMappings<'a> {
+    vdev: *mut bindings::vfio_device,
+    _dev: PhantomData<&'a ()>,
+}
+
+impl UserMappings<'_> {
+    /// Write-protects the `locked` page, mapped at file page offset `pgoff`,
+    /// in every shared user mapping of the device: the next write through any
+    /// of them faults (and is notified to a VMA with `page_mkwrite`, see
+    /// `vm_fault`). The page lock orders this with a notified write in flight.
+    ///
+    /// Sound for any arguments: it only lowers the permissions of page table
+    /// entries that map exactly `page` at `pgoff` in the device's files, and
+    /// a later access faults and is served by the mapping's own handler.
+    pub fn write_protect(&self, pgoff: usize, locked: &PageLock<'_>) {
+        // SAFETY: By the type invariant `vdev` is live (its inode with it); the page is live
+        // (its `PageRef` is borrowed by the lock) and locked.
+        unsafe {
+            bindings::kx_vfio_device_wrprotect_page(self.vdev, pgoff, locked.page().as_ptr())
+        };
     }
 }
 

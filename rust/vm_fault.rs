@@ -13,6 +13,17 @@
 //! [`VmOperations::fault`] returns the page to map (a [`PageRef`]); it is
 //! inserted into the page table, which takes its own reference on the page,
 //! so the page outlives the object if the mapping does.
+//!
+//! An object that implements [`VmOperations::page_mkwrite`] is told of every
+//! write to a page that is mapped read-only, before the write happens: its
+//! pages are always mapped read-only first (by the fault handler, and by the
+//! mm core's write notification, which makes the VMA's protection
+//! read-only), so the first write to a page after it was mapped, or after it
+//! was write-protected again (`vfio::Device::write_protect`), calls the hook.
+//! The hook runs with the page locked, and the page stays locked until its
+//! page table entry is writable: whoever write-protects a page under its
+//! lock therefore sees either the entry before the hook or the writable
+//! entry after it, never a writable entry whose write was not notified.
 
 use super::{bindings, page_ref::PageRef, vma::NewMapping};
 use core::{ffi::c_void, marker::PhantomData};
@@ -53,6 +64,16 @@ pub trait VmOperations: Send + Sync + Sized + 'static {
     fn fault(&self, _fault: &VmFault<'_>) -> Result<PageRef> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// User space is about to write the page at `fault.pgoff()`, mapped
+    /// read-only until now; called with the page locked. An error makes the
+    /// write fail with `SIGBUS` (or the out-of-memory handling for `ENOMEM`).
+    ///
+    /// Implementing it makes every mapping of the object read-only until
+    /// written, page by page (the write notification of shared mappings).
+    fn page_mkwrite(&self, _fault: &VmFault<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// Sets up `vma` to take its pages from `data`'s [`VmOperations::fault`].
@@ -77,6 +98,10 @@ pub fn install<T: VmOperations>(vma: &NewMapping<'_>, data: Arc<T>) -> Result {
     unsafe { vma.set_ops(OpsTable::<T>::build(), data, OpsTable::<T>::release)? };
     vma.vma().set_mixedmap();
     vma.vma().set_dontexpand();
+    if T::HAS_PAGE_MKWRITE {
+        // Whatever the hook maps itself after this is read-only too.
+        vma.set_write_notify_prot();
+    }
     Ok(())
 }
 
@@ -89,6 +114,11 @@ impl<T: VmOperations> OpsTable<T> {
         close: Some(Self::close),
         fault: if T::HAS_FAULT {
             Some(Self::fault)
+        } else {
+            None
+        },
+        page_mkwrite: if T::HAS_PAGE_MKWRITE {
+            Some(Self::page_mkwrite)
         } else {
             None
         },
@@ -158,15 +188,57 @@ impl<T: VmOperations> OpsTable<T> {
         // SAFETY: Per the callback contract the VMA is live and set up by `install::<T>`;
         // it holds its reference for the whole fault.
         let data = unsafe { Self::data(fault.vmf.__bindgen_anon_1.vma) };
+        // With write notification even a write fault maps the page read-only: the write
+        // is retried, faults again on the read-only entry, and reaches `page_mkwrite`.
+        let writable = fault.is_write() && !T::HAS_PAGE_MKWRITE;
         match data.fault(&fault) {
             // SAFETY: `vmf` is a valid fault of a `VM_MIXEDMAP | VM_SHARED` VMA (`install`
             // refused the others) and `page` a live order-0 page; the page table takes its own
             // reference on it, so `page` may be dropped.
-            Ok(page) => unsafe {
-                bindings::vmf_insert_page_mkwrite(vmf, page.as_ptr(), fault.is_write())
-            },
-            Err(e) if e == ENOMEM => bindings::vm_fault_reason_VM_FAULT_OOM,
-            Err(_) => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+            Ok(page) => unsafe { bindings::vmf_insert_page_mkwrite(vmf, page.as_ptr(), writable) },
+            Err(e) => Self::error(e),
+        }
+    }
+
+    /// The fault result of an error.
+    fn error(e: Error) -> bindings::vm_fault_t {
+        if e == ENOMEM {
+            bindings::vm_fault_reason_VM_FAULT_OOM
+        } else {
+            bindings::vm_fault_reason_VM_FAULT_SIGBUS
+        }
+    }
+
+    /// `page_mkwrite`: a write to a read-only entry of a shared mapping; the page
+    /// becomes writable once this returns `VM_FAULT_LOCKED` with the page locked (the mm
+    /// core unlocks it after updating the entry).
+    ///
+    /// # Safety
+    ///
+    /// mm callback: `vmf` is a valid write fault in a live VMA set up by `install::<T>`,
+    /// `vmf->page` the mapped page (`do_wp_page()` -> `wp_page_shared()`).
+    unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: Per the callback contract `vmf` is valid for the call.
+        let vmf_ref = unsafe { &*vmf };
+        let fault = VmFault { vmf: vmf_ref };
+        // SAFETY: Per the callback contract the VMA is live and set up by `install::<T>`.
+        let data = unsafe { Self::data(fault.vmf.__bindgen_anon_1.vma) };
+        let page = vmf_ref.page;
+        if page.is_null() {
+            return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+        }
+        // Locked before the hook, so that the hook's record and the entry becoming writable
+        // are one step for whoever write-protects the page under its lock.
+        // SAFETY: `page` is the mapped page, on which the mm core holds a reference for the
+        // fault; sleeping is allowed here.
+        unsafe { bindings::kx_lock_page(page) };
+        match data.page_mkwrite(&fault) {
+            Ok(()) => bindings::vm_fault_reason_VM_FAULT_LOCKED,
+            Err(e) => {
+                // SAFETY: Locked above; the write fails, so the mm core will not unlock it.
+                unsafe { bindings::kx_unlock_page(page) };
+                Self::error(e)
+            }
         }
     }
 }

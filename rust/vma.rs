@@ -95,8 +95,6 @@ mod new_mapping {
         }
 
         /// Whether operations were installed into the VMA already.
-        // Only `vm_fault` installs operations.
-        #[cfg(kx_dma_buf)]
         pub(in crate::kernel_ext) fn is_installed(&self) -> bool {
             self.installed.get().is_some()
         }
@@ -115,7 +113,6 @@ mod new_mapping {
         /// valid for the VMA with `data` as its private data, its `close` giving
         /// `data` up like `release` and its `open` taking what a copy of the VMA
         /// needs.
-        #[cfg(kx_dma_buf)]
         pub(in crate::kernel_ext) unsafe fn set_ops(
             &self,
             ops: &'static bindings::vm_operations_struct,
@@ -144,6 +141,17 @@ mod new_mapping {
                 release,
             }));
             Ok(())
+        }
+
+        /// Makes the pages the hook itself inserts read-only, as the mm core
+        /// makes every page inserted later once the hook returns, because the
+        /// operations it installed want to be told of writes (`page_mkwrite`,
+        /// see `vm_fault`). Lowers permissions only.
+        pub(in crate::kernel_ext) fn set_write_notify_prot(&self) {
+            // SAFETY: The VMA is being set up in an `mmap()` hook, under the mmap write lock:
+            // its `vm_page_prot` may be changed, and the mm core recomputes it (to the same
+            // value for a VMA with `page_mkwrite`) when the hook returns.
+            unsafe { bindings::kx_vma_set_write_notify_prot(self.vma.as_ptr()) };
         }
 
         /// Ends the hook with its result, as the C errno. If the hook failed

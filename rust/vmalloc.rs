@@ -2,7 +2,7 @@
 
 //! Zeroed `vmalloc_user()` memory that can be shared with user space.
 
-use super::{bindings, uaccess::UserWriter, vma::NewMapping};
+use super::{bindings, page_ref::PageRef, uaccess::UserWriter, vma::NewMapping};
 use core::{mem::MaybeUninit, ptr::NonNull};
 use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
@@ -110,6 +110,17 @@ impl UserBuffer {
         // SAFETY: `dst` is valid for `data.len()` bytes and cannot overlap the shared slice.
         unsafe { bindings::memcpy(dst.cast(), data.as_ptr().cast(), data.len()) };
         Ok(())
+    }
+
+    /// A reference to page `index` of the buffer; `EINVAL` past its end.
+    pub fn page(&self, index: usize) -> Result<PageRef> {
+        let addr = self.range(index.checked_mul(PAGE_SIZE).ok_or(EINVAL)?, PAGE_SIZE)?;
+        // SAFETY: `addr` is the start of a page of this live `vmalloc` allocation.
+        let page = unsafe { bindings::kx_vmalloc_page_get(addr.cast()) };
+        let page = NonNull::new(page).ok_or(EINVAL)?;
+        // SAFETY: `vmalloc_user()` memory is made of order-0 pages; the helper took the
+        // reference that the `PageRef` now owns.
+        Ok(unsafe { PageRef::from_raw(page) })
     }
 
     /// Maps the buffer, from byte `offset` (a page multiple) on, into a new

@@ -4,6 +4,7 @@
  * Included by each module's kernel_ext_helpers.c.
  */
 #include <linux/err.h>
+#include <linux/rmap.h>
 #include <linux/sysfs.h>
 #include <linux/vmalloc.h>
 
@@ -43,6 +44,17 @@ void kx_vfio_device_set_migration(struct vfio_device *vdev, u32 flags,
 bool kx_vfio_device_precopy_info_v2(struct vfio_device *vdev)
 {
 	return READ_ONCE(vdev->precopy_info_v2);
+}
+
+/*
+ * Write-protects page (mapped at file page offset pgoff) in every user
+ * mapping of the device's files: they all share the device inode's
+ * address space (vfio_device_open_file(), vfio_device_fops_cdev_open()).
+ * The caller holds the page lock. Returns the number of PTEs changed.
+ */
+int kx_vfio_device_wrprotect_page(struct vfio_device *vdev, pgoff_t pgoff, struct page *page)
+{
+	return mapping_wrprotect_range(vdev->inode->i_mapping, pgoff, page_to_pfn(page), 1);
 }
 
 void *kx_vmalloc_user(unsigned long size)

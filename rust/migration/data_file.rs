@@ -11,12 +11,19 @@
 //! frees its buffer and fails every call with `ENODEV`, so a file user
 //! space keeps open never reaches the device again.
 //!
-//! A saving file holds the bytes saved so far and a read position; in
-//! pre-copy, a read at the end of the data is the uapi's temporary end of
-//! stream (`ENOMSG`), in stop-copy it is the end of file (0). A resuming
-//! file collects what user space writes, up to a limit.
+//! A saving file holds the bytes queued and not yet read, and a read
+//! position. In pre-copy, a read at the end of them queues the memory pages
+//! changed since they were last saved ([`Migrate::save_dirty`]), up to one
+//! full state's worth of such re-sends per session (so the stream a
+//! destination accepts stays bounded; what is over goes in stop-copy); with
+//! nothing to queue, the read is the uapi's temporary end of stream
+//! (`ENOMSG`). In stop-copy, a read at the end is the end of file (0). A
+//! resuming file collects what user space writes, up to a limit.
 
-use super::{stream::Stream, Migrate, Phase};
+use super::{
+    stream::{Stream, Writer},
+    Migrate, Phase,
+};
 use crate::kernel_ext::{bindings, vfio};
 use core::{mem::offset_of, ptr::NonNull};
 use kernel::{
@@ -31,14 +38,30 @@ use kernel::{
 /// What the file's lock protects.
 struct Inner {
     phase: Phase,
-    /// Saved bytes (saving) or received bytes (resuming).
+    /// Queued bytes (saving) or received bytes (resuming).
     buf: KVVec<u8>,
     /// Bytes of `buf` already read (saving).
     pos: usize,
+    /// Bytes of the initial data (the first full state) not yet read.
+    initial_left: usize,
+    /// Bytes of pre-copy re-sends queued so far.
+    resent: usize,
+    /// Most bytes of pre-copy re-sends (one full state).
+    resend_limit: usize,
     /// Most bytes a resuming file accepts.
     limit: usize,
     /// Whether the received stream's header was checked and accepted.
     header_accepted: bool,
+}
+
+impl Inner {
+    /// Frees the bytes already read, if that is all of them (saving).
+    fn drop_read(&mut self) {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
 }
 
 /// The session behind one data file.
@@ -78,6 +101,7 @@ impl<T: Migrate> DataFile<T> {
         buf: KVVec<u8>,
         limit: usize,
     ) -> Result<Open<T>> {
+        let initial_left = buf.len();
         let data = Arc::pin_init(
             pin_init!(Self {
                 dev: dev.into(),
@@ -85,6 +109,9 @@ impl<T: Migrate> DataFile<T> {
                     phase,
                     buf,
                     pos: 0,
+                    initial_left,
+                    resent: 0,
+                    resend_limit: T::max_save_len(dev),
                     limit,
                     header_accepted: false,
                 }),
@@ -121,16 +148,25 @@ impl<T: Migrate> DataFile<T> {
         Ok(Open { file, data })
     }
 
-    /// Pre-copy moved on to stop-copy: appends the final bytes, after which
-    /// the end of the data is the end of the stream.
-    pub(super) fn finish(&self, tail: &[u8]) -> Result {
+    /// Pre-copy moves on to stop-copy: `save` appends the final sections,
+    /// after which the end of the data is the end of the stream. If `save`
+    /// fails, what it appended stays queued (whole sections) and the file
+    /// stays in pre-copy.
+    pub(super) fn finish(&self, save: impl FnOnce(&mut Writer<'_>) -> Result) -> Result {
         let mut inner = self.inner.lock();
         if inner.phase != Phase::PreCopy {
             return Err(EINVAL);
         }
-        inner.buf.extend_from_slice(tail, GFP_KERNEL)?;
+        inner.drop_read();
+        save(&mut Writer::new(&mut inner.buf))?;
         inner.phase = Phase::StopCopy;
         Ok(())
+    }
+
+    /// Bytes queued and not yet read (saving).
+    pub(super) fn unread(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.buf.len().saturating_sub(inner.pos)
     }
 
     /// Runs `f` on the bytes received by a resuming file.
@@ -155,18 +191,29 @@ impl<T: Migrate> DataFile<T> {
 
     fn read(&self, ptr: UserPtr, count: usize) -> Result<usize> {
         let mut inner = self.inner.lock();
-        let left = inner.buf.len().checked_sub(inner.pos).ok_or(EINVAL)?;
         match inner.phase {
             Phase::Disabled => return Err(ENODEV),
             Phase::Resuming => return Err(EINVAL),
-            // The uapi's temporary end of stream: nothing more to send for now.
-            Phase::PreCopy if left == 0 => return Err(ENOMSG),
+            Phase::PreCopy if inner.pos == inner.buf.len() => {
+                // Everything queued was read: queue the pages changed since.
+                inner.drop_read();
+                let budget = inner.resend_limit.saturating_sub(inner.resent);
+                let res = T::save_dirty(&self.dev, &mut Writer::new(&mut inner.buf), budget);
+                inner.resent += inner.buf.len();
+                if inner.buf.is_empty() {
+                    // The uapi's temporary end of stream: nothing more to send for now.
+                    res?;
+                    return Err(ENOMSG);
+                }
+            }
             _ => {}
         }
+        let left = inner.buf.len().checked_sub(inner.pos).ok_or(EINVAL)?;
         let n = left.min(count);
         let bytes = inner.buf.get(inner.pos..inner.pos + n).ok_or(EINVAL)?;
         UserSlice::new(ptr, n).writer().write_slice(bytes)?;
         inner.pos += n;
+        inner.initial_left = inner.initial_left.saturating_sub(n);
         Ok(n)
     }
 
@@ -212,13 +259,17 @@ impl<T: Migrate> DataFile<T> {
     fn precopy_info(&self, arg: UserPtr) -> Result<isize> {
         const MINSZ: usize = offset_of!(bindings::vfio_precopy_info, dirty_bytes) + 8;
         let mut info: bindings::vfio_precopy_info = vfio::read_arg(arg, MINSZ)?;
-        let initial = {
+        let (initial, queued) = {
             let inner = self.inner.lock();
             if inner.phase != Phase::PreCopy {
                 // Only valid in the pre-copy states (a disabled file included).
                 return Err(EINVAL);
             }
-            inner.buf.len() - inner.pos
+            let unread = inner.buf.len().saturating_sub(inner.pos);
+            (
+                inner.initial_left,
+                unread.saturating_sub(inner.initial_left),
+            )
         };
         // No reinitialised data is ever reported: flags are 0 for a v2 user, and
         // left as they were (the v1 behaviour) for the others.
@@ -227,7 +278,9 @@ impl<T: Migrate> DataFile<T> {
         }
         // CAST: `usize` to `u64` is lossless on every kernel target.
         info.initial_bytes = initial as u64;
-        info.dirty_bytes = T::dirty_bytes(&self.dev);
+        // Changes queued and not yet read, and those not yet queued.
+        // CAST: `usize` to `u64` is lossless on every kernel target.
+        info.dirty_bytes = queued.saturating_add(T::dirty_bytes(&self.dev)) as u64;
         vfio::write_arg(arg, &info, MINSZ)?;
         Ok(0)
     }

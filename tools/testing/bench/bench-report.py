@@ -55,6 +55,13 @@ def migration(type_, memory):
         ("=mig_restore/mig_memcpy_reference", "  restore / memcpy", "higher"),
         ("mig_qemu_downtime", f"  QEMU: downtime of a paused VM's migration on {type_}", "lower"),
         ("mig_qemu_device_bytes", "  QEMU: device state bytes it moved", "lower"),
+        ("mig_precopy_memory", f"pre-copy (no QEMU): the memory of {type_}, all written", "lower"),
+        ("mig_precopy_static_stop_copy_bytes", "  static screen: stop-copy bytes", "lower"),
+        ("mig_precopy_static_downtime", "  static screen: downtime (pause to destination STOP)", "lower"),
+        ("mig_precopy_small_stop_copy_bytes", "  64x64 square redrawn: stop-copy bytes", "lower"),
+        ("mig_precopy_small_downtime", "  64x64 square redrawn: downtime", "lower"),
+        ("mig_precopy_full_stop_copy_bytes", "  1920x1080 screen redrawn: stop-copy bytes", "lower"),
+        ("mig_precopy_full_downtime", "  1920x1080 screen redrawn: downtime", "lower"),
     ]
 
 

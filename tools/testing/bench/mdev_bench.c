@@ -32,6 +32,7 @@
  *  - mbochs defect 16: a dma-buf cannot be mmapped: dma-buf mmap metrics are
  *    "n/a" on C; the frame is read through the BAR0 mapping on both.
  */
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -450,6 +451,153 @@ static void bench_migration(const char *parent, const char *type)
 	dev_close(&src);
 }
 
+/* ---- migration: pre-copy, then what stop-copy must still send ---------------- */
+
+/* What the guest does while pre-copy runs. */
+enum precopy_load { PRECOPY_STATIC, PRECOPY_SMALL, PRECOPY_FULL, PRECOPY_LOADS };
+static const char *const precopy_names[PRECOPY_LOADS] = { "static", "small", "full" };
+
+/* The screen the writer draws in BAR0: 1920x1080, 32 bpp (mdpy-hd's mode). */
+#define SCREEN_W 1920
+#define SCREEN_H 1080
+#define SCREEN_STRIDE (SCREEN_W * 4)
+
+struct precopy_writer {
+	volatile uint8_t *map;
+	enum precopy_load load;
+	volatile bool stop;
+	unsigned int frames;
+};
+
+/*
+ * The guest: redraws a 64x64 square at the top left (small) or the whole
+ * screen (full), one frame every 10 ms, until told to stop.
+ */
+static void *precopy_write(void *arg)
+{
+	struct precopy_writer *w = arg;
+	unsigned int side_w = w->load == PRECOPY_FULL ? SCREEN_W : 64;
+	unsigned int side_h = w->load == PRECOPY_FULL ? SCREEN_H : 64;
+	const struct timespec frame = { .tv_nsec = 10 * 1000 * 1000 };
+
+	while (!w->stop) {
+		uint8_t v = ++w->frames;
+
+		for (unsigned int y = 0; y < side_h; y++)
+			memset((uint8_t *)w->map + (size_t)y * SCREEN_STRIDE, v, side_w * 4);
+		nanosleep(&frame, NULL);
+	}
+	return NULL;
+}
+
+/* Reads the data fd until ENOMSG; what it read goes to `out` (if not NULL). */
+static void read_until_enomsg(int dfd, struct buf *out)
+{
+	int end;
+
+	if (read_all(dfd, out, &end) || end != ENOMSG)
+		die("reading pre-copy data", end ?: EIO);
+}
+
+static const char *const precopy_metrics[] = {
+	"mig_precopy_memory", "mig_precopy_static_stop_copy_bytes", "mig_precopy_static_downtime",
+	"mig_precopy_small_stop_copy_bytes", "mig_precopy_small_downtime",
+	"mig_precopy_full_stop_copy_bytes", "mig_precopy_full_downtime",
+};
+
+/*
+ * A live migration without QEMU, between two mdevs of `type`, all of whose
+ * memory was written first: pre-copy (the initial state, then five rounds of
+ * the changed pages, 50 ms apart) while a writer thread plays the guest
+ * (static: draws nothing; small: redraws a 64x64 square; full: redraws the
+ * whole screen), whose pre-copy data goes to the destination as it comes.
+ * Then the downtime: the writer stops (the guest is paused), PRE_COPY_P2P,
+ * STOP_COPY, read to EOF (the stop-copy bytes), the destination gets them
+ * and leaves RESUMING (it applies the whole stream). Reported: those bytes
+ * and the time from the pause to the destination's STOP, beside the size
+ * of the device's memory. Three samples per load (each moves the memory
+ * at least twice).
+ */
+static void bench_precopy(const char *parent, const char *type)
+{
+	int nsamples = samples < 3 ? samples : 3;
+	struct dev src, dst;
+	uint64_t flags;
+	uint8_t *map;
+
+	dev_open(&src, parent, type);
+	if (mig_flags(src.fd, &flags) == -ENOTTY && mdev_impl_is_c()) {
+		for (size_t i = 0; i < sizeof(precopy_metrics) / sizeof(precopy_metrics[0]); i++)
+			emit_na(precopy_metrics[i], "C_sample_has_no_migration");
+		dev_close(&src);
+		return;
+	}
+	dev_open(&dst, parent, type);
+	if (src.bar0_size < (size_t)SCREEN_STRIDE * SCREEN_H)
+		die("BAR0 smaller than the screen", EINVAL);
+	map = mmap(NULL, src.bar0_size, PROT_READ | PROT_WRITE, MAP_SHARED, src.fd, src.bar0);
+	if (map == MAP_FAILED)
+		die("mmap", errno);
+	for (size_t i = 0; i < src.bar0_size; i++)
+		map[i] = i * 7 + (i >> 12);
+	for (int s = 0; s < nsamples; s++)
+		emit("mig_precopy_memory", src.bar0_size, "B");
+
+	for (int load = 0; load < PRECOPY_LOADS; load++) {
+		for (int s = 0; s < nsamples; s++) {
+			struct precopy_writer w = { .map = map, .load = load };
+			struct buf pre = {}, tail = {};
+			const struct timespec gap = { .tv_nsec = 50 * 1000 * 1000 };
+			char metric[64];
+			pthread_t thread;
+			uint64_t t0, t1;
+			int sdfd, ddfd, end;
+
+			mig_to(dst.fd, STOP, false);
+			ddfd = mig_to(dst.fd, RESUMING, true);
+			sdfd = mig_to(src.fd, PRE_COPY, true);
+			read_until_enomsg(sdfd, &pre);
+			if (load != PRECOPY_STATIC && pthread_create(&thread, NULL, precopy_write, &w))
+				die("pthread_create", EAGAIN);
+			for (int round = 0; round < 5; round++) {
+				nanosleep(&gap, NULL);
+				read_until_enomsg(sdfd, &pre);
+				if (write_all(ddfd, pre.p, pre.len))
+					die("writing pre-copy data", errno);
+				pre.len = 0;
+			}
+			/* the guest is paused: the downtime starts */
+			if (load != PRECOPY_STATIC) {
+				w.stop = true;
+				pthread_join(thread, NULL);
+			}
+			t0 = now_ns();
+			mig_to(src.fd, PRE_COPY_P2P, false);
+			mig_to(src.fd, STOP_COPY, false);
+			if (read_all(sdfd, &tail, &end) || end)
+				die("reading the stop-copy data", end ?: EIO);
+			if (write_all(ddfd, tail.p, tail.len))
+				die("writing the stop-copy data", errno);
+			mig_to(dst.fd, STOP, false);
+			t1 = now_ns();
+			close(sdfd);
+			close(ddfd);
+			mig_to(src.fd, STOP, false);
+			mig_to(src.fd, RUNNING, false);
+			mig_to(dst.fd, RUNNING, false);
+			snprintf(metric, sizeof(metric), "mig_precopy_%s_stop_copy_bytes", precopy_names[load]);
+			emit(metric, tail.len, "B");
+			snprintf(metric, sizeof(metric), "mig_precopy_%s_downtime", precopy_names[load]);
+			emit(metric, (t1 - t0) / 1e6, "ms");
+			buf_free(&pre);
+			buf_free(&tail);
+		}
+	}
+	munmap(map, src.bar0_size);
+	dev_close(&dst);
+	dev_close(&src);
+}
+
 /* ---- mdpy ------------------------------------------------------------------ */
 
 static void bench_mdpy(void)
@@ -471,6 +619,7 @@ static void bench_mdpy(void)
 	dev_close(&d);
 	bench_lifecycle("mdpy", type);
 	bench_migration("mdpy", "mdpy-hd");
+	bench_precopy("mdpy", "mdpy-hd");
 }
 
 /* ---- mbochs ---------------------------------------------------------------- */
@@ -662,6 +811,7 @@ static void bench_mbochs(void)
 	dev_close(&d);
 	bench_lifecycle("mbochs", type);
 	bench_migration("mbochs", "mbochs-large");
+	bench_precopy("mbochs", "mbochs-large");
 }
 
 /* ---- module load/unload ---------------------------------------------------- */

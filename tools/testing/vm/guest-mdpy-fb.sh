@@ -91,8 +91,8 @@ mdpy_fb_qemu() {
 	# shellcheck disable=SC2086
 	qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
 		-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/nested-mdpy-fb-$1.cpio.gz" \
-		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.guest=$1 mdevrs.nfb=3" \
-		$2 -serial "file:$3" \
+		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.guest=$1 mdevrs.nfb=3 mdevrs.redraw=${MDPY_FB_REDRAW:-0}" \
+		$2 -serial "file:$3" -trace 'enable=vfio_save_*' -D "${6%.pid}-qemu.log" \
 		-chardev "socket,id=ctl,path=$4,server=on,wait=off" -device isa-serial,chardev=ctl \
 		-qmp "unix:$5,server=on,wait=off" -pidfile "$6" -daemonize "${incoming[@]}"
 }
@@ -146,6 +146,20 @@ mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
 	for type in $MDPY_FB_TYPES; do
 		mdpy_fb_dump "$dir/dst.sock" "$name-migrated-$type" pattern "$type"
 	done
+	# The guest redrew a 64x64 square on each screen all along: stop-copy
+	# (the downtime's data) holds what changed since pre-copy last sent it
+	# and the registers, not the framebuffers.
+	local fbs=0 sc
+	for type in $MDPY_FB_TYPES; do
+		fbs=$((fbs + $(cat /sys/class/mdev_bus/mdpy/mdev_supported_types/$type/description |
+			sed -n 's/.*, \([0-9]*\)x\([0-9]*\) framebuffer/\1 \2/p' | { read -r w h; echo $((w * h * 4)); })))
+	done
+	cp "${pidf%.pid}-qemu.log" "$OUT/$name-qemu-trace.log" 2>/dev/null
+	if sc=$(qemu_stop_copy_bytes "${pidf%.pid}-qemu.log") && [ "$sc" -gt 0 ] && [ "$sc" -lt $((fbs / 8)) ]; then
+		result "ok - $name: stop-copy after pre-copy sent $sc bytes for $fbs bytes of framebuffers, the guest redrawing a 64x64 square on each ($(nested_migrate_summary "$(cat "$OUT/$name-migration.json")"))"
+	else
+		result "not ok - $name: stop-copy after pre-copy sent '${sc:-?}' bytes, want under 1/8 of the $fbs bytes of framebuffers (see $name-qemu-trace.log)"
+	fi
 	mdpy_fb_quit "$sock" "$pidf"
 	MIG_SOCK=$dir/dst.sock MIG_CTL=$dir/dst-ctl.sock MIG_PIDF=$dir/dst.pid
 }
@@ -167,7 +181,7 @@ mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
 		if [ "$(echo $uuids | wc -w)" -lt 3 ]; then uuids="$uuids $uuid"; else dst="$dst $uuid"; fi
 	done
 	serials=$serial
-	mdpy_fb_qemu "$guest" "$(mdpy_fb_devs "$uuids" "$MDPY_FB_TYPES")" "$serial" "$ctl" "$sock" "$pidf" ||
+	MDPY_FB_REDRAW=$migrate mdpy_fb_qemu "$guest" "$(mdpy_fb_devs "$uuids" "$MDPY_FB_TYPES")" "$serial" "$ctl" "$sock" "$pidf" ||
 		result "not ok - $name: QEMU did not start"
 
 	local steps="drawn:pattern fbcon:fbcon"

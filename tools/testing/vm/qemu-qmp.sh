@@ -71,6 +71,30 @@ print("downtime %s ms, device state %s bytes, total %s ms" % (r.get("downtime"),
 		echo "(unreadable: $1)"
 }
 
+# The bytes a source QEMU read from its VFIO devices in stop-copy in the last
+# migration it made, from its log of the vfio_save_* trace events (-trace
+# 'enable=vfio_save_*' -D LOG): per device, the blocks between its last
+# vfio_save_complete_precopy_start and vfio_save_complete_precopy. Prints the
+# sum over the devices; fails without a complete stop-copy.
+qemu_stop_copy_bytes() { # LOG
+	python3 -c 'import re, sys
+last, cur = {}, {}
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"vfio_save_(\w+) \((\S+)\)(?: data_size (-?\d+))?", line)
+    if not m:
+        continue
+    ev, dev, n = m.groups()
+    if ev == "complete_precopy_start":
+        cur[dev] = 0
+    elif ev == "block" and dev in cur and n:
+        cur[dev] += max(int(n), 0)
+    elif ev == "complete_precopy" and dev in cur:
+        last[dev] = cur.pop(dev)
+if not last:
+    sys.exit(1)
+print(sum(last.values()))' "$1" 2>/dev/null
+}
+
 # The status of the QEMU on SOCK ("running", "paused", "postmigrate"...).
 nested_qemu_status() { # SOCK
 	qmp "$1" '{"execute":"query-status"}' 2>/dev/null | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p'

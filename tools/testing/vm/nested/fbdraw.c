@@ -6,6 +6,7 @@
  * usage: fbdraw [/dev/fbN]
  *        fbdraw --flush /dev/fbN
  *        fbdraw --hold /dev/fbN
+ *        fbdraw --redraw /dev/fbN
  *
  * --flush is for DRM fbdev emulation with a shadow buffer (bochs): writes
  * to the mapping reach the device only when deferred I/O and the damage
@@ -20,6 +21,11 @@
  * test unbinds the device), then checks that the old mapping no longer
  * reaches the device (a write and a read raise SIGBUS) and that mmap() fails
  * with ENODEV, unmaps and closes.
+ *
+ * --redraw keeps redrawing a small region (a 64x64 square at the top left)
+ * with the pattern's own pixels, 10 times a second, until it is killed: a
+ * guest that keeps changing a little of its screen (what pre-copy migration
+ * must send again), while every screendump still shows the pattern.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +37,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pattern.h"
@@ -104,8 +111,28 @@ static int hold_across_unbind(const char *dev, int fd, uint8_t *fb, uint32_t len
 	return 0;
 }
 
+/* --redraw: see the top of the file. */
+static int redraw_forever(uint8_t *fb, uint32_t w, uint32_t h, uint32_t stride)
+{
+	const struct timespec frame = { .tv_nsec = 100 * 1000 * 1000 };
+	uint32_t side = 64 < w && 64 < h ? 64 : 1;
+
+	printf("fbdraw: redrawing a %ux%u square\n", side, side);
+	fflush(stdout);
+	for (;;) {
+		for (uint32_t y = 0; y < side; y++) {
+			volatile uint32_t *row = (volatile uint32_t *)(fb + (uint64_t)y * stride);
+
+			for (uint32_t x = 0; x < side; x++)
+				row[x] = pattern_pixel(x, y, w, h);
+		}
+		nanosleep(&frame, NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	int redraw = argc > 2 && !strcmp(argv[1], "--redraw");
 	int hold = argc > 2 && !strcmp(argv[1], "--hold");
 	int flush = argc > 2 && !strcmp(argv[1], "--flush");
 	const char *dev = argc > 1 ? argv[argc - 1] : "/dev/fb0";
@@ -130,6 +157,8 @@ int main(int argc, char **argv)
 	}
 	if (hold)
 		return hold_across_unbind(dev, fd, fb, fix.smem_len);
+	if (redraw)
+		return redraw_forever(fb, var.xres, var.yres, fix.line_length);
 	pattern_draw(fb, var.xres, var.yres, fix.line_length);
 	msync(fb, fix.smem_len, MS_SYNC);
 	if (flush && ioctl(fd, FBIOPAN_DISPLAY, &var)) {

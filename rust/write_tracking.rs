@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Which pages of a device's memory changed since they were last saved:
+//! the dirty log of pre-copy migration.
+//!
+//! A device's memory (a framebuffer, VRAM) is changed by user space in two
+//! ways: through `write()`, which the driver sees, and through a shared
+//! mapping, which it does not. For the second, the mapping's VMA operations
+//! implement [`VmOperations::page_mkwrite`](super::vm_fault::VmOperations::page_mkwrite)
+//! (pages are mapped read-only until written, see `vm_fault`) and mark the
+//! page there; saving a page write-protects it again in every user mapping
+//! ([`UserMappings::write_protect`]), so the next write is notified again.
+//!
+//! The order of the steps is what makes the log exact (no write lost, see
+//! [`DirtyPages::save_page`]):
+//!
+//! - a notified write: page locked, page marked, entry made writable, page
+//!   unlocked, then the bytes are written;
+//! - `write()`: bytes copied, then page marked;
+//! - saving: mark taken, page locked, write-protected, unlocked, then copied.
+//!
+//! A write whose mark was taken before the copy lands before the copy ends
+//! or faults again afterwards (and marks again); a mark set after it was
+//! taken makes the page dirty again. Reads never mark anything. The log is
+//! always kept: outside a migration it costs one atomic store on the first
+//! write to each page of a new mapping, and nothing afterwards (nothing
+//! write-protects pages outside a save).
+//!
+//! Not tracked: writes through mappings of other files that share the
+//! pages (a dma-buf's `mmap()`), and long-term pins of the pages (GUP with
+//! `FOLL_LONGTERM`, e.g. `O_DIRECT` I/O into a mapping), whose writes bypass
+//! the page tables.
+
+use super::{page_ref::PageRef, vfio::UserMappings};
+use kernel::{
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::atomic::{Atomic, Full, Relaxed, Release},
+};
+
+/// One mark per page of a device's memory: set when the page changed since
+/// it was last saved.
+pub struct DirtyPages {
+    marks: KVVec<Atomic<bool>>,
+}
+
+impl DirtyPages {
+    /// A log of `pages` pages, none marked.
+    pub fn new(pages: usize) -> Result<Self> {
+        let mut marks = KVVec::with_capacity(pages, GFP_KERNEL)?;
+        for _ in 0..pages {
+            marks.push(Atomic::new(false), GFP_KERNEL)?;
+        }
+        Ok(Self { marks })
+    }
+
+    /// Number of pages.
+    pub fn len(&self) -> usize {
+        self.marks.len()
+    }
+
+    /// Whether the log has no pages.
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    /// Records that page `index` changed (nothing past the end). Call it
+    /// after the change (`write()`), or with the page locked before it is
+    /// made writable (`page_mkwrite`).
+    pub fn mark(&self, index: usize) {
+        if let Some(m) = self.marks.get(index) {
+            // Release: whoever takes the mark sees the bytes written before it.
+            m.store(true, Release);
+        }
+    }
+
+    /// Records that the `len` bytes at byte `offset` changed.
+    pub fn mark_bytes(&self, offset: usize, len: usize) {
+        if len == 0 {
+            return;
+        }
+        let last = offset.saturating_add(len - 1) / PAGE_SIZE;
+        for index in offset / PAGE_SIZE..=last.min(self.len().saturating_sub(1)) {
+            self.mark(index);
+        }
+    }
+
+    /// Clears the mark of page `index` without saving it (a page that no
+    /// longer exists reads as zeros, like one never saved).
+    pub fn clear(&self, index: usize) {
+        if let Some(m) = self.marks.get(index) {
+            m.store(false, Relaxed);
+        }
+    }
+
+    /// Number of pages marked now.
+    pub fn count(&self) -> usize {
+        self.marks.iter().filter(|m| m.load(Relaxed)).count()
+    }
+
+    /// The first marked page from `index` on.
+    pub fn next_marked(&self, index: usize) -> Option<usize> {
+        self.marks
+            .get(index..)?
+            .iter()
+            .position(|m| m.load(Relaxed))
+            .map(|i| i + index)
+    }
+
+    /// Saves page `index`, which is `page` and is mapped at file page offset
+    /// `pgoff` of the device: takes its mark, write-protects it in every
+    /// user mapping of the device, then runs `copy` (which reads the page).
+    ///
+    /// Every change the copy may miss is marked again: a `write()` marks
+    /// after copying, and a write through a mapping is notified (and marks)
+    /// once the page is write-protected. The page lock orders the
+    /// write-protection with a notified write in flight, whose entry becomes
+    /// writable only before the lock is released.
+    pub fn save_page<R>(
+        &self,
+        mappings: &UserMappings<'_>,
+        pgoff: usize,
+        index: usize,
+        page: &PageRef,
+        copy: impl FnOnce() -> R,
+    ) -> R {
+        if let Some(m) = self.marks.get(index) {
+            // Full: the mark is taken before the page is locked and copied.
+            m.xchg(false, Full);
+        }
+        {
+            let lock = page.lock();
+            mappings.write_protect(pgoff, &lock);
+        }
+        copy()
+    }
+}
+
+/// A device memory that migration saves page by page and whose changes
+/// pre-copy tracks: the mapped region behind a [`DirtyPages`] log.
+pub trait TrackedMemory: Send + Sync {
+    /// The dirty log, one mark per page.
+    fn dirty_pages(&self) -> &DirtyPages;
+
+    /// The offset of the memory's first page in the device file, in pages
+    /// (where its region is mapped).
+    fn file_pgoff(&self) -> usize;
+
+    /// Page `index` if it exists; `None` for a page never used, which reads
+    /// as zeros and is not saved.
+    fn existing_page(&self, index: usize) -> Result<Option<PageRef>>;
+
+    /// Number of pages that exist now.
+    fn existing_count(&self) -> usize;
+}
