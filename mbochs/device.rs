@@ -17,8 +17,9 @@ use crate::{
         vma::NewMapping,
         write_tracking::TrackedMemory,
     },
+    last_plane::LastPlane,
     migration, regions,
-    regs::{self, Regs, Snapshot},
+    regs::{self, Dispi, Regs, Snapshot},
     vram::Vram,
     Pool, PoolReservation, TypeInfo,
 };
@@ -47,6 +48,7 @@ const DRM_PLANE_TYPE_PRIMARY: u32 = 1;
 
 /// Everything the device lock protects.
 struct State {
+    /// The EDID.
     regs: Regs,
     /// The cache of scanout buffers seen, and their dma-bufs once exported.
     scanouts: Buffers,
@@ -61,6 +63,11 @@ pub(crate) struct MbochsDevice {
     _reservation: PoolReservation,
     /// BAR0. Shared with user mappings of it.
     vram: Arc<Vram>,
+    /// The DISPI registers (BAR2), lock-free.
+    dispi: Dispi,
+    /// The plane the last query returned, for lock-free repeats; changed
+    /// under the device lock.
+    last_plane: LastPlane,
     /// The device lock.
     #[pin]
     state: Mutex<State>,
@@ -98,6 +105,8 @@ impl MbochsDevice {
                 regions: regions::table(info.memsize() as usize),
                 _reservation: reservation,
                 vram,
+                dispi: Dispi::new(info),
+                last_plane: LastPlane::new(),
                 state <- new_mutex!(State {
                     regs: Regs::new(info),
                     scanouts: Buffers::new(),
@@ -123,7 +132,7 @@ impl MbochsDevice {
 
     /// The registers' migrated state.
     pub(crate) fn regs_snapshot(&self) -> Snapshot {
-        self.state.lock().regs.snapshot()
+        self.state.lock().regs.snapshot(self.dispi.values())
     }
 
     /// Whether the registers could take `snap`.
@@ -133,7 +142,8 @@ impl MbochsDevice {
 
     /// Restores the registers' migrated state.
     pub(crate) fn regs_restore(&self, snap: &Snapshot) {
-        self.state.lock().regs.restore(snap)
+        self.state.lock().regs.restore(snap);
+        self.dispi.restore(&snap.vbe);
     }
 
     /// VRAM size in bytes.
@@ -142,9 +152,11 @@ impl MbochsDevice {
     }
 
     /// Register access (BAR2, EDID region) of `len` bytes at `base` in
-    /// region `index`: split into pieces like the C sample, all under the
-    /// device lock; the user's bytes are copied before (write) or after
-    /// (read) taking it. An EDID access fails as a whole if any piece does.
+    /// region `index`: split into pieces like the C sample; the user's bytes
+    /// are copied before (write) or after (read). The DISPI registers take no
+    /// lock; the EDID (region, and its mirror in BAR2) is read and written
+    /// under the device lock. An EDID access fails as a whole if any piece
+    /// does.
     fn regs_access(&self, index: u32, base: usize, len: usize, mut user: UserIo<'_>) -> Result {
         // Register accesses are 1 to 8 bytes: no allocation for them (they are
         // the per-access cost of a guest programming the device).
@@ -169,26 +181,40 @@ impl MbochsDevice {
             _ => return Err(EINVAL),
         };
         {
-            let mut state = self.state.lock();
-            let regs = &mut state.regs;
             let bytes = &mut *bytes;
             // The bytes of the piece at region offset `off`.
             fn piece(bytes: &mut [u8], start: usize, n: usize) -> Result<&mut [u8]> {
                 bytes.get_mut(start..start + n).ok_or(EINVAL)
             }
-            match (edid, write) {
-                (false, false) => regs::for_each_piece(base, len, |off, n| {
-                    regs.mmio_read(off, piece(bytes, off - base, n)?);
+            // BAR2 writes only reach the DISPI registers; reads past the EDID mirror only
+            // read them: no lock for either.
+            let bar2_lock_free = write || base >= regs::MMIO_EDID_END;
+            let mut state = if edid || !bar2_lock_free {
+                Some(self.state.lock())
+            } else {
+                None
+            };
+            let dispi = &self.dispi;
+            match (edid, write, state.as_deref_mut()) {
+                (false, false, state) => regs::for_each_piece(base, len, |off, n| {
+                    let out = piece(bytes, off - base, n)?;
+                    match &state {
+                        Some(s) if off < regs::MMIO_EDID_END => s.regs.mmio_read(off, out),
+                        _ => dispi.mmio_read(off, out),
+                    }
                     Ok(())
                 })?,
-                (false, true) => regs::for_each_piece(base, len, |off, n| {
-                    regs.mmio_write(off, piece(bytes, off - base, n)?);
+                (false, true, _) => regs::for_each_piece(base, len, |off, n| {
+                    dispi.mmio_write(off, piece(bytes, off - base, n)?);
                     Ok(())
                 })?,
-                (true, false) => regs::for_each_piece(base, len, |off, n| {
-                    regs.edid_read(off, piece(bytes, off - base, n)?)
-                })?,
-                (true, true) => {
+                (true, _, None) => return Err(EINVAL),
+                (true, false, Some(State { regs, .. })) => {
+                    regs::for_each_piece(base, len, |off, n| {
+                        regs.edid_read(off, piece(bytes, off - base, n)?)
+                    })?
+                }
+                (true, true, Some(State { regs, .. })) => {
                     // All or nothing: check every piece before changing anything.
                     regs::for_each_piece(base, len, |off, n| {
                         regs.edid_write_check(off, piece(bytes, off - base, n)?)
@@ -271,12 +297,15 @@ impl emulated_pci::DeviceOps for MbochsDevice {
     fn close(&self) {
         // Like the C sample's close_device: drop the device's buffers and VRAM pages.
         // dma-bufs still open keep their own page references.
-        self.state.lock().scanouts.clear();
+        let mut state = self.state.lock();
+        self.last_plane.forget();
+        state.scanouts.clear();
+        drop(state);
         self.vram.release_all();
     }
 
     fn reset(&self) -> Result {
-        self.state.lock().regs.reset();
+        self.dispi.reset();
         Ok(())
     }
 
@@ -285,12 +314,20 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         if drm_plane_type != DRM_PLANE_TYPE_PRIMARY {
             return Ok(None);
         }
-        let mut state = self.state.lock();
         // CAST: VRAM sizes are at most 64 MiB.
-        let Some(mode) = state.regs.mode(self.type_info(), self.memsize() as u64) else {
+        let Some(mode) = self.dispi.mode(self.type_info(), self.memsize() as u64) else {
             return Ok(None);
         };
-        let id = state.scanouts.get_or_create(&mode, &self.vram)?;
+        // The mode of the last query (every frame but a mode change): its buffer, no lock.
+        let id = match self.last_plane.lookup(&mode) {
+            Some(id) => id,
+            None => {
+                let mut state = self.state.lock();
+                let id = state.scanouts.get_or_create(&mode, &self.vram)?;
+                self.last_plane.set(&mode, id);
+                id
+            }
+        };
         Ok(Some(Plane {
             drm_format: mode.drm_format,
             width: mode.width,
@@ -304,7 +341,13 @@ impl emulated_pci::DeviceOps for MbochsDevice {
     }
 
     fn get_dmabuf(&self, id: u32) -> Result<u32> {
-        let buf = self.state.lock().scanouts.dma_buf(id)?;
+        let mut state = self.state.lock();
+        if id != self.last_plane.id() {
+            // Another buffer becomes the most recently used.
+            self.last_plane.forget();
+        }
+        let buf = state.scanouts.dma_buf(id)?;
+        drop(state);
         DmaBuf::install_fd(buf, bindings::O_CLOEXEC)
     }
 

@@ -22,6 +22,7 @@ pub mod kernel_ext;
 
 mod device;
 mod dmabuf;
+mod last_plane;
 mod migration;
 mod regions;
 mod regs;

@@ -4,6 +4,12 @@
 //! (with an EDID mirror), the VFIO graphics EDID region, and the scanout
 //! mode they describe.
 //!
+//! The DISPI registers are atomics ([`Dispi`]): the guest programs them and
+//! QEMU's per-frame `QUERY_GFX_PLANE` reads them, neither takes a lock (a
+//! mode is computed from one load of each register, as a guest's register
+//! writes land one by one anyway). The EDID state is behind the device lock
+//! ([`Regs`]).
+//!
 //! Accesses are split into naturally aligned pieces of 4, 2 and 1 bytes, as
 //! the C sample does. In BAR2, what the hardware would not decode is ignored
 //! and reads as zeros, as on a real device. In the EDID region (a VFIO
@@ -12,10 +18,13 @@
 
 use crate::{kernel_ext::bindings, TypeInfo};
 use core::mem::{offset_of, size_of};
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 /// BAR2 layout: the EDID blob, mirrored for the guest.
-const MMIO_EDID_END: usize = 0x400;
+pub(crate) const MMIO_EDID_END: usize = 0x400;
 /// BAR2 layout: the DISPI registers, 16 bits each.
 const MMIO_DISPI_START: usize = 0x500;
 const MMIO_DISPI_END: usize = 0x516;
@@ -111,22 +120,119 @@ impl Snapshot {
     pub(crate) const EDID_LEN: usize = 8 + EDID_BLOB_SIZE;
 }
 
-/// The register state of a device.
-pub(crate) struct Regs {
-    vbe: [u16; VBE_DISPI_INDEX_COUNT],
+/// The DISPI registers of a device.
+pub(crate) struct Dispi {
+    /// The 16-bit registers, one atomic each.
+    vbe: [Atomic<u32>; VBE_DISPI_INDEX_COUNT],
     /// `VBE_DISPI_INDEX_VIDEO_MEMORY_64K` after reset.
     video_memory_64k: u16,
+}
+
+impl Dispi {
+    /// Registers after reset, for a device of type `ty`.
+    pub(crate) fn new(ty: &TypeInfo) -> Self {
+        let dispi = Self {
+            vbe: [const { Atomic::new(0) }; VBE_DISPI_INDEX_COUNT],
+            // CAST: at most 64 MiB / 64 KiB = 1024.
+            video_memory_64k: (ty.memsize() / (64 * 1024)) as u16,
+        };
+        dispi.reset();
+        dispi
+    }
+
+    /// Device reset: back to the initial values.
+    pub(crate) fn reset(&self) {
+        let mut vbe = [0; VBE_DISPI_INDEX_COUNT];
+        vbe[VBE_DISPI_INDEX_ID] = VBE_DISPI_ID5;
+        vbe[VBE_DISPI_INDEX_VIDEO_MEMORY_64K] = self.video_memory_64k;
+        self.restore(&vbe);
+    }
+
+    /// The registers' values now.
+    pub(crate) fn values(&self) -> [u16; VBE_DISPI_INDEX_COUNT] {
+        // CAST: only 16-bit values are ever stored.
+        self.vbe.each_ref().map(|r| r.load(Relaxed) as u16)
+    }
+
+    /// Sets every register (a migrated state).
+    pub(crate) fn restore(&self, vbe: &[u16; VBE_DISPI_INDEX_COUNT]) {
+        for (r, v) in self.vbe.iter().zip(vbe) {
+            r.store(u32::from(*v), Relaxed);
+        }
+    }
+
+    /// Reads one piece of BAR2 at `offset`, at or past the EDID mirror, into
+    /// `out` (zeros unless it is a DISPI register).
+    pub(crate) fn mmio_read(&self, offset: usize, out: &mut [u8]) {
+        match dispi_index(offset, out.len()).and_then(|i| self.vbe.get(i)) {
+            // CAST: only 16-bit values are ever stored.
+            Some(r) => out.copy_from_slice(&(r.load(Relaxed) as u16).to_le_bytes()),
+            None => out.fill(0),
+        }
+    }
+
+    /// Writes one piece of BAR2 at `offset`; only the DISPI registers take
+    /// writes.
+    pub(crate) fn mmio_write(&self, offset: usize, data: &[u8]) {
+        let reg = dispi_index(offset, data.len()).and_then(|i| self.vbe.get(i));
+        if let (Some(r), &[lo, hi]) = (reg, data) {
+            r.store(u32::from(u16::from_le_bytes([lo, hi])), Relaxed);
+        }
+    }
+
+    /// The scanout mode the registers describe, if it is a valid plane in
+    /// `memsize` bytes of VRAM for a device of type `ty`.
+    ///
+    /// Whatever the guest wrote, a returned mode lies within VRAM:
+    /// `offset + size <= memsize`.
+    pub(crate) fn mode(&self, ty: &TypeInfo, memsize: u64) -> Option<Mode> {
+        const BYTES_PER_PIXEL: u32 = 4;
+        let vbe = self.values();
+        if vbe[VBE_DISPI_INDEX_ENABLE] & VBE_DISPI_ENABLED == 0 || vbe[VBE_DISPI_INDEX_BPP] != 32 {
+            return None;
+        }
+        let width = u32::from(vbe[VBE_DISPI_INDEX_XRES]);
+        let height = u32::from(vbe[VBE_DISPI_INDEX_YRES]);
+        if width < MIN_RES || height < MIN_RES {
+            return None;
+        }
+        // The EDID's largest mode (0: no limit) bounds the plane.
+        if (ty.max_x != 0 && width > ty.max_x) || (ty.max_y != 0 && height > ty.max_y) {
+            return None;
+        }
+        let virt_width = u32::from(vbe[VBE_DISPI_INDEX_VIRT_WIDTH]).max(width);
+        let stride = virt_width.checked_mul(BYTES_PER_PIXEL)?;
+        let size = u64::from(stride).checked_mul(u64::from(height))?;
+        let offset = u64::from(vbe[VBE_DISPI_INDEX_X_OFFSET])
+            .checked_mul(u64::from(BYTES_PER_PIXEL))?
+            .checked_add(
+                u64::from(vbe[VBE_DISPI_INDEX_Y_OFFSET]).checked_mul(u64::from(stride))?,
+            )?;
+        if offset.checked_add(size)? > memsize {
+            return None;
+        }
+        Some(Mode {
+            drm_format: bindings::DRM_FORMAT_XRGB8888,
+            width,
+            height,
+            stride,
+            offset,
+            size,
+        })
+    }
+}
+
+/// The EDID state of a device (the VFIO graphics EDID region and its mirror
+/// in BAR2).
+pub(crate) struct Regs {
     edid: bindings::vfio_region_gfx_edid,
     edid_blob: [u8; EDID_BLOB_SIZE],
 }
 
 impl Regs {
-    /// Registers after reset, for a device of type `ty`.
+    /// The EDID state of a new device of type `ty`.
     pub(crate) fn new(ty: &TypeInfo) -> Self {
-        let mut regs = Self {
-            vbe: [0; VBE_DISPI_INDEX_COUNT],
-            // CAST: at most 64 MiB / 64 KiB = 1024.
-            video_memory_64k: (ty.memsize() / (64 * 1024)) as u16,
+        Self {
             edid: bindings::vfio_region_gfx_edid {
                 // CAST: small constants.
                 edid_offset: EDID_BLOB_OFFSET as u32,
@@ -136,23 +242,13 @@ impl Regs {
                 ..Default::default()
             },
             edid_blob: [0; EDID_BLOB_SIZE],
-        };
-        regs.reset();
-        regs
+        }
     }
 
-    /// Device reset: the DISPI registers go back to their initial values (the
-    /// EDID, set by the host, stays, as in the C sample).
-    pub(crate) fn reset(&mut self) {
-        self.vbe = [0; VBE_DISPI_INDEX_COUNT];
-        self.vbe[VBE_DISPI_INDEX_ID] = VBE_DISPI_ID5;
-        self.vbe[VBE_DISPI_INDEX_VIDEO_MEMORY_64K] = self.video_memory_64k;
-    }
-
-    /// The state a migration saves.
-    pub(crate) fn snapshot(&self) -> Snapshot {
+    /// The state a migration saves, with the DISPI registers' values `vbe`.
+    pub(crate) fn snapshot(&self, vbe: [u16; VBE_DISPI_INDEX_COUNT]) -> Snapshot {
         Snapshot {
-            vbe: self.vbe,
+            vbe,
             edid_size: self.edid.edid_size,
             link_state: self.edid.link_state,
             edid_blob: self.edid_blob,
@@ -165,36 +261,28 @@ impl Regs {
         snap.edid_size <= self.edid.edid_max_size
     }
 
-    /// Restores a migrated state that [`Regs::can_restore`] accepted.
+    /// Restores the EDID of a migrated state that [`Regs::can_restore`]
+    /// accepted (the DISPI registers are [`Dispi::restore`]'s).
     pub(crate) fn restore(&mut self, snap: &Snapshot) {
-        self.vbe = snap.vbe;
         self.edid.edid_size = snap.edid_size;
         self.edid.link_state = snap.link_state;
         self.edid_blob = snap.edid_blob;
     }
 
-    /// Reads one piece of BAR2 at `offset` into `out` (zeros if ignored).
+    /// Reads one piece of BAR2's EDID mirror (below [`MMIO_EDID_END`]) at
+    /// `offset` into `out` (zeros unless the link is up and the EDID that
+    /// long).
     pub(crate) fn mmio_read(&self, offset: usize, out: &mut [u8]) {
         out.fill(0);
-        if offset < MMIO_EDID_END {
-            let edid = &self.edid;
-            // CAST: `offset < 0x400`.
-            if edid.link_state == bindings::VFIO_DEVICE_GFX_LINK_STATE_UP
-                && (offset as u32) < edid.edid_size
-            {
-                if let Some(src) = self.edid_blob.get(offset..offset + out.len()) {
-                    out.copy_from_slice(src);
-                }
+        let edid = &self.edid;
+        // CAST: the offset is checked against 0x400 first.
+        if offset < MMIO_EDID_END
+            && edid.link_state == bindings::VFIO_DEVICE_GFX_LINK_STATE_UP
+            && (offset as u32) < edid.edid_size
+        {
+            if let Some(src) = self.edid_blob.get(offset..offset + out.len()) {
+                out.copy_from_slice(src);
             }
-        } else if let Some(index) = dispi_index(offset, out.len()) {
-            out.copy_from_slice(&self.vbe[index].to_le_bytes());
-        }
-    }
-
-    /// Writes one piece of BAR2 at `offset`; only the DISPI registers take writes.
-    pub(crate) fn mmio_write(&mut self, offset: usize, data: &[u8]) {
-        if let (Some(index), &[lo, hi]) = (dispi_index(offset, data.len()), data) {
-            self.vbe[index] = u16::from_le_bytes([lo, hi]);
         }
     }
 
@@ -283,47 +371,6 @@ impl Regs {
         let end = offset.checked_add(len)?;
         // CAST: `edid_max_size` is a read-only register set to `EDID_BLOB_SIZE`.
         (end <= self.edid.edid_max_size as usize && end <= EDID_BLOB_SIZE).then_some(offset..end)
-    }
-
-    /// The scanout mode the DISPI registers describe, if it is a valid plane
-    /// in `memsize` bytes of VRAM for a device of type `ty`.
-    ///
-    /// Whatever the guest wrote, a returned mode lies within VRAM:
-    /// `offset + size <= memsize`.
-    pub(crate) fn mode(&self, ty: &TypeInfo, memsize: u64) -> Option<Mode> {
-        const BYTES_PER_PIXEL: u32 = 4;
-        let vbe = &self.vbe;
-        if vbe[VBE_DISPI_INDEX_ENABLE] & VBE_DISPI_ENABLED == 0 || vbe[VBE_DISPI_INDEX_BPP] != 32 {
-            return None;
-        }
-        let width = u32::from(vbe[VBE_DISPI_INDEX_XRES]);
-        let height = u32::from(vbe[VBE_DISPI_INDEX_YRES]);
-        if width < MIN_RES || height < MIN_RES {
-            return None;
-        }
-        // The EDID's largest mode (0: no limit) bounds the plane.
-        if (ty.max_x != 0 && width > ty.max_x) || (ty.max_y != 0 && height > ty.max_y) {
-            return None;
-        }
-        let virt_width = u32::from(vbe[VBE_DISPI_INDEX_VIRT_WIDTH]).max(width);
-        let stride = virt_width.checked_mul(BYTES_PER_PIXEL)?;
-        let size = u64::from(stride).checked_mul(u64::from(height))?;
-        let offset = u64::from(vbe[VBE_DISPI_INDEX_X_OFFSET])
-            .checked_mul(u64::from(BYTES_PER_PIXEL))?
-            .checked_add(
-                u64::from(vbe[VBE_DISPI_INDEX_Y_OFFSET]).checked_mul(u64::from(stride))?,
-            )?;
-        if offset.checked_add(size)? > memsize {
-            return None;
-        }
-        Some(Mode {
-            drm_format: bindings::DRM_FORMAT_XRGB8888,
-            width,
-            height,
-            stride,
-            offset,
-            size,
-        })
     }
 }
 

@@ -44,10 +44,14 @@ NESTED_MIG_CAPS='{"execute":"migrate-set-capabilities","arguments":{"capabilitie
 # Migrates the QEMU on SRC_SOCK to the QEMU on DST_SOCK, started with
 # -incoming URI. Prints query-migrate's last answer on the source; succeeds
 # only if the migration completed.
+# The switchover threshold is avail-switchover-bandwidth x downtime-limit:
+# by default 2 GB, so that a migration under nested TCG switches over at the
+# first chance; NESTED_MIG_PARAMS overrides it (a JSON object).
+NESTED_MIG_PARAMS_DEFAULT='{"avail-switchover-bandwidth":1073741824,"downtime-limit":2000}'
 nested_migrate() { # SRC_SOCK DST_SOCK URI TIMEOUT
 	local t=0 st
 	qmp "$2" "$NESTED_MIG_CAPS" > /dev/null && qmp "$1" "$NESTED_MIG_CAPS" > /dev/null &&
-		qmp "$1" '{"execute":"migrate-set-parameters","arguments":{"avail-switchover-bandwidth":1073741824,"downtime-limit":2000}}' > /dev/null ||
+		qmp "$1" '{"execute":"migrate-set-parameters","arguments":'"${NESTED_MIG_PARAMS:-$NESTED_MIG_PARAMS_DEFAULT}"'}' > /dev/null ||
 		{ echo "QMP: setting the migration's capabilities and parameters failed"; return 1; }
 	qmp "$1" '{"execute":"migrate","arguments":{"uri":"'"$3"'"}}' > /dev/null ||
 		{ echo "QMP: migrate refused"; return 1; }
@@ -80,7 +84,7 @@ qemu_stop_copy_bytes() { # LOG
 	python3 -c 'import re, sys
 last, cur = {}, {}
 for line in open(sys.argv[1], errors="replace"):
-    m = re.search(r"vfio_save_(\w+) \((\S+)\)(?: data_size (-?\d+))?", line)
+    m = re.search(r"vfio_save_(\w+)\s+\((\S+)\)(?:\s+data_size (-?\d+))?", line)
     if not m:
         continue
     ev, dev, n = m.groups()
