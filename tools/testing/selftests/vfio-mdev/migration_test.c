@@ -15,6 +15,7 @@
  * Documentation/mdev-rs/migration.rst.
  */
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/syscall.h>
 
@@ -1019,7 +1020,7 @@ TEST_F(mig, refused_streams)
  */
 TEST_F(mig, refused_oversized)
 {
-	uint64_t most = 2 * (self->dst.memsize + self->dst.memsize / PAGE * SEC_LEN) + 2 * MB;
+	uint64_t most = 3 * (self->dst.memsize + self->dst.memsize / PAGE * SEC_LEN) + 2 * MB;
 	static uint8_t zeros[1 << 20];
 	struct buf good = {};
 	uint64_t total;
@@ -1117,6 +1118,284 @@ TEST_F(mig, refused_from_another_type)
 		close(kmsg);
 	EXPECT_EQ(0, reset(self->dst.fd));
 	EXPECT_EQ(RUNNING, get_state(self->dst.fd));
+	buf_free(&s);
+}
+
+/* ---- pre-copy sends only what changed --------------------------------------------------- */
+
+/* The bytes of one page in a stream: its section header and the page. */
+#define PAGE_SEC (SEC_LEN + PAGE)
+
+/* How the tests change the source's memory while pre-copy runs. */
+enum dirty_path { THROUGH_MAPPING, THROUGH_WRITE };
+
+/* k distinct page indexes spread over the memory (from page 1 on). */
+static void spread_pages(const struct dev *d, int k, size_t *idx)
+{
+	size_t step = d->memsize / PAGE / 64;
+
+	for (int i = 0; i < k; i++)
+		idx[i] = 1 + i * step;
+}
+
+/*
+ * Changes pages idx[0..k) of d, twice each (the second write to a page must
+ * not count again): through the BAR0 mapping map, or with write().
+ */
+static int change_pages(struct dev *d, uint8_t *map, enum dirty_path path, const size_t *idx,
+			int k, uint32_t seed)
+{
+	uint8_t bytes[64];
+
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < k; i++) {
+			off_t at = idx[i] * PAGE + (round ? 3000 : 100);
+
+			pattern(bytes, sizeof(bytes), seed + i * 2 + round);
+			if (path == THROUGH_MAPPING)
+				memcpy(map + at, bytes, sizeof(bytes));
+			else if (wr(d->fd, bytes, sizeof(bytes), d->bar0 + at) != sizeof(bytes))
+				return -EIO;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The MEM_PAGE sections of a chunk of stream without a header (what a
+ * pre-copy read sends after the initial data, or stop-copy's tail): their
+ * number, and whether each key is one of idx[0..k). -1 if the chunk holds
+ * anything but whole page sections (and, with `tail`, other sections and
+ * the end marker).
+ */
+static int chunk_pages(const struct buf *c, size_t from, const size_t *idx, int k, bool tail)
+{
+	int pages = 0;
+
+	for (size_t at = from; at + SEC_LEN <= c->len;) {
+		uint16_t id = le16(c->p + at);
+		uint32_t len = le32(c->p + at + 4);
+		uint64_t key = le64(c->p + at + 8);
+		bool known = false;
+
+		if (id == SEC_PAGE) {
+			for (int i = 0; i < k; i++)
+				known |= idx[i] == key;
+			if (!known || len != PAGE)
+				return -1;
+			pages++;
+		} else if (!tail) {
+			return -1;
+		}
+		at += SEC_LEN + len;
+		if (at > c->len)
+			return -1;
+	}
+	return pages;
+}
+
+/*
+ * Pre-copy of a source whose k pages change after the initial data was
+ * read: PRECOPY_INFO's dirty_bytes and MIG_DATA_SIZE grow by exactly k
+ * page sections (reads, through the mapping or read(), count for nothing);
+ * for an even k a pre-copy read sends exactly those pages and nothing is
+ * dirty after it, for an odd k they go with stop-copy, whose size is what
+ * MIG_DATA_SIZE announced. The destination of the whole stream equals the
+ * source byte for byte.
+ */
+static void precopy_changes(struct __test_metadata *_metadata, struct dev *src, struct dev *dst,
+			    enum dirty_path path, int k)
+{
+	int fd = src->fd, dfd, end;
+	struct vfio_precopy_info info;
+	struct buf s = {}, chunk = {};
+	size_t idx[64], tail_at;
+	long size0, size1, announced;
+	volatile uint8_t sink = 0;
+	uint8_t page[PAGE], *map;
+
+	ASSERT_GE(64, k);
+	ASSERT_EQ(0, make_state(src, 11 + k));
+	map = mmap(NULL, src->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, src->bar0);
+	ASSERT_NE(MAP_FAILED, map);
+	spread_pages(src, k, idx);
+	/* the pages the test changes exist (mbochs allocates on first touch) */
+	for (int i = 0; i < k; i++)
+		map[idx[i] * PAGE] = i;
+
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, read_all(dfd, &s, &end));
+	EXPECT_EQ(ENOMSG, end);
+	/* reading changes nothing */
+	for (size_t o = 0; o < 256 * PAGE && o < src->memsize; o += PAGE)
+		sink += map[o];
+	for (int i = 0; i < k; i++)
+		sink += map[idx[i] * PAGE + 5];
+	ASSERT_EQ(PAGE, rd(fd, page, PAGE, src->bar0 + PAGE));
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(0, info.initial_bytes);
+	EXPECT_EQ(0, info.dirty_bytes) TH_LOG("reads of the memory made it dirty");
+	size0 = data_size(fd);
+	/* nothing changed: the registers and the end marker */
+	EXPECT_LT(SEC_LEN + 256 + SEC_LEN, size0);
+	EXPECT_GT(2048, size0) TH_LOG("MIG_DATA_SIZE with nothing changed: %ld", size0);
+
+	ASSERT_EQ(0, change_pages(src, map, path, idx, k, 77));
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(0, info.initial_bytes);
+	EXPECT_EQ((uint64_t)k * PAGE_SEC, info.dirty_bytes)
+		TH_LOG("%d pages changed through %s", k, path == THROUGH_MAPPING ? "the mapping" : "write()");
+	size1 = data_size(fd);
+	EXPECT_EQ(size0 + (long)k * PAGE_SEC, size1);
+
+	if (k % 2 == 0) {
+		/* pre-copy sends them, and only them */
+		ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+		EXPECT_EQ(ENOMSG, end);
+		EXPECT_EQ((size_t)k * PAGE_SEC, chunk.len);
+		EXPECT_EQ(k, chunk_pages(&chunk, 0, idx, k, false));
+		ASSERT_EQ(0, precopy_info(dfd, &info));
+		EXPECT_EQ(0, info.dirty_bytes);
+		EXPECT_EQ(size0, data_size(fd));
+		buf_put(&s, chunk.p, chunk.len);
+	}
+	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
+	announced = data_size(fd);
+	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
+	tail_at = s.len;
+	ASSERT_EQ(0, read_all(dfd, &s, &end));
+	EXPECT_EQ(0, end);
+	EXPECT_EQ(announced, (long)(s.len - tail_at)) TH_LOG("stop-copy sent %zu bytes", s.len - tail_at);
+	EXPECT_EQ(k % 2 ? k : 0, chunk_pages(&s, tail_at, idx, k, true));
+	close(dfd);
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	munmap(map, src->memsize);
+
+	ASSERT_EQ(-1, set_state(dst->fd, STOP));
+	ASSERT_EQ(0, load(dst, &s));
+	EXPECT_EQ(-1, set_state(dst->fd, RUNNING));
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	expect_same_device(_metadata, src, dst);
+	buf_free(&s);
+	buf_free(&chunk);
+}
+
+TEST_F_TIMEOUT(mig, precopy_changes_0_pages, 120)
+{
+	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 0);
+}
+
+TEST_F_TIMEOUT(mig, precopy_changes_1_page_through_mapping, 120)
+{
+	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 1);
+}
+
+TEST_F_TIMEOUT(mig, precopy_changes_4_pages_through_mapping, 120)
+{
+	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 4);
+}
+
+TEST_F_TIMEOUT(mig, precopy_changes_64_pages_through_mapping, 120)
+{
+	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 64);
+}
+
+TEST_F_TIMEOUT(mig, precopy_changes_1_page_through_write, 120)
+{
+	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_WRITE, 1);
+}
+
+TEST_F_TIMEOUT(mig, precopy_changes_4_pages_through_write, 120)
+{
+	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_WRITE, 4);
+}
+
+TEST_F_TIMEOUT(mig, precopy_changes_64_pages_through_write, 120)
+{
+	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_WRITE, 64);
+}
+
+/* A guest that keeps drawing: random writes to the first 512 pages. */
+struct hammer {
+	struct dev *d;
+	uint8_t *map;
+	size_t pages;
+	volatile bool stop;
+	unsigned long writes;
+};
+
+static void *hammer_run(void *arg)
+{
+	struct hammer *h = arg;
+	const struct timespec pause = { .tv_nsec = 200 * 1000 };
+	uint32_t seed = 0x1234567;
+
+	while (!h->stop) {
+		uint8_t bytes[8];
+		size_t at;
+
+		seed = seed * 1103515245 + 12345;
+		at = (seed >> 4) % h->pages * PAGE + (seed >> 20) % (PAGE - sizeof(bytes));
+		pattern(bytes, sizeof(bytes), seed);
+		/* mostly through the mapping, every 16th through write() */
+		if (h->writes % 16 == 15)
+			wr(h->d->fd, bytes, sizeof(bytes), h->d->bar0 + at);
+		else
+			memcpy(h->map + at, bytes, sizeof(bytes));
+		h->writes++;
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * Whatever the interleaving of the guest's writes with pre-copy's reads,
+ * the destination ends up equal to the source, byte for byte.
+ */
+TEST_F_TIMEOUT(mig, precopy_concurrent_writer, 180)
+{
+	struct hammer h = { .d = &self->src };
+	struct vfio_precopy_info info;
+	struct buf s = {};
+	uint64_t dirty_seen = 0;
+	pthread_t thread;
+	int fd = self->src.fd, dfd, end;
+
+	ASSERT_EQ(0, make_state(&self->src, 5));
+	h.pages = self->src.memsize / PAGE < 512 ? self->src.memsize / PAGE : 512;
+	h.map = mmap(NULL, self->src.memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		     self->src.bar0);
+	ASSERT_NE(MAP_FAILED, h.map);
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, pthread_create(&thread, NULL, hammer_run, &h));
+	for (int round = 0; round < 20; round++) {
+		const struct timespec gap = { .tv_nsec = 50 * 1000 * 1000 };
+
+		ASSERT_EQ(0, precopy_info(dfd, &info));
+		dirty_seen += info.dirty_bytes;
+		ASSERT_EQ(0, read_all(dfd, &s, &end));
+		EXPECT_EQ(ENOMSG, end);
+		nanosleep(&gap, NULL);
+	}
+	h.stop = true;
+	pthread_join(thread, NULL);
+	TH_LOG("%lu writes during pre-copy, %zu bytes of pre-copy data", h.writes, s.len);
+	EXPECT_LT(0, h.writes);
+	EXPECT_LT(0, dirty_seen) TH_LOG("the writes never showed as dirty bytes");
+	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
+	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
+	ASSERT_EQ(0, read_all(dfd, &s, &end));
+	EXPECT_EQ(0, end);
+	close(dfd);
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	munmap(h.map, self->src.memsize);
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	ASSERT_EQ(0, load(&self->dst, &s));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
 	buf_free(&s);
 }
 
