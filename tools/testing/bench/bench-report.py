@@ -28,6 +28,8 @@ def bar0_and_common(bar0_size):
         ("bar0_mmap_frame_read", "read of a frame (3 MiB) from the BAR0 mapping", "higher"),
         ("memcpy_frame_reference", "reference: memcpy of 3 MiB of plain memory", "higher"),
         ("=bar0_mmap_frame_read/memcpy_frame_reference", "BAR0 mapping read / memcpy", "higher"),
+        ("bar0_mmap_frame_write", "write of a frame (3 MiB) into the BAR0 mapping", "higher"),
+        ("=bar0_mmap_frame_write/memcpy_frame_reference", "BAR0 mapping write / memcpy", "higher"),
         ("lifecycle_total", "mdev create + open + close + remove", "lower"),
         ("lifecycle_create", "  of which create", "lower"),
         ("lifecycle_open", "  of which open (iommufd cdev)", "lower"),

@@ -257,6 +257,24 @@ static void bench_frame_read(const char *metric, const uint8_t *map, bool refere
 	free(c.dst);
 }
 
+/*
+ * Steady-state write of a frame into a mapping (the first call, untimed,
+ * makes its pages writable: the Rust drivers map them read-only until first
+ * written, to track writes for pre-copy migration).
+ */
+static void bench_frame_write(const char *metric, uint8_t *map)
+{
+	struct copy_ctx c = { .dst = map, .len = FRAME_SIZE };
+	uint8_t *src = malloc(FRAME_SIZE);
+
+	if (!src)
+		die("malloc", ENOMEM);
+	memset(src, 3, FRAME_SIZE);
+	c.src = src;
+	bench_mbs(metric, copy_call, &c, 3, FRAME_SIZE);
+	free(src);
+}
+
 /* mdev create + open (iommufd cdev) + close + remove, each part timed. */
 static void bench_lifecycle(const char *parent, const char *type)
 {
@@ -515,12 +533,12 @@ static const char *const precopy_metrics[] = {
  * STOP_COPY, read to EOF (the stop-copy bytes), the destination gets them
  * and leaves RESUMING (it applies the whole stream). Reported: those bytes
  * and the time from the pause to the destination's STOP, beside the size
- * of the device's memory. Three samples per load (each moves the memory
- * at least twice).
+ * of the device's memory. One sample per load and round (each moves the
+ * memory at least twice).
  */
 static void bench_precopy(const char *parent, const char *type)
 {
-	int nsamples = samples < 3 ? samples : 3;
+	int nsamples = 1;
 	struct dev src, dst;
 	uint64_t flags;
 	uint8_t *map;
@@ -615,6 +633,7 @@ static void bench_mdpy(void)
 	bench_bar0_rw(d.fd, d.bar0, d.bar0_size);
 	map = bench_fault_in("bar0_mmap_fault_in", d.fd, d.bar0, d.bar0_size);
 	bench_frame_read("bar0_mmap_frame_read", map, true);
+	bench_frame_write("bar0_mmap_frame_write", map);
 	munmap(map, d.bar0_size);
 	dev_close(&d);
 	bench_lifecycle("mdpy", type);
@@ -718,6 +737,7 @@ static void bench_mbochs(void)
 	/* BAR0 through mmap: the VRAM pages are allocated by the warm-up. */
 	map = bench_fault_in("bar0_mmap_fault_in", d.fd, d.bar0, d.bar0_size);
 	bench_frame_read("bar0_mmap_frame_read", map, true);
+	bench_frame_write("bar0_mmap_frame_write", map);
 	munmap(map, d.bar0_size);
 
 	/* read()/write(): away from the end of VRAM (C defect 2). */
