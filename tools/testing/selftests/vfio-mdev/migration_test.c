@@ -766,19 +766,19 @@ static void expect_same_device(struct __test_metadata *_metadata, struct dev *a,
 	EXPECT_EQ(sa.plane.stride, sb.plane.stride);
 	EXPECT_EQ(sa.plane.size, sb.plane.size);
 	if (is_mbochs()) {
+		uint8_t *da, *db;
+
 		EXPECT_EQ(-1, first_diff(sa.bar2, sb.bar2, sizeof(sa.bar2)));
 		EXPECT_EQ(-1, first_diff(sa.edid, sb.edid, sizeof(sa.edid)));
 		ASSERT_EQ(0, sa.plane_ret) TH_LOG("the mode set is a plane");
 		EXPECT_EQ(128, sa.plane.width);
-		{
-			uint8_t *da = dmabuf_bytes(a, &sa.plane), *db = dmabuf_bytes(b, &sb.plane);
-
-			ASSERT_NE(NULL, da);
-			ASSERT_NE(NULL, db);
-			EXPECT_EQ(-1, first_diff(da, db, sa.plane.size));
-			free(da);
-			free(db);
-		}
+		da = dmabuf_bytes(a, &sa.plane);
+		db = dmabuf_bytes(b, &sb.plane);
+		ASSERT_NE(NULL, da);
+		ASSERT_NE(NULL, db);
+		EXPECT_EQ(-1, first_diff(da, db, sa.plane.size));
+		free(da);
+		free(db);
 	} else {
 		EXPECT_EQ(sa.plane.region_index, sb.plane.region_index);
 	}
@@ -1013,14 +1013,16 @@ TEST_F(mig, refused_streams)
 }
 
 /*
- * Oversized: write() refuses a stream longer than two copies of the most
- * the device can save (what pre-copy and stop-copy send together) with
- * EFBIG; what was written stays, and is refused at STOP for the junk after
- * its end marker.
+ * Oversized: write() refuses a stream longer than three copies of the most
+ * the device can save (the initial data, pre-copy's re-sends, capped at one
+ * state, and stop-copy) and a page with EFBIG, not before; what was written
+ * stays, and is refused at STOP for the junk after its end marker.
  */
 TEST_F(mig, refused_oversized)
 {
-	uint64_t most = 3 * (self->dst.memsize + self->dst.memsize / PAGE * SEC_LEN) + 2 * MB;
+	/* every page in a section: less than the most one save can be */
+	uint64_t state = self->dst.memsize + self->dst.memsize / PAGE * SEC_LEN;
+	uint64_t most = 3 * state + 2 * MB;
 	static uint8_t zeros[1 << 20];
 	struct buf good = {};
 	uint64_t total;
@@ -1041,6 +1043,10 @@ TEST_F(mig, refused_oversized)
 		ASSERT_EQ(sizeof(zeros), ret);
 	}
 	EXPECT_EQ(-EFBIG, ret) TH_LOG("%lu bytes accepted", (unsigned long)total);
+	/* the refused write would have crossed the limit, which is over 3 states */
+	EXPECT_LT(3 * state, total + sizeof(zeros))
+		TH_LOG("refused after %lu bytes, three states are more than %lu",
+		       (unsigned long)total, (unsigned long)(3 * state));
 	EXPECT_TRUE(kmsg_has(kmsg, "longer than"));
 	if (kmsg >= 0)
 		close(kmsg);
@@ -1125,152 +1131,261 @@ TEST_F(mig, refused_from_another_type)
 
 /* The bytes of one page in a stream: its section header and the page. */
 #define PAGE_SEC (SEC_LEN + PAGE)
+#define MAX_DIRTY 64
 
 /* How the tests change the source's memory while pre-copy runs. */
 enum dirty_path { THROUGH_MAPPING, THROUGH_WRITE };
 
-/* k distinct page indexes spread over the memory (from page 1 on). */
+static const char *const path_names[] = { "the mapping", "write()" };
+
+/* k distinct page indexes spread over BAR0, one in each 64th of it. */
 static void spread_pages(const struct dev *d, int k, size_t *idx)
 {
-	size_t step = d->memsize / PAGE / 64;
+	size_t step = d->memsize / PAGE / MAX_DIRTY;
 
 	for (int i = 0; i < k; i++)
-		idx[i] = 1 + i * step;
+		idx[i] = i * step + step / 2;
 }
 
 /*
- * Changes pages idx[0..k) of d, twice each (the second write to a page must
- * not count again): through the BAR0 mapping map, or with write().
+ * Changes page idx[i] of d, twice (the second write to a page must not
+ * count again): through the BAR0 mappings (map[0] for even i, map[1], a
+ * second mapping of the same BAR, for odd i: write protection must reach
+ * every mapping), or with write(): for even i 64 bytes inside the page,
+ * for odd i the whole page; then 64 bytes that end at the page's end (a
+ * write that ends at a page boundary changes one page, not two).
  */
-static int change_pages(struct dev *d, uint8_t *map, enum dirty_path path, const size_t *idx,
-			int k, uint32_t seed)
+static int change_page(struct dev *d, uint8_t *const map[2], enum dirty_path path, size_t index,
+		       int i, uint32_t seed)
 {
-	uint8_t bytes[64];
+	uint8_t bytes[PAGE];
 
 	for (int round = 0; round < 2; round++) {
-		for (int i = 0; i < k; i++) {
-			off_t at = idx[i] * PAGE + (round ? 3000 : 100);
+		size_t len = path == THROUGH_WRITE && !round && i % 2 ? PAGE : 64;
+		off_t at = index * PAGE + (round ? PAGE - 64 : len == PAGE ? 0 : 100);
 
-			pattern(bytes, sizeof(bytes), seed + i * 2 + round);
-			if (path == THROUGH_MAPPING)
-				memcpy(map + at, bytes, sizeof(bytes));
-			else if (wr(d->fd, bytes, sizeof(bytes), d->bar0 + at) != sizeof(bytes))
-				return -EIO;
-		}
+		pattern(bytes, len, seed + i * 2 + round);
+		if (path == THROUGH_MAPPING)
+			memcpy(map[i % 2] + at, bytes, len);
+		else if (wr(d->fd, bytes, len, d->bar0 + at) != (ssize_t)len)
+			return -EIO;
 	}
 	return 0;
 }
 
-/*
- * The MEM_PAGE sections of a chunk of stream without a header (what a
- * pre-copy read sends after the initial data, or stop-copy's tail): their
- * number, and whether each key is one of idx[0..k). -1 if the chunk holds
- * anything but whole page sections (and, with `tail`, other sections and
- * the end marker).
- */
-static int chunk_pages(const struct buf *c, size_t from, const size_t *idx, int k, bool tail)
-{
-	int pages = 0;
+/* What the sections of a stream hold, from some offset on. */
+struct tally {
+	bool framed;		/* whole sections up to the end of the buffer */
+	int pages, config, regs, end, other;
+	bool end_last;		/* the end marker is the last section */
+	int stray_keys;		/* pages whose key is none of idx[] (or past the memory) */
+	int hits[MAX_DIRTY];	/* page sections with key idx[i] */
+	size_t nonpage_bytes;	/* bytes of the sections other than pages */
+};
 
-	for (size_t at = from; at + SEC_LEN <= c->len;) {
-		uint16_t id = le16(c->p + at);
-		uint32_t len = le32(c->p + at + 4);
-		uint64_t key = le64(c->p + at + 8);
+/*
+ * Walks the sections of s from offset `from` on (no header there: what a
+ * pre-copy read sends after the initial data, or stop-copy's tail). With
+ * idx NULL, any page inside the memory of `pages` pages is expected.
+ */
+static struct tally tally_sections(const struct buf *s, size_t from, const size_t *idx, int k,
+				   size_t pages)
+{
+	struct tally t = { .framed = true };
+	size_t at = from;
+
+	while (at < s->len) {
+		uint16_t id;
+		uint32_t len;
+		uint64_t key;
 		bool known = false;
 
+		if (at + SEC_LEN > s->len) {
+			t.framed = false;
+			break;
+		}
+		id = le16(s->p + at);
+		len = le32(s->p + at + 4);
+		key = le64(s->p + at + 8);
+		t.end_last = false;
 		if (id == SEC_PAGE) {
-			for (int i = 0; i < k; i++)
-				known |= idx[i] == key;
-			if (!known || len != PAGE)
-				return -1;
-			pages++;
-		} else if (!tail) {
-			return -1;
+			for (int i = 0; idx && i < k; i++)
+				if (idx[i] == key) {
+					t.hits[i]++;
+					known = true;
+				}
+			if (!idx)
+				known = key < pages;
+			t.stray_keys += !known;
+			t.pages++;
+			if (len != PAGE)
+				t.framed = false;
+		} else {
+			t.config += id == SEC_CONFIG;
+			t.regs += id == SEC_MDPY_MODE || (is_mbochs() && id == SEC_EDID);
+			t.end += id == SEC_END;
+			t.end_last = id == SEC_END;
+			t.other += id != SEC_CONFIG && id != SEC_END && id != SEC_MDPY_MODE &&
+				   !(is_mbochs() && id == SEC_EDID);
+			t.nonpage_bytes += SEC_LEN + len;
 		}
 		at += SEC_LEN + len;
-		if (at > c->len)
-			return -1;
 	}
-	return pages;
+	if (at != s->len)
+		t.framed = false;
+	return t;
+}
+
+/* Reads one byte of every page of the mapping, and `len` bytes with read(). */
+static int read_memory(struct dev *d, const uint8_t *map, size_t len)
+{
+	static volatile uint8_t sink;
+	uint8_t *b = malloc(len);
+	ssize_t n;
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t o = 0; o < d->memsize; o += PAGE)
+		sink += map[o];
+	n = rd(d->fd, b, len, d->bar0);
+	free(b);
+	return n == (ssize_t)len ? 0 : -EIO;
 }
 
 /*
  * Pre-copy of a source whose k pages change after the initial data was
- * read: PRECOPY_INFO's dirty_bytes and MIG_DATA_SIZE grow by exactly k
- * page sections (reads, through the mapping or read(), count for nothing);
- * for an even k a pre-copy read sends exactly those pages and nothing is
- * dirty after it, for an odd k they go with stop-copy, whose size is what
- * MIG_DATA_SIZE announced. The destination of the whole stream equals the
- * source byte for byte.
+ * read, each twice:
+ * - reading all of the memory (the mapping, read()) counts for nothing:
+ *   dirty_bytes 0, MIG_DATA_SIZE the registers only (< 2 KiB);
+ * - after the changes, PRECOPY_INFO's dirty_bytes is k page sections and
+ *   MIG_DATA_SIZE grew by exactly as much;
+ * - even k: a pre-copy read sends exactly those k pages, once each, and
+ *   nothing is dirty after it; then a page written again is dirty again
+ *   (pre-copy protected it again) and goes with stop-copy;
+ * - odd k: the k pages go with stop-copy;
+ * - stop-copy sends exactly the MIG_DATA_SIZE of PRE_COPY_P2P: config
+ *   space, the registers, the pages still dirty, the end marker;
+ * - the destination of the whole stream equals the source byte for byte.
  */
-static void precopy_changes(struct __test_metadata *_metadata, struct dev *src, struct dev *dst,
-			    enum dirty_path path, int k)
+static void precopy_dirty_pages(struct __test_metadata *_metadata, struct dev *src,
+				struct dev *dst, enum dirty_path path, int k)
 {
-	int fd = src->fd, dfd, end;
+	int fd = src->fd, dfd, end, want_hits[MAX_DIRTY] = {}, want_pages;
+	size_t idx[MAX_DIRTY], tail_at, pages = src->memsize / PAGE;
 	struct vfio_precopy_info info;
 	struct buf s = {}, chunk = {};
-	size_t idx[64], tail_at;
 	long size0, size1, announced;
-	volatile uint8_t sink = 0;
-	uint8_t page[PAGE], *map;
+	uint8_t *map[2];
+	struct tally t;
 
-	ASSERT_GE(64, k);
+	ASSERT_GE(MAX_DIRTY, k);
+	ASSERT_LE(MAX_DIRTY, pages);
 	ASSERT_EQ(0, make_state(src, 11 + k));
-	map = mmap(NULL, src->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, src->bar0);
-	ASSERT_NE(MAP_FAILED, map);
+	for (int m = 0; m < 2; m++) {
+		map[m] = mmap(NULL, src->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, src->bar0);
+		ASSERT_NE(MAP_FAILED, map[m]);
+	}
 	spread_pages(src, k, idx);
-	/* the pages the test changes exist (mbochs allocates on first touch) */
-	for (int i = 0; i < k; i++)
-		map[idx[i] * PAGE] = i;
+	/*
+	 * The pages exist (mbochs allocates on first touch) and both mappings
+	 * may write them before pre-copy starts: entering PRE_COPY must
+	 * protect them again.
+	 */
+	for (int i = 0; i < k; i++) {
+		map[0][idx[i] * PAGE] = i;
+		map[1][idx[i] * PAGE + 1] = i;
+	}
 
 	dfd = set_state(fd, PRE_COPY);
 	ASSERT_LE(0, dfd);
 	ASSERT_EQ(0, read_all(dfd, &s, &end));
 	EXPECT_EQ(ENOMSG, end);
 	/* reading changes nothing */
-	for (size_t o = 0; o < 256 * PAGE && o < src->memsize; o += PAGE)
-		sink += map[o];
-	for (int i = 0; i < k; i++)
-		sink += map[idx[i] * PAGE + 5];
-	ASSERT_EQ(PAGE, rd(fd, page, PAGE, src->bar0 + PAGE));
+	ASSERT_EQ(0, read_memory(src, map[0], src->memsize < MB ? src->memsize : MB));
+	for (int i = 0; i < k; i++) {
+		EXPECT_EQ(i & 0xff, map[1][idx[i] * PAGE + 1]);
+	}
 	ASSERT_EQ(0, precopy_info(dfd, &info));
 	EXPECT_EQ(0, info.initial_bytes);
 	EXPECT_EQ(0, info.dirty_bytes) TH_LOG("reads of the memory made it dirty");
 	size0 = data_size(fd);
-	/* nothing changed: the registers and the end marker */
+	/* nothing changed: config space, the registers, the end marker */
 	EXPECT_LT(SEC_LEN + 256 + SEC_LEN, size0);
 	EXPECT_GT(2048, size0) TH_LOG("MIG_DATA_SIZE with nothing changed: %ld", size0);
 
-	ASSERT_EQ(0, change_pages(src, map, path, idx, k, 77));
+	for (int i = 0; i < k; i++) {
+		ASSERT_EQ(0, change_page(src, map, path, idx[i], i, 77));
+	}
 	ASSERT_EQ(0, precopy_info(dfd, &info));
+	size1 = data_size(fd);
+	TH_LOG("k=%d through %s: dirty_bytes %llu (want %d), MIG_DATA_SIZE %ld -> %ld", k,
+	       path_names[path], (unsigned long long)info.dirty_bytes, k * PAGE_SEC, size0, size1);
 	EXPECT_EQ(0, info.initial_bytes);
 	EXPECT_EQ((uint64_t)k * PAGE_SEC, info.dirty_bytes)
-		TH_LOG("%d pages changed through %s", k, path == THROUGH_MAPPING ? "the mapping" : "write()");
-	size1 = data_size(fd);
+		TH_LOG("%d pages changed through %s", k, path_names[path]);
 	EXPECT_EQ(size0 + (long)k * PAGE_SEC, size1);
 
+	want_pages = 0;
 	if (k % 2 == 0) {
-		/* pre-copy sends them, and only them */
+		/* pre-copy sends them, each once, and only them */
 		ASSERT_EQ(0, read_all(dfd, &chunk, &end));
 		EXPECT_EQ(ENOMSG, end);
 		EXPECT_EQ((size_t)k * PAGE_SEC, chunk.len);
-		EXPECT_EQ(k, chunk_pages(&chunk, 0, idx, k, false));
+		t = tally_sections(&chunk, 0, idx, k, pages);
+		EXPECT_TRUE(t.framed);
+		EXPECT_EQ(k, t.pages);
+		EXPECT_EQ(0, t.stray_keys);
+		EXPECT_EQ(0, t.config + t.regs + t.end + t.other);
+		for (int i = 0; i < k; i++) {
+			EXPECT_EQ(1, t.hits[i]) TH_LOG("page %zu sent %d times", idx[i], t.hits[i]);
+		}
 		ASSERT_EQ(0, precopy_info(dfd, &info));
 		EXPECT_EQ(0, info.dirty_bytes);
 		EXPECT_EQ(size0, data_size(fd));
 		buf_put(&s, chunk.p, chunk.len);
+		/* the pages sent are protected again: a new write counts */
+		if (k) {
+			ASSERT_EQ(0, change_page(src, map, path, idx[0], 0, 1234));
+			ASSERT_EQ(0, precopy_info(dfd, &info));
+			EXPECT_EQ(PAGE_SEC, info.dirty_bytes)
+				TH_LOG("page %zu written again after pre-copy sent it", idx[0]);
+			EXPECT_EQ(size0 + PAGE_SEC, data_size(fd));
+			want_hits[0] = 1;
+			want_pages = 1;
+		}
+	} else {
+		for (int i = 0; i < k; i++)
+			want_hits[i] = 1;
+		want_pages = k;
 	}
 	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
 	announced = data_size(fd);
+	EXPECT_EQ(size0 + (long)want_pages * PAGE_SEC, announced);
 	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
 	tail_at = s.len;
 	ASSERT_EQ(0, read_all(dfd, &s, &end));
 	EXPECT_EQ(0, end);
-	EXPECT_EQ(announced, (long)(s.len - tail_at)) TH_LOG("stop-copy sent %zu bytes", s.len - tail_at);
-	EXPECT_EQ(k % 2 ? k : 0, chunk_pages(&s, tail_at, idx, k, true));
+	TH_LOG("k=%d: stop-copy sent %zu bytes, MIG_DATA_SIZE in PRE_COPY_P2P said %ld", k,
+	       s.len - tail_at, announced);
+	EXPECT_EQ(announced, (long)(s.len - tail_at));
+	t = tally_sections(&s, tail_at, idx, k, pages);
+	EXPECT_TRUE(t.framed);
+	EXPECT_EQ(1, t.config);
+	EXPECT_EQ(is_mbochs() ? 2 : 1, t.regs);
+	EXPECT_EQ(0, t.other);
+	EXPECT_EQ(1, t.end);
+	EXPECT_TRUE(t.end_last);
+	EXPECT_EQ(want_pages, t.pages);
+	EXPECT_EQ(0, t.stray_keys);
+	for (int i = 0; i < k; i++) {
+		EXPECT_EQ(want_hits[i], t.hits[i]) TH_LOG("page %zu in stop-copy", idx[i]);
+	}
+	/* with nothing dirty, MIG_DATA_SIZE was the sections other than pages */
+	EXPECT_EQ(size0, (long)t.nonpage_bytes);
 	close(dfd);
 	ASSERT_EQ(-1, set_state(fd, STOP));
-	munmap(map, src->memsize);
+	munmap(map[0], src->memsize);
+	munmap(map[1], src->memsize);
 
 	ASSERT_EQ(-1, set_state(dst->fd, STOP));
 	ASSERT_EQ(0, load(dst, &s));
@@ -1281,113 +1396,159 @@ static void precopy_changes(struct __test_metadata *_metadata, struct dev *src, 
 	buf_free(&chunk);
 }
 
-TEST_F_TIMEOUT(mig, precopy_changes_0_pages, 120)
-{
-	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 0);
-}
+#define PRECOPY_DIRTY_TEST(path, name, k)						\
+	TEST_F_TIMEOUT(mig, precopy_dirty_pages_through_##name##_k##k, 120)		\
+	{										\
+		precopy_dirty_pages(_metadata, &self->src, &self->dst, path, k);	\
+	}
 
-TEST_F_TIMEOUT(mig, precopy_changes_1_page_through_mapping, 120)
-{
-	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 1);
-}
+PRECOPY_DIRTY_TEST(THROUGH_MAPPING, mapping, 0)
+PRECOPY_DIRTY_TEST(THROUGH_MAPPING, mapping, 1)
+PRECOPY_DIRTY_TEST(THROUGH_MAPPING, mapping, 4)
+PRECOPY_DIRTY_TEST(THROUGH_MAPPING, mapping, 64)
+PRECOPY_DIRTY_TEST(THROUGH_WRITE, write, 0)
+PRECOPY_DIRTY_TEST(THROUGH_WRITE, write, 1)
+PRECOPY_DIRTY_TEST(THROUGH_WRITE, write, 4)
+PRECOPY_DIRTY_TEST(THROUGH_WRITE, write, 64)
 
-TEST_F_TIMEOUT(mig, precopy_changes_4_pages_through_mapping, 120)
-{
-	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 4);
-}
-
-TEST_F_TIMEOUT(mig, precopy_changes_64_pages_through_mapping, 120)
-{
-	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_MAPPING, 64);
-}
-
-TEST_F_TIMEOUT(mig, precopy_changes_1_page_through_write, 120)
-{
-	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_WRITE, 1);
-}
-
-TEST_F_TIMEOUT(mig, precopy_changes_4_pages_through_write, 120)
-{
-	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_WRITE, 4);
-}
-
-TEST_F_TIMEOUT(mig, precopy_changes_64_pages_through_write, 120)
-{
-	precopy_changes(_metadata, &self->src, &self->dst, THROUGH_WRITE, 64);
-}
-
-/* A guest that keeps drawing: random writes to the first 512 pages. */
+/*
+ * A guest that keeps drawing: random bytes at random places of all of
+ * BAR0, through the mapping and, every 16th write, with write(), which
+ * every 64th write straddles two pages.
+ */
 struct hammer {
 	struct dev *d;
 	uint8_t *map;
 	size_t pages;
-	volatile bool stop;
-	unsigned long writes;
+	bool stop;
+	unsigned long writes, pwrites, failed;
 };
+
+static uint64_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
 
 static void *hammer_run(void *arg)
 {
 	struct hammer *h = arg;
 	const struct timespec pause = { .tv_nsec = 200 * 1000 };
-	uint32_t seed = 0x1234567;
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
 
-	while (!h->stop) {
-		uint8_t bytes[8];
-		size_t at;
+	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t r = xorshift(&rng);
+		size_t len = 1 + r % 64, page = (r >> 8) % h->pages;
+		size_t at = page * PAGE + (r >> 40) % (PAGE - len + 1);
+		uint8_t bytes[64];
 
-		seed = seed * 1103515245 + 12345;
-		at = (seed >> 4) % h->pages * PAGE + (seed >> 20) % (PAGE - sizeof(bytes));
-		pattern(bytes, sizeof(bytes), seed);
-		/* mostly through the mapping, every 16th through write() */
-		if (h->writes % 16 == 15)
-			wr(h->d->fd, bytes, sizeof(bytes), h->d->bar0 + at);
-		else
-			memcpy(h->map + at, bytes, sizeof(bytes));
+		for (size_t i = 0; i < sizeof(bytes); i++)
+			bytes[i] = xorshift(&rng);
+		if (h->writes % 64 == 63 && page + 1 < h->pages) {
+			len = sizeof(bytes);
+			at = (page + 1) * PAGE - len / 2;
+		}
+		if (h->writes % 16 == 15) {
+			h->pwrites++;
+			if (wr(h->d->fd, bytes, len, h->d->bar0 + at) != (ssize_t)len)
+				h->failed++;
+		} else {
+			memcpy(h->map + at, bytes, len);
+		}
 		h->writes++;
 		nanosleep(&pause, NULL);
 	}
 	return NULL;
 }
 
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
 /*
  * Whatever the interleaving of the guest's writes with pre-copy's reads,
- * the destination ends up equal to the source, byte for byte.
+ * pre-copy sends only whole page sections after the initial data, stop-copy
+ * sends exactly what MIG_DATA_SIZE announced (config space, the registers,
+ * the pages still dirty, the end marker), the whole stream loads (re-sends
+ * capped, it stays under the destination's limit) and the destination ends
+ * up equal to the source, byte for byte.
  */
 TEST_F_TIMEOUT(mig, precopy_concurrent_writer, 180)
 {
 	struct hammer h = { .d = &self->src };
 	struct vfio_precopy_info info;
 	struct buf s = {};
-	uint64_t dirty_seen = 0;
+	uint64_t dirty_seen = 0, initial;
+	size_t pages = self->src.memsize / PAGE, tail_at;
+	long announced;
+	int fd = self->src.fd, dfd, end, rounds = 0;
 	pthread_t thread;
-	int fd = self->src.fd, dfd, end;
+	struct tally t;
+	double start;
 
 	ASSERT_EQ(0, make_state(&self->src, 5));
-	h.pages = self->src.memsize / PAGE < 512 ? self->src.memsize / PAGE : 512;
+	h.pages = pages;
 	h.map = mmap(NULL, self->src.memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		     self->src.bar0);
 	ASSERT_NE(MAP_FAILED, h.map);
 	dfd = set_state(fd, PRE_COPY);
 	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	initial = info.initial_bytes;
 	ASSERT_EQ(0, pthread_create(&thread, NULL, hammer_run, &h));
-	for (int round = 0; round < 20; round++) {
+	start = now();
+	/* twenty rounds, or fewer (five at least) if they take over 2 s */
+	while (rounds < 20 && (rounds < 5 || now() - start < 2)) {
 		const struct timespec gap = { .tv_nsec = 50 * 1000 * 1000 };
 
 		ASSERT_EQ(0, precopy_info(dfd, &info));
+		if (rounds) {
+			EXPECT_EQ(0, info.initial_bytes);
+		}
 		dirty_seen += info.dirty_bytes;
 		ASSERT_EQ(0, read_all(dfd, &s, &end));
 		EXPECT_EQ(ENOMSG, end);
+		rounds++;
 		nanosleep(&gap, NULL);
 	}
-	h.stop = true;
+	__atomic_store_n(&h.stop, true, __ATOMIC_RELEASE);
 	pthread_join(thread, NULL);
-	TH_LOG("%lu writes during pre-copy, %zu bytes of pre-copy data", h.writes, s.len);
+	TH_LOG("%d rounds in %.1f s; %lu writes (%lu with write()), %llu bytes of initial data, "
+	       "%zu bytes re-sent (all pages: %zu), %llu dirty bytes seen", rounds, now() - start,
+	       h.writes, h.pwrites, (unsigned long long)initial, s.len - initial,
+	       pages * PAGE_SEC, (unsigned long long)dirty_seen);
 	EXPECT_LT(0, h.writes);
+	EXPECT_EQ(0, h.failed) TH_LOG("write() to BAR0 failed");
 	EXPECT_LT(0, dirty_seen) TH_LOG("the writes never showed as dirty bytes");
+	ASSERT_LE(initial, s.len);
+	/* after the initial data, whole page sections of the memory only */
+	t = tally_sections(&s, initial, NULL, 0, pages);
+	EXPECT_TRUE(t.framed);
+	EXPECT_EQ(0, t.stray_keys);
+	EXPECT_EQ(0, t.config + t.regs + t.end + t.other);
+
 	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
+	announced = data_size(fd);
 	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
+	tail_at = s.len;
 	ASSERT_EQ(0, read_all(dfd, &s, &end));
 	EXPECT_EQ(0, end);
+	TH_LOG("stop-copy: %zu bytes, MIG_DATA_SIZE said %ld", s.len - tail_at, announced);
+	EXPECT_EQ(announced, (long)(s.len - tail_at));
+	t = tally_sections(&s, tail_at, NULL, 0, pages);
+	EXPECT_TRUE(t.framed);
+	EXPECT_EQ(0, t.stray_keys);
+	EXPECT_EQ(1, t.config);
+	EXPECT_EQ(is_mbochs() ? 2 : 1, t.regs);
+	EXPECT_EQ(0, t.other);
+	EXPECT_EQ(1, t.end);
+	EXPECT_TRUE(t.end_last);
 	close(dfd);
 	ASSERT_EQ(-1, set_state(fd, STOP));
 	munmap(h.map, self->src.memsize);
