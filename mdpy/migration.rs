@@ -88,20 +88,8 @@ impl MdpyDevice {
                     mode_seen = true;
                 }
                 SECTION_MEM_PAGE => {
-                    s.fixed::<PAGE_SIZE>(dev)?;
-                    let slot = usize::try_from(s.key)
-                        .ok()
-                        .and_then(|i| seen.get_mut(i))
-                        .ok_or_else(|| {
-                            dev_err!(
-                                dev,
-                                "migration: stream refused: page {} past the {}-page framebuffer\n",
-                                s.key,
-                                pages
-                            );
-                            stream::ERR_INVALID
-                        })?;
-                    *slot = true;
+                    let index = s.mem_page(dev, pages, "framebuffer")?;
+                    *seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
                 }
                 _ => s.unknown(dev)?,
             }

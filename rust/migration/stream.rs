@@ -237,6 +237,26 @@ impl Section<'_> {
         })
     }
 
+    /// The page index of a [`SECTION_MEM_PAGE`] section: checks that it
+    /// holds one page and that its key is below `pages`, the size of the
+    /// device's `memory` (named in the `dev_err` of a refusal).
+    pub fn mem_page(&self, dev: &KDevice, pages: usize, memory: &str) -> Result<usize> {
+        self.fixed::<{ kernel::page::PAGE_SIZE }>(dev)?;
+        usize::try_from(self.key)
+            .ok()
+            .filter(|&i| i < pages)
+            .ok_or_else(|| {
+                dev_err!(
+                    dev,
+                    "migration: stream refused: page {} past the {}-page {}\n",
+                    self.key,
+                    pages,
+                    memory
+                );
+                ERR_INVALID
+            })
+    }
+
     /// A section this device does not know: `Ok` (skipped) if it is
     /// optional, else [`ERR_UNKNOWN`] with a `dev_err`.
     pub fn unknown(&self, dev: &KDevice) -> Result {
