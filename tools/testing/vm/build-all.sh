@@ -52,6 +52,11 @@ say "building the mbochs end-to-end pieces (nested initramfs for bochs DRM, dma-
 NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mbochs" \
 	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/nested-mbochs.cpio.gz" >&2
 gcc -O2 -Wall -Wextra -o "$MDEV_RS_TOP/out/mbochs-dmabuf-read" "$MDEV_RS_TOP/tools/testing/vm/mbochs-dmabuf-read.c" >&2
+say "building the hostile-guest pieces (nested initramfs with nested/hostile.c, the host's plane checker)"
+NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-hostile" \
+	NESTED_PROGS="$MDEV_RS_TOP/tools/testing/vm/nested/hostile.c" \
+	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/nested-hostile.cpio.gz" >&2
+gcc -O2 -Wall -Wextra -o "$MDEV_RS_TOP/out/hostile-plane-check" "$MDEV_RS_TOP/tools/testing/vm/hostile-plane-check.c" >&2
 # mdev-probe (tools/mdev-probe, cargo): its target dir is out/cargo, kept
 # between runs (a second build takes a second); the VM runs out/mdev-probe.
 say "building mdev-probe (cargo, target dir out/cargo)"

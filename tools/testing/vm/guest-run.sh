@@ -5,7 +5,7 @@
 # usage: guest-run.sh test|demo OUT KDIR TOP [ONLY]
 #
 #   ONLY (developers): space-separated names of what to run, out of
-#   "mdpy" (the mdpy kselftests) and the phases (mbochs, mbochs_e2e,
+#   "mdpy" (the mdpy kselftests) and the phases (hostile, mbochs, mbochs_e2e,
 #   mdpy_fb, migration, probe, fuzz); empty runs everything. A partial run fails the summary.
 #
 #   test: mdpy kselftests (C and Rust), then every phase in test mode

@@ -9,6 +9,8 @@
 #    the C sample and the Rust module (C defects must reproduce on C and be
 #    fixed on Rust), and the end-to-end display checks through QEMU;
 #  - the bounded fuzz and lifecycle stress of the Rust modules (guest-fuzz.sh);
+#  - a hostile nested guest writing random values into every config-space
+#    byte and register of Rust mdpy and mbochs (guest-hostile.sh);
 #  - the kernel's detectors are on, and report nothing during the run.
 # Prints TAP-like lines ("ok", "not ok", and "not run" for a test that was
 # not run) and ends with "N passed, N failed, N not run"; exit status 0 iff
@@ -85,6 +87,12 @@ vm_rc=$?
 		"both modules unload" "kmemleak clean"; do
 		grep -qE "^(not )?ok - fuzz rust: $want" "$OUT/results.txt" ||
 			echo "not ok - fuzz rust: $want: no result (VM status $vm_rc)"
+	done
+	# The hostile guest's phase (guest-hostile.sh): its lines, or a failure.
+	for want in "the nested guest wrote random values" "QUERY_GFX_PLANE within the devices' limits" \
+		"the mdevs are removed" "no kernel splat during the phase"; do
+		grep -qE "^(not )?ok - hostile-guest: $want" "$OUT/results.txt" ||
+			echo "not ok - hostile-guest: $want: no result (VM status $vm_rc)"
 	done
 	# mdev-probe's phase (guest-probe.sh) ran and reported.
 	grep -q '^[a-z ]* - probe: ' "$OUT/results.txt" || echo "not ok - probe: no results (VM status $vm_rc)"

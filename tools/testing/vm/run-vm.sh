@@ -10,10 +10,11 @@ cp "$MDEV_RS_TOP/out/nested-bzImage" "$OUT/"
 # The mbochs end to end test shows the device on QEMU's own GL display
 # (D-Bus, gl=on; see guest-mbochs-e2e.sh); MBOCHS_E2E_GL=0 leaves it out.
 echo "${MBOCHS_E2E_GL:-1}" > "$OUT/mbochs-e2e-gl"
-# The fuzz phase's settings (FUZZ_OPS, FUZZ_SEED, ...: see guest-fuzz.sh):
-# the VM does not inherit this environment.
+# The fuzz and hostile-guest phases' settings (FUZZ_OPS, FUZZ_SEED, ...: see
+# guest-fuzz.sh; HOSTILE_OPS, HOSTILE_SEED: guest-hostile.sh): the VM does
+# not inherit this environment.
 : > "$OUT/fuzz-env"
-for v in $(compgen -v FUZZ_ || true); do printf 'export %s=%q\n' "$v" "${!v}" >> "$OUT/fuzz-env"; done
+for v in $(compgen -v FUZZ_ || true) $(compgen -v HOSTILE_ || true); do printf 'export %s=%q\n' "$v" "${!v}" >> "$OUT/fuzz-env"; done
 say "booting the test VM (virtme-ng, TCG; the nested guest takes a few minutes)"
 rc=0
 vm_run "${VM_TIMEOUT:-4500}" "$KDIR" "$OUT" \
