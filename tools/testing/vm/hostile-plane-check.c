@@ -30,7 +30,12 @@
  * one more round, in which mbochs must show FINAL (WxH, which the guest
  * set last). Prints a summary line; exits 0 if nothing failed.
  *
- * usage: hostile-plane-check QEMU_PID STOPFILE FINAL_WxH
+ * --c-sample: for the C samples, which would take the host down through
+ * this checker's own calls (a second GET_GFX_DMABUF of an id is defect 4 of
+ * Documentation/mdev-rs/c-sample-defects.rst): query only, and count the
+ * ENOMEM of a new mode's first query (defect 3) instead of failing it.
+ *
+ * usage: hostile-plane-check QEMU_PID STOPFILE FINAL_WxH [--c-sample]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -62,11 +67,11 @@ struct dev {
 	uint64_t display_size;		/* mdpy: the plane's region, once known */
 	int fails;
 	uint32_t width, height;		/* mdpy: the mode in config space */
-	unsigned long queries, planes, none, dmabufs, unaligned;
+	unsigned long queries, planes, none, dmabufs, unaligned, enomem;
 	uint32_t last_w, last_h, modes;
 };
 
-static int fails;
+static int fails, c_sample;
 static uint64_t max_ns;
 
 /* Counts a failure of device @d; prints the first few of each device. */
@@ -217,7 +222,10 @@ static void check_mbochs(struct dev *d, uint32_t *w, uint32_t *h)
 	*w = *h = 0;
 	d->queries++;
 	if (timed_ioctl(d->fd, VFIO_DEVICE_QUERY_GFX_PLANE, &p)) {
-		fail(d, "mbochs QUERY_GFX_PLANE: %s", strerror(errno));
+		if (c_sample && errno == ENOMEM)
+			d->enomem++;
+		else
+			fail(d, "mbochs QUERY_GFX_PLANE: %s", strerror(errno));
 		return;
 	}
 	if (p.drm_format == 0 && p.size == 0) {
@@ -237,6 +245,8 @@ static void check_mbochs(struct dev *d, uint32_t *w, uint32_t *h)
 		d->modes++;
 	d->last_w = *w = p.width;
 	d->last_h = *h = p.height;
+	if (c_sample)
+		return;
 	id = p.dmabuf_id;
 	buf = timed_ioctl(d->fd, VFIO_DEVICE_GET_GFX_DMABUF, &id);
 	if (buf < 0 && errno == EINVAL) {
@@ -276,8 +286,9 @@ int main(int argc, char **argv)
 	int n, i, k, stop = 0, tries;
 	uint32_t w, h;
 
-	if (argc != 4 || sscanf(argv[3], "%ux%u", &final_w, &final_h) != 2) {
-		fprintf(stderr, "usage: %s QEMU_PID STOPFILE FINAL_WxH\n", argv[0]);
+	c_sample = argc == 5 && !strcmp(argv[4], "--c-sample");
+	if ((argc != 4 && !c_sample) || sscanf(argv[3], "%ux%u", &final_w, &final_h) != 2) {
+		fprintf(stderr, "usage: %s QEMU_PID STOPFILE FINAL_WxH [--c-sample]\n", argv[0]);
 		return 2;
 	}
 	n = borrow(atoi(argv[1]), devs);
@@ -319,8 +330,11 @@ int main(int argc, char **argv)
 			printf("mdpy %ux%u: %lu queries, %lu the mode; ", d->width, d->height, d->queries,
 			       d->planes);
 		else
-			printf("mbochs: %lu queries: %lu planes (%u mode changes seen, %lu dma-bufs exported and read, %lu not at a page boundary: EINVAL), %lu no plane; ",
-			       d->queries, d->planes, d->modes, d->dmabufs, d->unaligned, d->none);
+			printf("mbochs: %lu queries: %lu planes (%u mode changes seen, %lu dma-bufs exported and read, %lu not at a page boundary: EINVAL), %lu no plane%s; ",
+			       d->queries, d->planes, d->modes, d->dmabufs, d->unaligned, d->none,
+			       c_sample ? " (C sample: no dma-buf export)" : "");
+		if (d->kind == MBOCHS && c_sample)
+			printf("%lu ENOMEM (defect 3); ", d->enomem);
 	}
 	printf("%lu rounds, longest ioctl %.1f ms, %d failures\n", rounds, max_ns / 1e6, fails);
 	return fails ? 1 : 0;
