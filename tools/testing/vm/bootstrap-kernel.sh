@@ -14,19 +14,25 @@ PKG=linux-source-7.3
 # KFLAVOUR=host (default): the test VM's kernel, virtme-ng's config plus
 # mdev-rs.config (debugging on). KFLAVOUR=guest: the nested guest's kernel,
 # tinyconfig plus nested-guest.config (small, fast to boot under TCG-in-TCG).
+# KFLAVOUR=kasan: the host flavour plus kasan.config (KASAN), built with
+# clang (LLVM=-19: Rust with KASAN needs a clang-built kernel), for `make fuzz`.
 KFLAVOUR=${KFLAVOUR:-host}
+llvm=
 case $KFLAVOUR in
 host) FRAG="$MDEV_RS_TOP/tools/testing/kconfig/mdev-rs.config"; suffix= ;;
 guest) FRAG="$MDEV_RS_TOP/tools/testing/kconfig/nested-guest.config"; suffix=-guest ;;
-*) die "KFLAVOUR must be host or guest" ;;
+kasan) FRAG="$MDEV_RS_TOP/tools/testing/kconfig/mdev-rs.config"; suffix=-kasan; llvm=${KASAN_LLVM:--19}
+	FRAG2="$MDEV_RS_TOP/tools/testing/kconfig/kasan.config" ;;
+*) die "KFLAVOUR must be host, guest or kasan" ;;
 esac
-key=$( (echo "recipe $RECIPE"; cat "$FRAG") | sha256sum | cut -c1-12)
+key=$( (echo "recipe $RECIPE"; cat "$FRAG"; [ -z "${FRAG2:-}" ] || { echo "llvm $llvm"; cat "$FRAG2"; }) |
+	sha256sum | cut -c1-12)
 mkdir -p "$MDEV_RS_CACHE"
 cd "$MDEV_RS_CACHE"
 
 # --print-only: the newest cached build for this config, if any; no network.
 if [ "${1:-}" = --print-only ]; then
-	b=$(ls -d build-*"$suffix-$key"/.built 2>/dev/null | sed 's|/.built$||' | sort -V | tail -1)
+	b=$(ls -d build-*"$suffix-$key"/.built 2>/dev/null | sed 's|/.built$||' | sort -V | tail -1) || true
 	[ -n "$b" ] && echo "$MDEV_RS_CACHE/$b"
 	exit 0
 fi
@@ -72,20 +78,25 @@ fi
 
 # 3. Configure (in a build dir keyed by version + fragment hash) and build.
 B="$MDEV_RS_CACHE/build-$ver$suffix-$key"
-KMAKE=(make -C "$SRC" O="$B" LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC")
+KMAKE=(make -C "$SRC" O="$B" LLVM="$llvm" RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC")
 if [ -f "$B/.built" ]; then
 	# uapi headers for the kselftests
 	[ -f "$B/usr/include/linux/vfio.h" ] || "${KMAKE[@]}" -s headers_install >&2
 	echo "$B"; exit 0
 fi
 mkdir -p "$B"
+if [ -n "${FRAG2:-}" ]; then
+	# One fragment for the configuration and its check below.
+	cat "$FRAG" "$FRAG2" > "$B/fragment.config"
+	FRAG=$B/fragment.config
+fi
 if [ ! -f "$B/.configured" ]; then
 	say "configuring kernel in $B"
 	# virtme-ng's config (x86_64 defconfig + what vng needs: virtio, 9p, ...)
 	# with our fragment on top.
-	if [ "$KFLAVOUR" = host ]; then
+	if [ "$KFLAVOUR" != guest ]; then
 		(cd "$SRC" && virtme-configkernel --defconfig --custom "$FRAG" O="$B" \
-			LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC") > "$B/config.log" 2>&1
+			LLVM="$llvm" RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC") > "$B/config.log" 2>&1
 	else
 		{ "${KMAKE[@]}" tinyconfig &&
 		  "$SRC/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "$FRAG" &&
@@ -102,10 +113,15 @@ if [ ! -f "$B/.configured" ]; then
 			grep -q "^$line\$" "$B/.config" || say "warning: $opt is not $want in the final config"
 		fi
 	done < "$FRAG"
+	if [ "$KFLAVOUR" = kasan ]; then
+		for opt in CONFIG_RUST CONFIG_KASAN CONFIG_CC_IS_CLANG; do
+			grep -qx "$opt=y" "$B/.config" || die "$opt is not y in $B/.config (see $B/config.log)"
+		done
+	fi
 	touch "$B/.configured"
 fi
 jobs=$(( $(nproc) + 1 ))
-say "building the $KFLAVOUR kernel $ver in $B (-j$jobs; host: ~15, guest: ~5 minutes on 2 cores, once)"
+say "building the $KFLAVOUR kernel $ver in $B (-j$jobs; host: ~15, guest: ~5, kasan: ~40 minutes on 2 cores, once)"
 start=$(date +%s)
 "${KMAKE[@]}" -j"$jobs" >"$B/build.log" 2>&1 &
 pid=$!

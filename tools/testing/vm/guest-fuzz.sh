@@ -21,6 +21,7 @@ FUZZ_BIN=$TOP/tools/testing/selftests/vfio-mdev/mdev_fuzz
 # The host's FUZZ_* settings (run-vm.sh writes them).
 # shellcheck disable=SC1091
 [ -r "$OUT/fuzz-env" ] && . "$OUT/fuzz-env"
+# (KASAN's reports are "BUG: KASAN: ...".)
 FUZZ_SPLATS='-+\[ cut here \]-+|BUG:|Oops|WARNING:|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|UBSAN:|list_(add|del) corruption|kernel BUG|general protection fault|Kernel panic|VFS: Close: file count is 0'
 
 # A result line of IMPL: "ok"/"not ok" for Rust, "finding" for C.
@@ -38,7 +39,8 @@ fuzz_impl() { # IMPL OPS SECONDS
 	local impl=$1 ops=$2 secs=$3 mdpy mbochs out=$OUT/fuzz-$1 rc line dmesg0 n t
 	local pool=128 kml=/sys/kernel/debug/kmemleak
 	mdpy=$KDIR/samples/vfio-mdev/mdpy.ko mbochs=$KDIR/samples/vfio-mdev/mbochs.ko
-	[ "$impl" = rust ] && mdpy=$TOP/mdpy/mdpy.ko mbochs=$TOP/mbochs/mbochs.ko
+	# FUZZ_MODDIR: the Rust modules built for another kernel (make fuzz's KASAN one).
+	[ "$impl" = rust ] && mdpy=${FUZZ_MODDIR:-$TOP}/mdpy/mdpy.ko mbochs=${FUZZ_MODDIR:-$TOP}/mbochs/mbochs.ko
 	if [ ! -x "$FUZZ_BIN" ]; then
 		fuzz_result "$impl" 1 "$FUZZ_BIN does not exist"; return
 	fi

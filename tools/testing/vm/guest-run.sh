@@ -51,8 +51,14 @@ detectors() {
 	sym __ubsan_handle_out_of_bounds "UBSAN bounds"; sym __ubsan_handle_shift_out_of_bounds "UBSAN shift"
 	want+=(DEBUG_LIST); on DEBUG_LIST DEBUG_LIST; sym __list_add_valid_or_report DEBUG_LIST
 	want+=(DEBUG_ATOMIC_SLEEP); on DEBUG_ATOMIC_SLEEP DEBUG_ATOMIC_SLEEP; sym __might_resched DEBUG_ATOMIC_SLEEP
+	local kasan="KASAN is not in this kernel and not claimed"
+	if grep -qx CONFIG_KASAN=y "$cfg"; then
+		# make fuzz's kernel (bootstrap-kernel.sh KFLAVOUR=kasan)
+		want+=(KASAN); kasan="KASAN on"; sym kasan_report KASAN
+		dmesg | grep -q 'KernelAddressSanitizer initialized' || off+=("KASAN (not initialized, see dmesg)")
+	fi
 	if [ ${#off[@]} = 0 ]; then
-		result "ok - detectors: $(commas "${want[@]}") (config and run time); KASAN is not in this kernel and not claimed"
+		result "ok - detectors: $(commas "${want[@]}") (config and run time); $kasan"
 	else
 		result "not ok - detectors: claimed $(commas "${want[@]}"); off: $(commas "${off[@]}")"
 	fi

@@ -3,7 +3,8 @@
 #
 # `make fuzz`: the long fuzz run, separate from `make check`. Builds what is
 # missing, boots one VM (test kernel, TCG) and runs guest-fuzz.sh's fuzz
-# mode: FUZZ_OPS (default 10^6) random operations per driver and the
+# mode on the KASAN kernel (FUZZ_KERNEL=kasan, the default; debug: the test
+# kernel of make check): FUZZ_OPS (default 10^6) random operations per driver and the
 # FUZZ_CYCLES (default 1000) lifecycle loop, against the Rust modules, then
 # the C samples (FUZZ_IMPLS, default "rust c"; the C samples are expected
 # to hit their defects and may take the VM down: their lines are findings,
@@ -15,6 +16,17 @@ set -uo pipefail
 cd "$MDEV_RS_TOP"
 
 KDIR=$("$MDEV_RS_TOP/tools/testing/vm/build-all.sh") || die "build failed"
+# FUZZ_KERNEL=kasan (default): the KASAN kernel and the Rust modules built
+# for it (build-kasan.sh); debug: the test kernel of make check.
+FUZZ_KERNEL=${FUZZ_KERNEL:-kasan}
+case $FUZZ_KERNEL in
+kasan)
+	read -r KDIR FUZZ_MODDIR < <("$MDEV_RS_TOP/tools/testing/vm/build-kasan.sh") && [ -n "$FUZZ_MODDIR" ] ||
+		die "KASAN kernel or modules: build failed"
+	export FUZZ_MODDIR ;;
+debug) ;;
+*) die "FUZZ_KERNEL must be kasan or debug" ;;
+esac
 OUT="$MDEV_RS_TOP/out/fuzz"
 rm -rf "$OUT"; mkdir -p "$OUT"
 : > "$OUT/results.txt"
@@ -43,6 +55,7 @@ vm_rc=$?
 			echo "not ok - kernel splat or kmemleak report (see out/fuzz/splats.txt)"
 		fi
 	fi
+	echo "# kernel: $FUZZ_KERNEL ($KDIR); $(grep -m1 'detectors:' "$OUT/results.txt" | sed 's/^[a-z ]* - //')"
 	echo "# fuzz run: $((SECONDS - start)) s wall, FUZZ_OPS=$FUZZ_OPS, seeds: $(grep -ho 'seed 0x[0-9a-f]*' "$OUT"/fuzz-*.txt 2>/dev/null | sort -u | tr '\n' ' ')"
 } > "$OUT/summary.tap"
 cat "$OUT/summary.tap"

@@ -9,7 +9,8 @@
 # "cut here" line first), BUG, Oops, lockdep (PROVE_LOCKING), UBSAN (bounds,
 # shift), DEBUG_LIST corruption (a WARN, or a BUG with
 # BUG_ON_DATA_CORRUPTION), DEBUG_ATOMIC_SLEEP ("BUG: sleeping function"),
-# Rust panics (a BUG), and kmemleak. KASAN is not in the test kernel.
+# Rust panics (a BUG), and kmemleak; KASAN ("BUG: KASAN: ...") on the
+# kernel of make fuzz (the test kernel of make check has no KASAN).
 set -u
 pat='-+\[ cut here \]-+|BUG:|Oops|WARNING:|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|UBSAN:|list_(add|del) corruption|kernel BUG|general protection fault|unreferenced object|Kernel panic|VFS: Close: file count is 0'
 rc=0
