@@ -121,7 +121,7 @@ if [ ! -f "$B/.configured" ]; then
 	touch "$B/.configured"
 fi
 jobs=$(( $(nproc) + 1 ))
-say "building the $KFLAVOUR kernel $ver in $B (-j$jobs; host: ~15, guest: ~5, kasan: ~40 minutes on 2 cores, once)"
+say "building the $KFLAVOUR kernel $ver in $B (-j$jobs; host: ~15, guest: ~5, kasan: ~20 minutes on 2 cores, once)"
 start=$(date +%s)
 "${KMAKE[@]}" -j"$jobs" >"$B/build.log" 2>&1 &
 pid=$!
