@@ -207,28 +207,34 @@ static void memory_op(struct dev *d)
 	d->reg_writes++;
 }
 
-static int dev_open(struct dev *d, const char *dir)
+/* The number in sysfs file @dir/@name (vendor, device), or 0. */
+static unsigned int sysfs_number(const char *dir, const char *name)
 {
 	char path[256], buf[32];
-	unsigned int vendor = 0, device = 0;
-	struct stat st;
+	unsigned int v = 0;
 	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f))
+		v = strtoul(buf, NULL, 0);
+	fclose(f);
+	return v;
+}
+
+static int dev_open(struct dev *d, const char *dir)
+{
+	char path[256];
+	unsigned int vendor, device;
+	struct stat st;
 	int i;
 
 	memset(d, 0, sizeof(*d));
 	d->dir = dir;
-	snprintf(path, sizeof(path), "%s/vendor", dir);
-	f = fopen(path, "r");
-	if (!f || !fgets(buf, sizeof(buf), f))
-		return -1;
-	fclose(f);
-	vendor = strtoul(buf, NULL, 0);
-	snprintf(path, sizeof(path), "%s/device", dir);
-	f = fopen(path, "r");
-	if (!f || !fgets(buf, sizeof(buf), f))
-		return -1;
-	fclose(f);
-	device = strtoul(buf, NULL, 0);
+	vendor = sysfs_number(dir, "vendor");
+	device = sysfs_number(dir, "device");
 	if (vendor == 0x1b36 && device == 0x000f)
 		d->kind = MDPY;
 	else if (vendor == 0x1234 && device == 0x1111)
