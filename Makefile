@@ -4,13 +4,20 @@
 #
 #   make                 build the modules (against KDIR, default: our cached kernel)
 #   make KDIR=/path      build them against your own Rust-enabled kernel build tree
-#   make check           the test suite: kselftests on C and Rust mdpy + end to end
+#   make check-static    static checks only, no VM (rustfmt, clippy, unsafe lints, unit tests)
+#   make check           everyday tests: static + one VM, no nested guest (~10 min warm)
+#   make check-full      everything (what CI runs): every type, nested guests, QEMU
+#                        end to end and migration, hostile guest, mdevctl, libvirt
+#                        (MDEV_RS_ONLY="phase ..." runs only those phases: see
+#                        tools/testing/vm/tiers.sh)
 #   make demo            build everything, show a guest's screen through Rust mdpy
 #   make bench           benchmark: C samples vs Rust modules, table in out/bench/
 #   make fuzz            long fuzz run (FUZZ_OPS, default 10^6) of Rust and C, out/fuzz/
 #   make kernel          fetch and build the test kernel (cached)
 #   make clippy          build with CLIPPY=1 (warnings are errors)
 #   make rustfmtcheck    check formatting
+#   make selftests       build the kselftests (against KDIR)
+#   make help            this list
 
 SHELL := /bin/bash
 TOP := $(CURDIR)
@@ -27,7 +34,7 @@ ifeq ($(KDIR),)
 KDIR = $(shell $(ENV) $(VM)/bootstrap-kernel.sh --print-only 2>/dev/null)
 endif
 
-.PHONY: modules all clean check demo bench fuzz kernel deps clippy rustfmt rustfmtcheck selftests
+.PHONY: modules all clean check check-static check-full demo bench fuzz kernel deps clippy rustfmt rustfmtcheck selftests help
 
 all: modules
 
@@ -48,7 +55,12 @@ rustfmtcheck:
 	$(ENV) find mdpy mdpy-fb mbochs rust tools -name '*.rs' -not -path '*/generated/*' | xargs $${RUSTFMT:-rustfmt} --edition 2021 --config-path $(TOP) --check
 
 selftests:
-	$(MAKE) -C tools/testing/selftests/vfio-mdev
+	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "No kernel build tree: run 'make kernel' or pass KDIR=" >&2; exit 1; }
+	$(MAKE) -C tools/testing/selftests/vfio-mdev KHDR=$(KDIR)/usr/include \
+		KSELFTEST=$$(readlink -f $(KDIR)/source)/tools/testing/selftests
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	$(VM)/bootstrap-deps.sh
@@ -56,8 +68,14 @@ deps:
 kernel: deps
 	$(VM)/bootstrap-kernel.sh >/dev/null
 
+check-static:
+	$(VM)/run-tests.sh static
+
 check:
-	$(VM)/run-tests.sh
+	$(VM)/run-tests.sh check
+
+check-full:
+	$(VM)/run-tests.sh full
 
 demo:
 	$(VM)/run-demo.sh

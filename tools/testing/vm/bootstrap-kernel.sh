@@ -7,7 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 # Bump when the way the kernel is configured or built changes.
-RECIPE=1
+RECIPE=2
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=${KERNEL_SUITE:-trixie-backports}
 PKG=linux-source-7.3
@@ -95,8 +95,12 @@ if [ ! -f "$B/.configured" ]; then
 	# virtme-ng's config (x86_64 defconfig + what vng needs: virtio, 9p, ...)
 	# with our fragment on top.
 	if [ "$KFLAVOUR" != guest ]; then
-		(cd "$SRC" && virtme-configkernel --defconfig --custom "$FRAG" O="$B" \
-			LLVM="$llvm" RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC") > "$B/config.log" 2>&1
+		# virtme-configkernel puts its own items after ours (DWARF debug
+		# info among them): merge our fragment once more so ours win.
+		{ (cd "$SRC" && virtme-configkernel --defconfig --custom "$FRAG" O="$B" \
+			LLVM="$llvm" RUSTC="$RUSTC" BINDGEN="$BINDGEN" HOSTRUSTC="$RUSTC") &&
+		  "$SRC/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "$FRAG" &&
+		  "${KMAKE[@]}" olddefconfig; } > "$B/config.log" 2>&1
 	else
 		{ "${KMAKE[@]}" tinyconfig &&
 		  "$SRC/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "$FRAG" &&

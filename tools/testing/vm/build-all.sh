@@ -1,28 +1,49 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Everything the VM runs needs, built on the host: tools, kernel (cached),
-# our modules, the kselftest, the nested guest's initramfs.
+# What a test tier (tiers.sh) needs, built on the host, each artefact once:
+#   static, check: tools, kernel (cached), our modules (built once, by
+#     clippy-driver: the lints come with the build, .clippy.log), the
+#     kselftests, mdev-probe;
+#   full (default; also make demo, bench, fuzz): and the nested guests'
+#     kernel, guest driver and initramfs images.
 # Prints the kernel build directory on stdout.
+# usage: build-all.sh [static|check|full]
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$MDEV_RS_TOP"
+TIER=${1:-full}
 
 "$MDEV_RS_TOP/tools/testing/vm/bootstrap-deps.sh" >&2
 KDIR=$("$MDEV_RS_TOP/tools/testing/vm/bootstrap-kernel.sh")
 SRC=$(readlink -f "$KDIR/source")
 
-say "building the Rust modules against $KDIR"
-make -s KDIR="$KDIR" modules >&2
+# One build of the modules, by clippy-driver (CLIPPY=1: rustc's code with
+# clippy's lints on top), from clean so that every crate is linted (an
+# incremental build would lint only what changed); its log is what the
+# static check "clippy" reads.
+say "building the Rust modules against $KDIR (CLIPPY=1, log: .clippy.log)"
+make -s -C "$KDIR" M="$MDEV_RS_TOP" clean >/dev/null 2>&1 || true
+set -o pipefail
+make -s KDIR="$KDIR" CLIPPY=1 modules 2>&1 | tee "$MDEV_RS_TOP/.clippy.log" >&2 ||
+	die "module build failed (see .clippy.log)"
 
-say "building the kselftest"
+say "building the kselftests"
 make -s -C tools/testing/selftests/vfio-mdev KHDR="$KDIR/usr/include" \
 	KSELFTEST="$SRC/tools/testing/selftests" >&2
+
+# mdev-probe (tools/mdev-probe, cargo): its target dir is out/cargo, kept
+# between runs (a second build takes a second); the VM runs out/mdev-probe.
+say "building mdev-probe (cargo, target dir out/cargo)"
+mkdir -p "$MDEV_RS_TOP/out"
+cargo build --release --locked --quiet --manifest-path "$MDEV_RS_TOP/tools/mdev-probe/Cargo.toml" \
+	--target-dir "$MDEV_RS_TOP/out/cargo" >&2
+install -m 755 "$MDEV_RS_TOP/out/cargo/release/mdev-probe" "$MDEV_RS_TOP/out/mdev-probe"
+[ "$TIER" = full ] || { echo "$KDIR"; exit 0; }
 
 # The nested guest boots its own small kernel (a debug kernel takes many
 # minutes to boot under TCG inside TCG).
 GUEST_KDIR=$(KFLAVOUR=guest "$MDEV_RS_TOP/tools/testing/vm/bootstrap-kernel.sh")
-mkdir -p "$MDEV_RS_TOP/out"
 cp "$GUEST_KDIR/arch/x86/boot/bzImage" "$MDEV_RS_TOP/out/nested-bzImage"
 
 # The Rust guest driver, built against the nested guest's kernel in a copy of
@@ -57,10 +78,4 @@ NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-hostile" \
 	NESTED_PROGS="$MDEV_RS_TOP/tools/testing/vm/nested/hostile.c" \
 	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/nested-hostile.cpio.gz" >&2
 gcc -O2 -Wall -Wextra -o "$MDEV_RS_TOP/out/hostile-plane-check" "$MDEV_RS_TOP/tools/testing/vm/hostile-plane-check.c" >&2
-# mdev-probe (tools/mdev-probe, cargo): its target dir is out/cargo, kept
-# between runs (a second build takes a second); the VM runs out/mdev-probe.
-say "building mdev-probe (cargo, target dir out/cargo)"
-cargo build --release --locked --quiet --manifest-path "$MDEV_RS_TOP/tools/mdev-probe/Cargo.toml" \
-	--target-dir "$MDEV_RS_TOP/out/cargo" >&2
-install -m 755 "$MDEV_RS_TOP/out/cargo/release/mdev-probe" "$MDEV_RS_TOP/out/mdev-probe"
 echo "$KDIR"

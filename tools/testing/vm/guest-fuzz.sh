@@ -4,10 +4,10 @@
 # Fuzz and lifecycle-stress phase, sourced by guest-run.sh inside the test
 # VM (uses its OUT, KDIR, TOP, log, result).
 #
-# MODE=test (make check): the Rust modules only, FUZZ_OPS (default 20000)
-#   random operations per driver (tools/testing/selftests/vfio-mdev/
+# MODE=test: the Rust modules only, FUZZ_OPS (default 20000 in make
+#   check-full, 5000 in make check) random operations per driver (tools/testing/selftests/vfio-mdev/
 #   mdev_fuzz.c: several threads, mdevs of both drivers, both open paths),
-#   then FUZZ_CYCLES (default 1000) create/open/use/close/remove cycles per
+#   then FUZZ_CYCLES (default 1000; make check: 200) create/open/use/close/remove cycles per
 #   driver with memory bounded. Result lines: the fuzzer's verdict (its
 #   own checks: no forbidden answer, every mdev removable, every instance
 #   available again), no kernel splat during the phase, kmemleak clean after
@@ -115,7 +115,13 @@ fuzz_impl() { # IMPL OPS SECONDS
 fuzz_phase() {
 	local impl
 	case $1 in
-	test) fuzz_impl rust "${FUZZ_OPS:-20000}" "${FUZZ_SECONDS:-300}" ;;
+	test)
+		# make check: a short run (tiers.sh); make check-full the longer one.
+		if [ "$TIER" = full ]; then
+			FUZZ_CYCLES=${FUZZ_CYCLES:-1000} fuzz_impl rust "${FUZZ_OPS:-20000}" "${FUZZ_SECONDS:-300}"
+		else
+			FUZZ_CYCLES=${FUZZ_CYCLES:-200} fuzz_impl rust "${FUZZ_OPS:-5000}" "${FUZZ_SECONDS:-120}"
+		fi ;;
 	fuzz)
 		for impl in ${FUZZ_IMPLS:-rust c}; do
 			fuzz_impl "$impl" "${FUZZ_OPS:-1000000}" "${FUZZ_SECONDS:-3600}"

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Test phase of mbochs (dma-buf display), sourced by guest-run.sh inside the
-# test VM (uses its OUT, KDIR, TOP, log, result).
+# test VM (uses its OUT, KDIR, TOP, TIER, log, result).
 #
 # MODE=test: the mbochs kselftest against the C sample and the Rust module,
-# on every type, TAP in OUT/tap-mbochs-IMPL-TYPE.txt (judged on the host by
+# on the tier's types (tiers.sh), TAP in OUT/tap-mbochs-IMPL-TYPE.txt (judged on the host by
 # tap-verdict.sh).
 #
 # The C sample's kmemleak reports (it leaks by design) are set aside by
@@ -90,13 +90,16 @@ mbochs_mem_alias() {
 
 mbochs_phase() {
 	[ "$1" = test ] || return 0
-	# Each type with a pool of four of its devices (4, 16, 64 MB each).
+	local impl ko type pool
+	# Each type (the tier's, tiers.sh) with a pool of four of its devices
+	# (4, 16, 64 MB each).
 	for impl in c rust; do
-		local ko=$KDIR/samples/vfio-mdev/mbochs.ko
+		ko=$KDIR/samples/vfio-mdev/mbochs.ko
 		[ $impl = rust ] && ko=$TOP/mbochs/mbochs.ko
-		mbochs_suite $impl "$ko" mbochs-small 16
-		mbochs_suite $impl "$ko" mbochs-medium 64
-		mbochs_suite $impl "$ko" mbochs-large 256
+		for type in $(tier_types "$TIER" mbochs); do
+			case $type in mbochs-small) pool=16 ;; mbochs-medium) pool=64 ;; *) pool=256 ;; esac
+			mbochs_suite $impl "$ko" $type $pool
+		done
 	done
 	mbochs_mem_alias
 }

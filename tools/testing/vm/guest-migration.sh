@@ -5,8 +5,8 @@
 # sourced by guest-run.sh inside the test VM (uses its OUT, KDIR, TOP, log,
 # result, kselftest).
 #
-# MODE=test: the migration kselftest on every type of both Rust modules, and
-# on one type of each C sample, TAP in OUT/tap-migration-IMPL-TYPE.txt
+# MODE=test: the migration kselftest on the tier's types (tiers.sh) of both
+# Rust modules, and (check-full) on one type of each C sample, TAP in OUT/tap-migration-IMPL-TYPE.txt
 # (judged on the host by tap-verdict.sh). The C samples have no migration:
 # there every test SKIPs with that reason, which the summary shows as "not
 # run", never as passed. Then a QEMU smoke test per driver (see
@@ -40,20 +40,23 @@ migration_suite() {
 
 migration_phase() {
 	[ "$1" = test ] || return 0
-	local ko type
+	local type
 	# The C samples have no migration: the suite's probe of the MIGRATION
 	# feature fails the same way on every type, so one type per driver
 	# shows it (each of its tests SKIPs, "not run" in the summary).
-	migration_suite c mdpy mdpy-xga "$KDIR/samples/vfio-mdev/mdpy.ko" "count=4"
-	migration_suite c mbochs mbochs-medium "$KDIR/samples/vfio-mdev/mbochs.ko" "count=160"
+	if [ "$TIER" = full ]; then
+		migration_suite c mdpy mdpy-xga "$KDIR/samples/vfio-mdev/mdpy.ko" "count=4"
+		migration_suite c mbochs mbochs-medium "$KDIR/samples/vfio-mdev/mbochs.ko" "count=160"
+	fi
 	# Three devices at most at a time (two of the type, one of another).
-	for type in mdpy-vga mdpy-xga mdpy-hd; do
+	for type in $(tier_types "$TIER" mdpy); do
 		migration_suite rust mdpy $type "$TOP/mdpy/mdpy.ko" "count=4"
 	done
 	# Two devices of the type and one small or medium one.
-	for type in mbochs-small mbochs-medium mbochs-large; do
+	for type in $(tier_types "$TIER" mbochs); do
 		migration_suite rust mbochs $type "$TOP/mbochs/mbochs.ko" "count=160"
 	done
+	[ "$TIER" = full ] || return 0
 	insmod "$TOP/mdpy/mdpy.ko" count=4 && { migration_qemu_smoke mdpy mdpy-xga; rmmod mdpy; }
 	insmod "$TOP/mbochs/mbochs.ko" count=64 && { migration_qemu_smoke mbochs mbochs-medium; rmmod mbochs; }
 }

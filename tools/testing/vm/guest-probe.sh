@@ -440,8 +440,11 @@ probe_phase() {
 			log "probe: compat, bad input, mdevctl, libvirt"
 			probe_compat
 			probe_bad_inputs
-			probe_mdevctl
-			probe_libvirt
+			# mdevctl and libvirt start daemons: check-full's (tiers.sh).
+			if [ "$TIER" = full ]; then
+				probe_mdevctl
+				probe_libvirt
+			fi
 		fi
 		rmmod mbochs || result "not ok - probe: rmmod mbochs ($impl)"
 		rmmod mdpy || result "not ok - probe: rmmod mdpy ($impl)"

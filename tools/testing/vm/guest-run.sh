@@ -2,28 +2,29 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs inside the virtme-ng test VM (see run-tests.sh / run-demo.sh).
-# usage: guest-run.sh test|demo OUT KDIR TOP [ONLY]
+# usage: guest-run.sh test|demo|fuzz OUT KDIR TOP [ONLY [TIER]]
 #
-#   ONLY (developers): space-separated names of what to run, out of
-#   "mdpy" (the mdpy kselftests) and the phases (hostile, mbochs, mbochs_e2e,
-#   mdpy_fb, migration, probe, fuzz); empty runs everything. A partial run fails the summary.
+#   TIER: check or full (tiers.sh): how much of each phase runs; ONLY
+#   (developers, MDEV_RS_ONLY): space-separated phases of tiers.sh's
+#   MDEV_RS_PHASES to run; empty runs the tier's.
 #
-#   test: mdpy kselftests (C and Rust), then every phase in test mode
+#   test: every phase of the tier in test mode
 #   demo: every phase in demo mode (end to end only)
 #   fuzz: every phase in fuzz mode (make fuzz: only guest-fuzz.sh has one)
 #
-# Then the test phases of guest-*.sh (end to end: QEMU boots nested guests
-# with their own small kernel, out/nested-bzImage). Results go to OUT; the
-# caller judges them (and dmesg) on the host.
+# Each phase is a function <name>_phase MODE of a guest-*.sh (end to end:
+# QEMU boots nested guests with their own small kernel, out/nested-bzImage).
+# After each phase: what it left behind (mdevs, QEMUs, modules) is removed
+# and reported, and its wall time goes to OUT/vm-phase-times.txt. Results go to
+# OUT; the caller judges them (and dmesg) on the host.
 set -u
-MODE=$1 OUT=$2 KDIR=$3 TOP=$4 ONLY=${5:-}
-TEST_BIN=$TOP/tools/testing/selftests/vfio-mdev/mdpy_test
-C_MDPY=$KDIR/samples/vfio-mdev/mdpy.ko
-RS_MDPY=$TOP/mdpy/mdpy.ko
+MODE=$1 OUT=$2 KDIR=$3 TOP=$4 ONLY=${5:-} TIER=${6:-full}
 NESTED_TIMEOUT=${NESTED_TIMEOUT:-600}
+. "$TOP/tools/testing/vm/tiers.sh"
+RUN_PHASES=$(tier_run_phases "$TIER" "$ONLY")
 
-# Whether part NAME runs (see ONLY above).
-wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+# Whether phase NAME runs (see TIER and ONLY above).
+wanted() { [[ " $RUN_PHASES " == *" $1 "* ]]; }
 log() { echo "[vm +${SECONDS}s] $*"; }
 result() { echo "$1" >> "$OUT/results.txt"; }
 
@@ -87,18 +88,54 @@ mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 detectors
 insmod "$KDIR/drivers/vfio/mdev/mdev.ko" || { result "not ok - insmod mdev.ko"; exit 1; }
 
+# Removes every mdev left behind (a test killed by its timeout runs no
+# teardown), so that the next test starts with none: one failure must not
+# become many (a full pool answers ENOSPC). One result line for what was
+# left. A removal waits for the device's last user: a process still holding
+# it gets 30 s.
+mdev_sweep() { # LABEL
+	local d n=0 names=""
+	for d in /sys/bus/mdev/devices/*; do
+		[ -e "$d/remove" ] || continue
+		names="$names ${d##*/}"; n=$((n + 1))
+		timeout 30 sh -c "echo 1 > '$d/remove'" 2>/dev/null || log "  could not remove mdev ${d##*/}"
+	done
+	[ $n = 0 ] || result "not ok - $1: left $n mdev(s) behind (removed before going on):$names"
+}
+
+# After a phase: no QEMU, mdev or module of ours may be left for the next.
+phase_sweep() { # PHASE
+	local m
+	if pkill -x qemu-system-x86 2>/dev/null; then	# (comm: 15 characters)
+		result "not ok - $1: left QEMU running (killed before going on)"
+		sleep 2; pkill -9 -x qemu-system-x86 2>/dev/null
+	fi
+	mdev_sweep "$1"
+	for m in mdpy_fb mbochs mdpy; do
+		grep -q "^$m " /proc/modules || continue
+		result "not ok - $1: left module $m loaded (unloaded before going on)"
+		rmmod "$m" 2>/dev/null || log "  could not unload $m"
+	done
+}
+
 # Runs a kselftest: TAP TIMEOUT CMD... Its output goes to TAP; a copy with
-# each line's time (s since the start) to times-*.txt next to it.
+# each line's time (s since the start) to times-*.txt next to it. The tests
+# record the mdevs they create in MDEV_LEDGER (mdev_lib.h), where the next
+# test finds and removes those of a test that was killed; whatever is left
+# at the end is removed here (mdev_sweep).
 kselftest() {
-	local tap=$1 limit=$2 start=${EPOCHREALTIME/./} t line
+	local tap=$1 limit=$2 start=${EPOCHREALTIME/./} t line name
 	shift 2
-	timeout "$limit" "$@" 2>&1 | while IFS= read -r line; do
+	name=$(basename "$tap" .txt)
+	rm -f "/tmp/mdev-ledger-$name"
+	MDEV_LEDGER=/tmp/mdev-ledger-$name timeout -k 10 "$limit" "$@" 2>&1 | while IFS= read -r line; do
 		printf '%s\n' "$line"
 		t=$(( (${EPOCHREALTIME/./} - start) / 100000 ))
 		printf '%4d.%d %s\n' $((t / 10)) $((t % 10)) "$line" >> "${tap%/*}/times-${tap##*/tap-}"
 	done > "$tap"
 	t=$(( (${EPOCHREALTIME/./} - start) / 1000000 ))
 	log "  $(grep -E '^# (PASSED|FAILED|Totals)' "$tap" | tr '\n' ' ')in ${t}s"
+	mdev_sweep "${name#tap-}"
 }
 
 # Restricts a kselftest run to the tests named (kselftest_harness's -t, all
@@ -135,54 +172,23 @@ only_tests() { # BIN NOTRUN REASON TEST...
 		}' | while read -r t; do result "not ok - $(basename "$bin"): no test $t to run"; done
 }
 
-# mdpy-xga runs every test; the other types the tests that depend on the
-# type (its size, the count it was loaded with): the rest cannot differ.
-MDPY_FULL_TYPE=mdpy-xga
-MDPY_TYPE_TESTS="region_info_bar0_and_display config_identity config_bar0_sizing
-	defect_1_bar0_rw_offsets_and_sizes bar0_initial_gradient bar0_bad_accesses
-	mmap_coherent_at_offset_zero defect_1_mmap_coherent_everywhere mmap_bad
-	query_gfx_plane reset_restores_gradient sysfs_device sysfs_count_limit
-	sysfs_module_param_count"
-
-# mdpy kselftest of one implementation: IMPL KO TYPE COUNT
-run_suite() {
-	local impl=$1 ko=$2 type=$3 count=$4 tap="$OUT/tap-mdpy-$1-$3.txt" only=""
-	echo "tap-mdpy-$impl-$type" >> "$OUT/expected-taps.txt"
-	log "kselftest: $impl mdpy ($ko), type $type, count=$count"
-	if ! insmod "$ko" count="$count"; then
-		printf 'TAP version 13\n1..1\nnot ok 1 mdpy.%s.insmod # insmod %s failed\n' \
-			"$impl" "$ko" > "$tap"
-		return
-	fi
-	# shellcheck disable=SC2086
-	[ "$type" = $MDPY_FULL_TYPE ] || only=$(only_tests "$TEST_BIN" "$OUT/notrun-mdpy-$impl-$type.txt" \
-		"type-independent, run on $MDPY_FULL_TYPE" $MDPY_TYPE_TESTS)
-	# shellcheck disable=SC2086
-	MDEV_IMPL=$impl MDPY_TYPE=$type MDPY_COUNT=$count kselftest "$tap" 900 "$TEST_BIN" $only
-	rmmod mdpy || result "not ok - rmmod mdpy ($impl)"
-}
-
 # QMP and live migration between QEMUs (qmp, nested_migrate...).
 . "$TOP/tools/testing/vm/qemu-qmp.sh"
 
-# Every type, both implementations.
-if [ "$MODE" = test ] && wanted mdpy; then
-	for impl in c rust; do
-		ko=$C_MDPY; [ $impl = rust ] && ko=$RS_MDPY
-		run_suite $impl "$ko" mdpy-vga 4
-		run_suite $impl "$ko" mdpy-xga 4
-		run_suite $impl "$ko" mdpy-hd 3
-	done
-fi
-# End to end through mdpy: see guest-mdpy-fb.sh (every host x guest driver
-# combination and mdpy type).
-
-# Further drivers' test phases: each guest-*.sh defines <name>_phase MODE.
+# The phases: each guest-*.sh defines <name>_phase MODE.
 for phase in "$TOP"/tools/testing/vm/guest-*.sh; do
 	[ "$phase" = "$TOP/tools/testing/vm/guest-run.sh" ] && continue
 	. "$phase"
-	name=$(basename "$phase" .sh); name=${name#guest-}; name=${name//-/_}
-	wanted "$name" && "${name}_phase" "$MODE"
+done
+log "tier $TIER, phases: $RUN_PHASES"
+for name in $MDEV_RS_PHASES; do
+	wanted "$name" || continue
+	t0=$SECONDS
+	log "phase $name"
+	"${name}_phase" "$MODE"
+	phase_sweep "$name"
+	echo "$name $((SECONDS - t0))" >> "$OUT/vm-phase-times.txt"
+	log "phase $name: $((SECONDS - t0))s"
 done
 
 if [ -w $KML ] && echo scan 2>/dev/null > $KML; then

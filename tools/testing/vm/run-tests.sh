@@ -1,29 +1,63 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The test suite (`make check`): builds what is missing, then
-#  - static checks: rustfmt, CLIPPY=1 build without warnings (rust/ denies
-#    an unsafe block without a SAFETY comment and an unsafe fn without a
-#    Safety section), no `unsafe` outside rust/;
-#  - in one VM: the mdpy and mbochs kselftests on every device type against
-#    the C sample and the Rust module (C defects must reproduce on C and be
-#    fixed on Rust), and the end-to-end display checks through QEMU;
-#  - the bounded fuzz and lifecycle stress of the Rust modules (guest-fuzz.sh);
-#  - a hostile nested guest writing random values into every config-space
-#    byte and register of Rust mdpy and mbochs (guest-hostile.sh);
-#  - the kernel's detectors are on, and report nothing during the run.
+# The test suite, in three tiers (tiers.sh):
+#   make check-static  (TIER=static) builds what is missing, then the static
+#       checks: rustfmt, CLIPPY=1 build without warnings (rust/ denies an
+#       unsafe block without a SAFETY comment and an unsafe fn without a
+#       Safety section), no `unsafe` outside rust/, mdev-probe clippy and
+#       unit tests;
+#   make check         (TIER=check) static + one VM without nested guests:
+#       kselftests C vs Rust on one type per driver (C defects must
+#       reproduce on C and be fixed on Rust), migration, KUnit, mdev-probe,
+#       a short fuzz, the detectors and the splat scan;
+#   make check-full    (TIER=full) everything: every type, the end-to-end
+#       display checks and live migrations through QEMU in nested guests,
+#       the hostile nested guest, mdevctl and libvirt, the longer fuzz.
 # Prints TAP-like lines ("ok", "not ok", and "not run" for a test that was
-# not run) and ends with "N passed, N failed, N not run"; exit status 0 iff
-# nothing failed.
-# Developers: MDEV_RS_ONLY="mdpy mbochs ..." runs only those parts in the VM
-# (see guest-run.sh); such a partial run reports the others as missing.
+# not run, with the reason: a tier that leaves a phase out says which tier
+# runs it), then each phase's wall time, and ends with
+# "N passed, N failed"; exit status 0 iff nothing failed.
+# Developers: MDEV_RS_ONLY="phase ..." (tiers.sh: static and the VM's
+# phases) runs only those and judges only them.
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
+. "$(dirname "$0")/tiers.sh"
 cd "$MDEV_RS_TOP"
 
-KDIR=$("$MDEV_RS_TOP/tools/testing/vm/build-all.sh") || die "build failed"
+TIER=${1:-full}
+case $TIER in static | check | full) ;; *) die "usage: run-tests.sh static|check|full" ;; esac
+ONLY=${MDEV_RS_ONLY:-}
+for p in $ONLY; do
+	[[ " static $MDEV_RS_PHASES " == *" $p "* ]] || die "MDEV_RS_ONLY: no phase '$p' (phases: static $MDEV_RS_PHASES)"
+done
+PHASES=$(tier_run_phases "$TIER" "$ONLY")
+[ -n "$PHASES" ] || die "MDEV_RS_ONLY='$ONLY' has no phase of tier $TIER"
+runs() { [[ " $PHASES " == *" $1 "* ]]; }
+vm_phases() { local p; for p in $PHASES; do [ "$p" = static ] || echo "$p"; done; }
+
 OUT="$MDEV_RS_TOP/out/test"
 rm -rf "$OUT"; mkdir -p "$OUT"
+TIMES=$OUT/phase-times.txt	# "phase seconds" a line (the VM adds its phases)
+: > "$OUT/host-times.txt"
+T0=$SECONDS
+timed() { # NAME CMD...: runs CMD, records its wall time
+	local name=$1 t=$SECONDS rc=0
+	shift
+	"$@" || rc=$?
+	echo "$name $((SECONDS - t))" >> "$OUT/host-times.txt"
+	say "$name: $((SECONDS - t))s"
+	return $rc
+}
+say "make check tier '$TIER': $PHASES"
+
+# Build: what the tier needs, once (build-all.sh).
+# (the nested guests' kernel and images only for the phases that boot them)
+build_tier=check
+[ "$TIER" = full ] && { runs mdpy_fb || runs mbochs_e2e || runs hostile; } && build_tier=full
+build() { KDIR=$("$MDEV_RS_TOP/tools/testing/vm/build-all.sh" "$build_tier"); }
+timed build build || die "build failed"
+
 : > "$OUT/results.txt"
 static="$OUT/static.txt"; : > "$static"
 check() { # NAME CMD...: one static check as a TAP line
@@ -31,8 +65,13 @@ check() { # NAME CMD...: one static check as a TAP line
 	if "$@" > "$OUT/static-$name.log" 2>&1; then echo "ok - static: $name" >> "$static"
 	else echo "not ok - static: $name (see out/test/static-$name.log)" >> "$static"; fi
 }
-# The clippy build just done really ran clippy with the SAFETY lints on:
-# each crate's command line (.*.o.cmd) is clippy-driver's with the kernel's
+# The build (build-all.sh) was clippy-driver's: no warning or error in its log.
+clippy_clean() {
+	[ -s .clippy.log ] || [ -e .clippy.log ] || { echo "no .clippy.log: the modules were not built by build-all.sh"; return 1; }
+	! grep -E '^(warning|error)' .clippy.log
+}
+# That build really ran clippy with the SAFETY lints on: each crate's command
+# line (.*.o.cmd) is clippy-driver's with the kernel's
 # -Wclippy::undocumented_unsafe_blocks, and rust/lib.rs denies both lints.
 clippy_lints_in_force() {
 	local crate cmd n=0
@@ -46,74 +85,114 @@ clippy_lints_in_force() {
 	done
 	echo "$n crates"
 }
-say "static checks: rustfmt, clippy, unsafe discipline"
-check rustfmt make -s rustfmtcheck
-check clippy make -s KDIR="$KDIR" clippy
-check safety-lints-in-force clippy_lints_in_force
-# mdev-probe: clippy-clean (Debian's clippy-driver, the rustc that builds it).
-check mdev-probe-clippy env RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" RUSTFLAGS="-D warnings" \
-	cargo check --release --locked --manifest-path tools/mdev-probe/Cargo.toml --target-dir out/cargo-clippy
-check mdev-probe-unit-tests cargo test --release --locked --manifest-path tools/mdev-probe/Cargo.toml \
-	--target-dir out/cargo
-check no-unsafe-in-drivers bash -c '! grep -rnwE "unsafe" --include="*.rs" mdpy mbochs mdpy-fb 2>/dev/null'
-# The clippy check rebuilt the modules with clippy-driver; rebuild them normally.
-make -s KDIR="$KDIR" modules >/dev/null 2>&1 || die "module rebuild failed"
+static_checks() {
+	check rustfmt make -s rustfmtcheck
+	check clippy clippy_clean
+	check safety-lints-in-force clippy_lints_in_force
+	# mdev-probe: clippy-clean (Debian's clippy-driver, the rustc that builds it).
+	check mdev-probe-clippy env RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" RUSTFLAGS="-D warnings" \
+		cargo check --release --locked --manifest-path tools/mdev-probe/Cargo.toml --target-dir out/cargo-clippy
+	check mdev-probe-unit-tests cargo test --release --locked --manifest-path tools/mdev-probe/Cargo.toml \
+		--target-dir out/cargo
+	check no-unsafe-in-drivers bash -c '! grep -rnwE "unsafe" --include="*.rs" mdpy mbochs mdpy-fb 2>/dev/null'
+}
+if runs static; then
+	say "static checks: rustfmt, clippy, unsafe discipline"
+	timed static static_checks
+fi
 
-"$MDEV_RS_TOP/tools/testing/vm/run-vm.sh" test "$KDIR" "$OUT"
-vm_rc=$?
+vm_rc=0
+if [ -n "$(vm_phases)" ]; then
+	timed vm env MDEV_RS_TIER="$TIER" MDEV_RS_ONLY="$ONLY" \
+		"$MDEV_RS_TOP/tools/testing/vm/run-vm.sh" test "$KDIR" "$OUT" || vm_rc=$?
+fi
+
+# The phases' wall times: the host's, then the VM's (guest-run.sh), the
+# VM's boot and setup being what its phases leave of its time.
+phase_times() {
+	local vm_total vm_phases_sum
+	grep -v '^vm ' "$OUT/host-times.txt"
+	vm_total=$(sed -n 's/^vm //p' "$OUT/host-times.txt")
+	if [ -n "$vm_total" ]; then
+		vm_phases_sum=$(awk '{s += $2} END {print s + 0}' "$OUT/vm-phase-times.txt" 2>/dev/null || echo 0)
+		echo "vm-boot-and-setup $((vm_total - vm_phases_sum))"
+		cat "$OUT/vm-phase-times.txt" 2>/dev/null
+	fi
+	echo "total $((SECONDS - T0))"
+}
 
 {
-	cat "$static"
-	# How the VM ended, in one line (vm_run): boot failure before our code
-	# ran, death after it, or a complete run; and any boot that was retried.
-	cat "$OUT/vm-boot-verdict.txt" 2>/dev/null || echo "not ok - test VM: no boot verdict (vm_run did not finish)"
-	# tap-DRIVER-IMPL-TYPE.txt: one kselftest run (IMPL is c or rust).
-	for tap in "$OUT"/tap-*.txt; do
-		[ -e "$tap" ] || continue
-		impl=$(basename "$tap" .txt | cut -d- -f3) type=$(basename "$tap" .txt | cut -d- -f4-)
-		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" "$impl" "$tap" "$type" | grep -v '^# verdict'
+	runs static && cat "$static"
+	# What this run leaves out, and which tier runs it.
+	for p in static $MDEV_RS_PHASES; do
+		if [ -n "$ONLY" ] && ! runs "$p" && tier_has_phase "$TIER" "$p"; then
+			echo "not run - $p: not in MDEV_RS_ONLY=\"$ONLY\""
+		elif ! tier_has_phase "$TIER" "$p"; then
+			[ "$TIER" = static ] && echo "not run - $p: in make check and make check-full" && continue
+			echo "not run - $p: $(tier_check_leaves_out "$p"): in make check-full"
+		elif [ "$TIER" = check ] && runs "$p" && [ "$p" != static ]; then
+			echo "not run - $p: $(tier_check_leaves_out "$p"): in make check-full"
+		fi
 	done
-	cat "$OUT/results.txt"
-	"$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$OUT"
-	# Every kselftest on every type of its driver, on both implementations.
-	for want in $(cat "$OUT"/expected-taps.txt 2>/dev/null) \
-		tap-mdpy-{c,rust}-mdpy-{vga,xga,hd} tap-mbochs-{c,rust}-mbochs-{small,medium,large} \
-		tap-migration-rust-{mdpy-vga,mdpy-xga,mdpy-hd,mbochs-small,mbochs-medium,mbochs-large} \
-		tap-migration-c-{mdpy-xga,mbochs-medium}; do
-		[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
-	done | sort -u
-	# The fuzz phase (guest-fuzz.sh): its lines, or a failure saying they are missing.
-	for want in "random operations" "cycles: mdpy" "cycles: mbochs" "cycles: memory" "no kernel splat during the fuzz" \
-		"both modules unload" "kmemleak clean"; do
-		grep -qE "^(not )?ok - fuzz rust: $want" "$OUT/results.txt" ||
-			echo "not ok - fuzz rust: $want: no result (VM status $vm_rc)"
-	done
-	# The hostile guest's phase (guest-hostile.sh): its lines, or a failure.
-	for want in "the nested guest wrote random values" "QUERY_GFX_PLANE within the devices' limits" \
-		"the mdevs are removed" "no kernel splat during the phase"; do
-		grep -qE "^(not )?ok - hostile-guest: $want" "$OUT/results.txt" ||
-			echo "not ok - hostile-guest: $want: no result (VM status $vm_rc)"
-	done
-	# mdev-probe's phase (guest-probe.sh) ran and reported.
-	grep -q '^[a-z ]* - probe: ' "$OUT/results.txt" || echo "not ok - probe: no results (VM status $vm_rc)"
-	[ -z "${MDEV_RS_ONLY:-}" ] || echo "not ok - partial run: MDEV_RS_ONLY=$MDEV_RS_ONLY"
-	[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
-	if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
-		"$OUT/dmesg.txt" "$OUT/kmemleak.txt" > "$OUT/splats.txt"; then
-		echo "ok - no kernel splat (WARN, BUG, Oops, lockdep, UBSAN, list corruption) or kmemleak report"
-	else
-		echo "not ok - kernel splat, kmemleak report or no dmesg (see out/test/splats.txt)"
+	if [ -n "$(vm_phases)" ]; then
+		# How the VM ended, in one line (vm_run): boot failure before our
+		# code ran, death after it, or a complete run; any boot retried.
+		cat "$OUT/vm-boot-verdict.txt" 2>/dev/null || echo "not ok - test VM: no boot verdict (vm_run did not finish)"
+		# tap-DRIVER-IMPL-TYPE.txt: one kselftest run (IMPL is c or rust).
+		for tap in "$OUT"/tap-*.txt; do
+			[ -e "$tap" ] || continue
+			impl=$(basename "$tap" .txt | cut -d- -f3) type=$(basename "$tap" .txt | cut -d- -f4-)
+			"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" "$impl" "$tap" "$type" | grep -v '^# verdict'
+		done
+		cat "$OUT/results.txt"
+		[ "$build_tier" = full ] && "$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$OUT"
+		# Each phase that ran left its results, or a failure says so.
+		for p in $(vm_phases); do
+			grep -qx "$p [0-9]*" "$OUT/vm-phase-times.txt" 2>/dev/null ||
+				echo "not ok - $p: the phase did not finish (VM status $vm_rc)"
+			for want in $(tier_expected_taps "$TIER" "$p"); do
+				[ -e "$OUT/$want.txt" ] || echo "not ok - $want: no results (VM status $vm_rc)"
+			done
+		done | sort -u
+		if runs fuzz; then
+			for want in "random operations" "cycles: mdpy" "cycles: mbochs" "cycles: memory" \
+				"no kernel splat during the fuzz" "both modules unload" "kmemleak clean"; do
+				grep -qE "^(not )?ok - fuzz rust: $want" "$OUT/results.txt" ||
+					echo "not ok - fuzz rust: $want: no result (VM status $vm_rc)"
+			done
+		fi
+		if runs hostile; then
+			for want in "the nested guest wrote random values" "QUERY_GFX_PLANE within the devices' limits" \
+				"the mdevs are removed" "no kernel splat during the phase"; do
+				grep -qE "^(not )?ok - hostile-guest: $want" "$OUT/results.txt" ||
+					echo "not ok - hostile-guest: $want: no result (VM status $vm_rc)"
+			done
+		fi
+		runs probe && ! grep -q '^[a-z ]* - probe: ' "$OUT/results.txt" &&
+			echo "not ok - probe: no results (VM status $vm_rc)"
+		if [ "$build_tier" = full ]; then
+			[ -s "$OUT/expected-checks.txt" ] || echo "not ok - end to end: no screendump planned (VM status $vm_rc)"
+		fi
+		if [ -e "$OUT/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" \
+			"$OUT/dmesg.txt" "$OUT/kmemleak.txt" > "$OUT/splats.txt"; then
+			echo "ok - no kernel splat (WARN, BUG, Oops, lockdep, UBSAN, list corruption) or kmemleak report"
+		else
+			echo "not ok - kernel splat, kmemleak report or no dmesg (see out/test/splats.txt)"
+		fi
 	fi
 } > "$OUT/summary.tap"
 
 cat "$OUT/summary.tap"
 [ -s "$OUT/splats.txt" ] && cat "$OUT/splats.txt"
+phase_times > "$TIMES"
 passed=$(grep -c '^ok' "$OUT/summary.tap")
 failed=$(grep -c '^not ok' "$OUT/summary.tap")
 notrun=$(grep -c '^not run' "$OUT/summary.tap")
 # "not run" lines are no TAP test points: they are neither passed nor failed.
 echo "1..$((passed + failed))"
 echo "Artefacts: $OUT (screendumps as PNG: $OUT/checks/; per-test times: $OUT/times-*.txt)"
+echo "Phase wall times, tier $TIER (also in out/test/phase-times.txt):"
+awk '{printf "    %-22s %5ds  %2d:%02d\n", $1, $2, $2 / 60, $2 % 60}' "$TIMES"
 # The last line keeps the form CI and people read ("N passed, N failed"); the
 # tests that did not run are counted on the line before it, never as passed.
 echo "$notrun not run (the 'not run -' lines above: neither passed nor failed)"

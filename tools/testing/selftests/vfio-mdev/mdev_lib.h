@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -87,7 +89,79 @@ static inline void gen_uuid(char uuid[40])
 		uuid[n - 1] = 0;
 }
 
-static inline int mdev_create(const char *parent, const char *type, const char *uuid)
+static inline int mdev_remove(const char *uuid)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), MDEV_BUS "/%s/remove", uuid);
+	return sysfs_write(path, "1");
+}
+
+/*
+ * The ledger of the mdevs a kselftest run creates: the file MDEV_LEDGER
+ * names (set by guest-run.sh), "PID STARTTIME UUID" a line. A test the
+ * harness kills at its timeout runs no teardown; its mdevs would stay, and
+ * every later test of the type would fail to create one (ENOSPC from a full
+ * pool): one failure would become many. So each creation first removes the
+ * mdevs of the creators that are gone (exited, or zombies: their files and
+ * mappings are released), then records its own. A running test's mdevs are
+ * never touched.
+ */
+
+/* Start time (clock ticks since boot) of PID, 0 if it is gone or a zombie. */
+static inline unsigned long long proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long start = 0;
+	int n, field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	n = sysfs_read(path, buf, sizeof(buf));
+	p = n > 0 ? strrchr(buf, ')') : NULL;	/* comm may hold spaces */
+	if (!p || p[1] != ' ' || p[2] == 'Z')
+		return 0;
+	/* Field 3 is the state, at p + 2; the start time is field 22. */
+	for (field = 3, p += 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (field == 22)
+		start = strtoull(p, NULL, 10);
+	return start;
+}
+
+/* Removes the ledger's mdevs whose creator is gone; returns how many. */
+static inline int mdev_ledger_sweep(int fd)
+{
+	char buf[65536], keep[65536], uuid[40];
+	unsigned long long start;
+	size_t kept = 0;
+	int n, swept = 0;
+	char *line, *save;
+	pid_t pid;
+
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "%d %llu %39s", &pid, &start, uuid) != 3)
+			continue;
+		if (proc_start_time(pid) == start) {
+			kept += snprintf(keep + kept, sizeof(keep) - kept, "%s\n", line);
+			if (kept >= sizeof(keep))
+				kept = sizeof(keep) - 1;
+		} else if (mdev_remove(uuid) == 0) {
+			fprintf(stderr, "# mdev_lib: removed mdev %s left by a killed test (pid %d)\n",
+				uuid, (int)pid);
+			swept++;
+		}
+	}
+	if (ftruncate(fd, 0) == 0 && kept)
+		n = pwrite(fd, keep, kept, 0);
+	return swept;
+}
+
+static inline int mdev_create_once(const char *parent, const char *type, const char *uuid)
 {
 	char path[PATH_MAX];
 
@@ -96,12 +170,37 @@ static inline int mdev_create(const char *parent, const char *type, const char *
 	return sysfs_write(path, uuid);
 }
 
-static inline int mdev_remove(const char *uuid)
+static inline int mdev_create(const char *parent, const char *type, const char *uuid)
 {
-	char path[PATH_MAX];
+	const char *ledger = getenv("MDEV_LEDGER");
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	char line[128];
+	int fd, ret, tries = 0;
 
-	snprintf(path, sizeof(path), MDEV_BUS "/%s/remove", uuid);
-	return sysfs_write(path, "1");
+	if (!ledger || !*ledger)
+		return mdev_create_once(parent, type, uuid);
+	fd = open(ledger, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return mdev_create_once(parent, type, uuid);
+	flock(fd, LOCK_EX);
+	mdev_ledger_sweep(fd);
+	ret = mdev_create_once(parent, type, uuid);
+	/* A killed test's last process may still be exiting: give it 3 s. */
+	while (ret == -ENOSPC && tries++ < 30) {
+		nanosleep(&pause, NULL);
+		if (mdev_ledger_sweep(fd))
+			ret = mdev_create_once(parent, type, uuid);
+	}
+	if (!ret) {
+		snprintf(line, sizeof(line), "%d %llu %s\n", (int)getpid(),
+			 proc_start_time(getpid()), uuid);
+		lseek(fd, 0, SEEK_END);
+		if (write(fd, line, strlen(line)) < 0)
+			ret = 0;	/* unrecorded: only the phase's sweep removes it */
+	}
+	flock(fd, LOCK_UN);
+	close(fd);
+	return ret;
 }
 
 /* An open VFIO device and what holds it open. */
