@@ -91,8 +91,8 @@ vm_run() { # TIMEOUT KDIR OUT CMD...
 		attempt=$((attempt + 1)) rc=0
 		rm -f "$out"/vm-guest-started "$out"/vm-modules-loaded "$out"/vm-guest-done
 		: > "$out/vm-console.log"
-		tail -n +1 -F "$out/vm-console.log" 2>/dev/null |
-			grep --line-buffered -aE '^\[vm |Kernel panic|BUG:|Oops' &
+		python3 "$MDEV_RS_TOP/tools/testing/vm/follow-log.py" "$out/vm-console.log" \
+			'^\[vm |Kernel panic|BUG:|Oops' &
 		tailer=$!
 		vm_boot_once "$timeout" "$kdir" "$out" "$@" || rc=$?
 		sleep 1; kill $tailer 2>/dev/null || true

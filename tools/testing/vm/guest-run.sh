@@ -181,14 +181,15 @@ for phase in "$TOP"/tools/testing/vm/guest-*.sh; do
 	. "$phase"
 done
 log "tier $TIER, phases: $RUN_PHASES"
-for name in $MDEV_RS_PHASES; do
-	wanted "$name" || continue
-	t0=$SECONDS
-	log "phase $name"
-	"${name}_phase" "$MODE"
-	phase_sweep "$name"
-	echo "$name $((SECONDS - t0))" >> "$OUT/vm-phase-times.txt"
-	log "phase $name: $((SECONDS - t0))s"
+# (Names of their own: the phases' functions set globals.)
+for RUN_PHASE in $MDEV_RS_PHASES; do
+	wanted "$RUN_PHASE" || continue
+	RUN_PHASE_T0=$SECONDS
+	log "phase $RUN_PHASE"
+	"${RUN_PHASE}_phase" "$MODE"
+	phase_sweep "$RUN_PHASE"
+	echo "$RUN_PHASE $((SECONDS - RUN_PHASE_T0))" >> "$OUT/vm-phase-times.txt"
+	log "phase $RUN_PHASE: $((SECONDS - RUN_PHASE_T0))s"
 done
 
 if [ -w $KML ] && echo scan 2>/dev/null > $KML; then

@@ -18,7 +18,8 @@
 # only they are judged; the others print "not run - PHASE: MDEV_RS_ONLY".
 
 # The VM's phases, in the order they run ("static" runs on the host first).
-MDEV_RS_PHASES="mdpy mbochs migration mdpy_fb probe fuzz mbochs_e2e hostile"
+# The fuzz phase runs early, on a kernel that only the C mdpy ran on before.
+MDEV_RS_PHASES="mdpy fuzz hostile mbochs_e2e mbochs mdpy_fb migration probe"
 
 # Whether TIER runs PHASE at all.
 tier_has_phase() { # TIER PHASE
