@@ -69,8 +69,9 @@ vm_death_line() { # OUT
 
 # Boots KDIR under virtme-ng (TCG: KVM does not work on these machines) with
 # OUT writable, runs CMD... in it (through vm-entry.sh, which leaves the
-# boot markers), and shows the VM's "[vm ...]" progress lines meanwhile; the
-# console goes to OUT/vm-console.log. Returns vng's status (255 also when
+# boot markers), and shows the VM's "[vm ...]" progress lines meanwhile (the
+# guest appends them to OUT/vm-progress.log through 9p: the console file is
+# not written in order as it grows); the console goes to OUT/vm-console.log. Returns vng's status (255 also when
 # the command finished: callers check their output).
 #
 # A VM that died before the guest command started (stage "boot": the kernel
@@ -91,8 +92,8 @@ vm_run() { # TIMEOUT KDIR OUT CMD...
 		attempt=$((attempt + 1)) rc=0
 		rm -f "$out"/vm-guest-started "$out"/vm-modules-loaded "$out"/vm-guest-done
 		: > "$out/vm-console.log"
-		python3 "$MDEV_RS_TOP/tools/testing/vm/follow-log.py" "$out/vm-console.log" \
-			'^\[vm |Kernel panic|BUG:|Oops' &
+		rm -f "$out/vm-progress.log"
+		python3 "$MDEV_RS_TOP/tools/testing/vm/follow-log.py" "$out/vm-progress.log" '' &
 		tailer=$!
 		vm_boot_once "$timeout" "$kdir" "$out" "$@" || rc=$?
 		sleep 1; kill $tailer 2>/dev/null || true

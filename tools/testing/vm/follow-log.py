@@ -4,11 +4,10 @@
 
 usage: follow-log.py FILE REGEX
 
-The test VM's progress on the host (vm_run in env.sh). `tail -F | grep`
-was seen to keep everything in tail's output buffer for a whole run when
-its output was a file (a log of `make check`); this polls and flushes
-every line. A file that shrinks (truncated and rewritten) is read again
-from its start.
+The test VM's progress on the host (vm_run in env.sh): the guest appends
+its progress lines to a file in the shared directory; this polls it and
+flushes every line. A file that shrinks (truncated and rewritten) is read
+again from its start; one not there yet is waited for.
 """
 import os
 import re

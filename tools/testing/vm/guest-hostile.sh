@@ -24,7 +24,7 @@ HOSTILE_MDPY_TYPE=mdpy-xga
 HOSTILE_MBOCHS_TYPE=mbochs-medium
 HOSTILE_FINAL=640x480	# the mode nested/hostile.c sets last
 
-# HOSTILE_IMPL=c (by hand, not in make check) runs the same against the C
+# HOSTILE_IMPL=c (by hand, not in make check-full) runs the same against the C
 # samples: their lines are findings, neither passed nor failed.
 HOSTILE_IMPL=${HOSTILE_IMPL:-rust}
 hostile_result() { # ok|"not ok" TEXT

@@ -25,7 +25,9 @@ RUN_PHASES=$(tier_run_phases "$TIER" "$ONLY")
 
 # Whether phase NAME runs (see TIER and ONLY above).
 wanted() { [[ " $RUN_PHASES " == *" $1 "* ]]; }
-log() { echo "[vm +${SECONDS}s] $*"; }
+# Progress: on the console, and appended to OUT/vm-progress.log, which the
+# host shows as it grows (vm_run in env.sh).
+log() { echo "[vm +${SECONDS}s] $*" | tee -a "$OUT/vm-progress.log"; }
 result() { echo "$1" >> "$OUT/results.txt"; }
 
 commas() { local s; printf -v s '%s, ' "$@"; echo "${s%, }"; }

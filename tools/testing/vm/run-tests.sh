@@ -49,7 +49,8 @@ timed() { # NAME CMD...: runs CMD, records its wall time
 	say "$name: $((SECONDS - t))s"
 	return $rc
 }
-say "make check tier '$TIER': $PHASES"
+case $TIER in static) target=check-static ;; check) target=check ;; *) target=check-full ;; esac
+say "make $target: ${PHASES// /, }${ONLY:+ (MDEV_RS_ONLY)}"
 
 # Build: what the tier needs, once (build-all.sh).
 # (the nested guests' kernel and images only for the phases that boot them)

@@ -31,7 +31,7 @@ WRAP
 	chmod +x "$wrap/$tool"
 done
 export PATH="$wrap:$PATH"
-echo "[vm +${SECONDS}s] guest started: $(uname -r), $(nproc) CPUs"
+echo "[vm +${SECONDS}s] guest started: $(uname -r), $(nproc) CPUs" | tee -a "$out/vm-progress.log"
 mark vm-guest-started "guest command started: $*"
 "$@"
 rc=$?
