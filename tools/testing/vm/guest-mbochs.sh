@@ -88,6 +88,44 @@ mbochs_mem_alias() {
 	done
 }
 
+# One failure must not cascade (the ledger of mdev_lib.h): a test killed
+# while its mdevs exist, as the harness kills one at its time limit (SIGKILL
+# to its process group: no teardown), leaves them to the next test of the
+# run, whose mdev_create() removes them before creating its own. Here
+# pool_accounting (it fills the pool: with mdevs left over, its counts are
+# wrong) is killed once it holds two of the pool's four mbochs-medium
+# mdevs, then run again with the same ledger: it must pass, and nothing may
+# be left.
+mbochs_cascade_guard() {
+	local ledger=/tmp/mdev-ledger-cascade-guard pid t=0 left name="rust mbochs-medium: one failure does not cascade"
+	local tap=$OUT/mbochs-cascade-guard.txt
+	insmod "$TOP/mbochs/mbochs.ko" count=64 || { result "not ok - $name: insmod"; return; }
+	rm -f "$ledger"
+	MDEV_LEDGER=$ledger MDEV_IMPL=rust MBOCHS_TYPE=mbochs-medium MBOCHS_COUNT=64 \
+		setsid "$MBOCHS_TEST_BIN" -r mbochs:iommufd_cdev:pool_accounting > "$tap.killed" 2>&1 &
+	pid=$!
+	while [ $t -lt 300 ] && [ "$(ls /sys/bus/mdev/devices 2>/dev/null | wc -l)" -lt 2 ]; do
+		sleep 0.1; t=$((t + 1))
+	done
+	pkill -9 -s "$pid"	# the run's whole session, as a timeout kills a test
+	wait "$pid" 2>/dev/null
+	left=$(ls /sys/bus/mdev/devices 2>/dev/null | wc -l)
+	if [ "$left" -lt 2 ]; then
+		result "not ok - $name: the killed test held $left mdevs, not the 2 this check needs (see $(basename "$tap").killed)"
+	else
+		MDEV_LEDGER=$ledger MDEV_IMPL=rust MBOCHS_TYPE=mbochs-medium MBOCHS_COUNT=64 \
+			timeout 300 "$MBOCHS_TEST_BIN" -r mbochs:iommufd_cdev:pool_accounting > "$tap" 2>&1
+		if grep -q '^ok 1 mbochs.iommufd_cdev.pool_accounting' "$tap" &&
+		   [ -z "$(ls /sys/bus/mdev/devices 2>/dev/null)" ]; then
+			result "ok - $name: a test killed holding $left mdevs left them to the next, which removed them and passed ($(grep -c 'left by a killed test' "$tap") removed)"
+		else
+			result "not ok - $name: after a test killed holding $left mdevs, the next: $(grep -m1 -E '^(not )?ok' "$tap"), $(ls /sys/bus/mdev/devices | wc -l) mdevs left (see $(basename "$tap"))"
+		fi
+	fi
+	mdev_sweep "$name"
+	rmmod mbochs || result "not ok - $name: rmmod mbochs"
+}
+
 mbochs_phase() {
 	[ "$1" = test ] || return 0
 	local impl ko type pool
@@ -102,4 +140,5 @@ mbochs_phase() {
 		done
 	done
 	mbochs_mem_alias
+	mbochs_cascade_guard
 }

@@ -23,7 +23,7 @@ rc=0
 # The VM's time limit: twice the tier's budget and more (make check 10
 # minutes, make check-full 45: tiers.sh), so that a machine twice as slow
 # still finishes.
-case ${MDEV_RS_TIER:-full} in check) limit=1500 ;; *) limit=4500 ;; esac
+case ${MDEV_RS_TIER:-full} in check) limit=1500 ;; *) limit=5400 ;; esac
 vm_run "${VM_TIMEOUT:-$limit}" "$KDIR" "$OUT" \
 	bash "$MDEV_RS_TOP/tools/testing/vm/guest-run.sh" "$mode" "$OUT" "$KDIR" "$MDEV_RS_TOP" \
 	"${MDEV_RS_ONLY:-}" "${MDEV_RS_TIER:-full}" || rc=$?

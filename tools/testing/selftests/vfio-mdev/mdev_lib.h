@@ -104,8 +104,8 @@ static inline int mdev_remove(const char *uuid)
  * every later test of the type would fail to create one (ENOSPC from a full
  * pool): one failure would become many. So each creation first removes the
  * mdevs of the creators that are gone (exited, or zombies: their files and
- * mappings are released), then records its own. A running test's mdevs are
- * never touched.
+ * mappings are released), then records and creates its own. A running
+ * test's mdevs are never touched.
  */
 
 /* Start time (clock ticks since boot) of PID, 0 if it is gone or a zombie. */
@@ -184,19 +184,22 @@ static inline int mdev_create(const char *parent, const char *type, const char *
 		return mdev_create_once(parent, type, uuid);
 	flock(fd, LOCK_EX);
 	mdev_ledger_sweep(fd);
+	/*
+	 * Recorded before it exists: a process killed right after the sysfs
+	 * write returns cannot leave an unrecorded mdev (for one never made,
+	 * the sweep's removal finds nothing).
+	 */
+	snprintf(line, sizeof(line), "%d %llu %s\n", (int)getpid(),
+		 proc_start_time(getpid()), uuid);
+	lseek(fd, 0, SEEK_END);
+	if (write(fd, line, strlen(line)) < 0)
+		fprintf(stderr, "# mdev_lib: %s: %s\n", ledger, strerror(errno));
 	ret = mdev_create_once(parent, type, uuid);
 	/* A killed test's last process may still be exiting: give it 3 s. */
 	while (ret == -ENOSPC && tries++ < 30) {
 		nanosleep(&pause, NULL);
 		if (mdev_ledger_sweep(fd))
 			ret = mdev_create_once(parent, type, uuid);
-	}
-	if (!ret) {
-		snprintf(line, sizeof(line), "%d %llu %s\n", (int)getpid(),
-			 proc_start_time(getpid()), uuid);
-		lseek(fd, 0, SEEK_END);
-		if (write(fd, line, strlen(line)) < 0)
-			ret = 0;	/* unrecorded: only the phase's sweep removes it */
 	}
 	flock(fd, LOCK_UN);
 	close(fd);
