@@ -139,7 +139,7 @@ mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
 		"$dir/dst.pid" "unix:$dir/mig.sock" 2> "$OUT/$name-mig-dst.err" ||
 		result "not ok - $name: the destination's QEMU did not start"
 	# A switchover threshold of 3.2 MB (32 MB/s x 100 ms): more than the
-	# registers and the redrawn squares, less than the 11 MB of framebuffers,
+	# registers and the redrawn squares, less than the 12.7 MB of framebuffers,
 	# so QEMU iterates pre-copy until only what changed is left.
 	if ! NESTED_MIG_PARAMS='{"avail-switchover-bandwidth":33554432,"downtime-limit":100}' \
 		nested_migrate_live "$name" "$sock" "$dir/dst.sock" "unix:$dir/mig.sock" "$OUT/$name-migration.json"; then
