@@ -437,7 +437,7 @@ probe_phase() {
 		[ $impl = c ] && mbochs_c_end
 		probe_checks_run
 		if [ $impl = rust ]; then
-			log "probe: compat, bad input, mdevctl, libvirt"
+			log "probe: compat, bad input$([ "$TIER" = full ] && echo ", mdevctl, libvirt")"
 			probe_compat
 			probe_bad_inputs
 			# mdevctl and libvirt start daemons: check-full's (tiers.sh).
