@@ -10,7 +10,10 @@ use crate::{
         dma_buf::DmaBuf,
         emulated_pci::{self, Display, Plane, Region},
         mdev,
-        migration::stream::{Origin, Stream, Writer},
+        migration::{
+            refusal_log::RefusalLog,
+            stream::{Origin, Section, Writer},
+        },
         pci_config::{self, ConfigSpace, Identity},
         uaccess::UserWriter,
         vm_fault,
@@ -24,7 +27,6 @@ use crate::{
     Pool, PoolReservation, TypeInfo,
 };
 use kernel::{
-    device::Device as KDevice,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -367,11 +369,24 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         &*self.vram
     }
 
-    fn load_check(&self, dev: &KDevice, stream: &Stream<'_>) -> Result<migration::Staged> {
-        self.check_sections(dev, stream)
+    fn load_begin(&self) -> Result<migration::Staged> {
+        self.stage_begin()
     }
 
-    fn load_apply(&self, stream: &Stream<'_>, staged: migration::Staged) {
-        self.apply_sections(stream, staged)
+    fn load_section(
+        &self,
+        staged: &mut migration::Staged,
+        section: &Section<'_>,
+        log: &RefusalLog<'_>,
+    ) -> Result {
+        self.stage_section(staged, section, log)
+    }
+
+    fn load_finish(&self, staged: &mut migration::Staged, log: &RefusalLog<'_>) -> Result {
+        self.stage_finish(staged, log)
+    }
+
+    fn load_apply(&self, staged: migration::Staged) {
+        self.stage_apply(staged)
     }
 }

@@ -18,13 +18,16 @@
 use crate::{
     device::MbochsDevice,
     kernel_ext::{
-        migration::stream::{self, Origin, Stream, Writer, SECTION_MEM_PAGE},
+        migration::{
+            refusal_log::RefusalLog,
+            stream::{self, Origin, Section, Writer, SECTION_MEM_PAGE},
+        },
         page_ref::PageRef,
     },
     regs::Snapshot,
     MBOCHS_NAME,
 };
-use kernel::{device::Device as KDevice, page::PAGE_SIZE, prelude::*};
+use kernel::{page::PAGE_SIZE, prelude::*};
 
 /// Section id of the DISPI registers.
 pub(crate) const SECTION_DISPI: u16 = stream::SECTION_DRIVER_FIRST;
@@ -34,14 +37,18 @@ pub(crate) const SECTION_EDID: u16 = stream::SECTION_DRIVER_FIRST + 1;
 /// A page of zeros, for VRAM pages a stream does not hold.
 static ZEROS: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
 
-/// What [`MbochsDevice::check_sections`] prepares.
+/// A destination's staging copy.
 pub(crate) struct Staged {
     /// The registers, from the last register sections of the stream.
     regs: KBox<Snapshot>,
-    /// For each VRAM page the stream holds, the page it goes to (allocated
-    /// by the check, so that applying cannot fail).
-    targets: KVVec<Option<PageRef>>,
-    /// Pages allocated on this device that the stream does not hold.
+    dispi_seen: bool,
+    edid_seen: bool,
+    /// The last copy of each VRAM page the stream holds.
+    pages: KVVec<Option<KVVec<u8>>>,
+    /// Prepared by [`MbochsDevice::stage_finish`], so that applying cannot
+    /// fail: the VRAM page each staged page goes to, and the allocated pages
+    /// the stream does not hold (to be zeroed).
+    targets: KVVec<(usize, PageRef)>,
     zero: KVVec<PageRef>,
 }
 
@@ -77,95 +84,119 @@ impl MbochsDevice {
         })
     }
 
-    /// Checks the device's sections: both register sections with valid
-    /// values, pages within VRAM; allocates the pages the stream fills.
-    pub(crate) fn check_sections(&self, dev: &KDevice, stream: &Stream<'_>) -> Result<Staged> {
-        let vram = self.vram();
-        let pages = vram.page_count();
-        let mut in_stream = KVVec::from_elem(false, pages, GFP_KERNEL)?;
-        let mut regs = KBox::new(self.regs_snapshot(), GFP_KERNEL)?;
-        let (mut dispi_seen, mut edid_seen) = (false, false);
-        for s in stream.driver_sections() {
-            match s.id {
-                SECTION_DISPI => {
-                    let bytes = s.fixed::<{ Snapshot::VBE_LEN }>(dev)?;
-                    for (v, chunk) in regs.vbe.iter_mut().zip(bytes.chunks_exact(2)) {
-                        *v = u16::from_le_bytes([chunk[0], chunk[1]]);
-                    }
-                    dispi_seen = true;
-                }
-                SECTION_EDID => {
-                    let bytes = s.fixed::<{ Snapshot::EDID_LEN }>(dev)?;
-                    let (head, blob) = bytes.split_at(8);
-                    regs.edid_size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-                    regs.link_state = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-                    regs.edid_blob.copy_from_slice(blob);
-                    edid_seen = true;
-                }
-                SECTION_MEM_PAGE => {
-                    let index = s.mem_page(dev, pages, "VRAM")?;
-                    *in_stream.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
-                }
-                _ => s.unknown(dev)?,
-            }
-        }
-        if !dispi_seen || !edid_seen {
-            dev_err!(
-                dev,
-                "migration: stream refused: no {} section\n",
-                if dispi_seen { "EDID" } else { "DISPI register" }
-            );
-            return Err(stream::ERR_TRUNCATED);
-        }
-        if !self.regs_can_restore(&regs) {
-            dev_err!(
-                dev,
-                "migration: stream refused: EDID of {} bytes, the most is {}\n",
-                regs.edid_size,
-                crate::regs::EDID_BLOB_SIZE
-            );
-            return Err(stream::ERR_INVALID);
-        }
-        // The pages the stream fills, allocated now (a new page reads as zeros, as an
-        // untouched one does), and the allocated ones it does not hold, to be zeroed.
-        let mut targets = KVVec::with_capacity(pages, GFP_KERNEL)?;
-        for (index, wanted) in in_stream.iter().enumerate() {
-            let page = if *wanted {
-                Some(vram.page(index)?)
-            } else {
-                None
-            };
-            targets.push(page, GFP_KERNEL)?;
-        }
-        let mut zero = KVVec::new();
-        for (index, page) in vram.allocated()? {
-            if !in_stream.get(index).copied().unwrap_or(false) {
-                zero.push(page, GFP_KERNEL)?;
-            }
+    /// A fresh staging copy: the registers as they are, no page.
+    pub(crate) fn stage_begin(&self) -> Result<Staged> {
+        let count = self.vram().page_count();
+        let mut pages = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..count {
+            pages.push(None, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(Staged {
-            regs,
-            targets,
-            zero,
+            regs: KBox::new(self.regs_snapshot(), GFP_KERNEL_ACCOUNT)?,
+            dispi_seen: false,
+            edid_seen: false,
+            pages,
+            targets: KVVec::new(),
+            zero: KVVec::new(),
         })
     }
 
-    /// Applies a checked stream: registers, then VRAM pages in stream order
-    /// (a page sent again replaces the earlier copy), then zeros in the pages
-    /// it does not hold.
-    pub(crate) fn apply_sections(&self, stream: &Stream<'_>, staged: Staged) {
-        self.regs_restore(&staged.regs);
-        for s in stream.driver_sections() {
-            if s.id != SECTION_MEM_PAGE {
-                continue;
+    /// Checks one section (register sections of the right size and with
+    /// values the device takes, pages within VRAM) and copies it into the
+    /// staging copy.
+    pub(crate) fn stage_section(
+        &self,
+        staged: &mut Staged,
+        s: &Section<'_>,
+        log: &RefusalLog<'_>,
+    ) -> Result {
+        match s.id {
+            SECTION_DISPI => {
+                let bytes = s.fixed::<{ Snapshot::VBE_LEN }>(log)?;
+                for (v, chunk) in staged.regs.vbe.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *v = u16::from_le_bytes([chunk[0], chunk[1]]);
+                }
+                staged.dispi_seen = true;
             }
-            let target = usize::try_from(s.key)
-                .ok()
-                .and_then(|i| staged.targets.get(i))
-                .and_then(|p| p.as_ref());
-            if let Some(page) = target {
-                // Checked: a whole page, so this cannot fail.
-                let _ = page.write(0, s.payload);
+            SECTION_EDID => {
+                let bytes = s.fixed::<{ Snapshot::EDID_LEN }>(log)?;
+                let (head, blob) = bytes.split_at(8);
+                let regs = &mut staged.regs;
+                regs.edid_size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+                regs.link_state = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+                regs.edid_blob.copy_from_slice(blob);
+                if !self.regs_can_restore(regs) {
+                    return Err(log.refuse(
+                        stream::ERR_INVALID,
+                        format_args!(
+                            "EDID of {} bytes, the most is {}",
+                            regs.edid_size,
+                            crate::regs::EDID_BLOB_SIZE
+                        ),
+                    ));
+                }
+                staged.edid_seen = true;
+            }
+            SECTION_MEM_PAGE => {
+                let index = s.mem_page(log, self.vram().page_count(), "VRAM")?;
+                match staged.pages.get_mut(index).ok_or(stream::ERR_INVALID)? {
+                    Some(page) => page.copy_from_slice(s.payload),
+                    slot => {
+                        let mut page = KVVec::with_capacity(PAGE_SIZE, GFP_KERNEL_ACCOUNT)?;
+                        page.extend_from_slice(s.payload, GFP_KERNEL_ACCOUNT)?;
+                        *slot = Some(page);
+                    }
+                }
+            }
+            _ => s.unknown(log)?,
+        }
+        Ok(())
+    }
+
+    /// The stream is complete: both register sections came; allocates the
+    /// VRAM pages the stream fills.
+    pub(crate) fn stage_finish(&self, staged: &mut Staged, log: &RefusalLog<'_>) -> Result {
+        if !staged.dispi_seen || !staged.edid_seen {
+            return Err(log.refuse(
+                stream::ERR_TRUNCATED,
+                format_args!(
+                    "no {} section",
+                    if staged.dispi_seen {
+                        "EDID"
+                    } else {
+                        "DISPI register"
+                    }
+                ),
+            ));
+        }
+        // The pages the stream fills, allocated now (a new page reads as zeros, as an
+        // untouched one does), and the allocated ones it does not hold, to be zeroed.
+        let vram = self.vram();
+        let mut targets = KVVec::new();
+        for (index, page) in staged.pages.iter().enumerate() {
+            if page.is_some() {
+                targets.push((index, vram.page(index)?), GFP_KERNEL_ACCOUNT)?;
+            }
+        }
+        let mut zero = KVVec::new();
+        for (index, page) in vram.allocated()? {
+            if staged.pages.get(index).is_none_or(|p| p.is_none()) {
+                zero.push(page, GFP_KERNEL_ACCOUNT)?;
+            }
+        }
+        staged.targets = targets;
+        staged.zero = zero;
+        Ok(())
+    }
+
+    /// Applies an accepted staging copy: registers, VRAM pages, zeros in the
+    /// pages the stream did not hold.
+    pub(crate) fn stage_apply(&self, staged: Staged) {
+        self.regs_restore(&staged.regs);
+        for (index, target) in staged.targets.iter() {
+            if let Some(Some(bytes)) = staged.pages.get(*index) {
+                // A whole page: cannot fail.
+                let _ = target.write(0, bytes);
             }
         }
         for page in staged.zero.iter() {

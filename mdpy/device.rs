@@ -11,17 +11,19 @@ use crate::{
         bindings,
         emulated_pci::{self, Display, Plane, Region},
         mdev,
-        migration::stream::{Origin, Stream, Writer},
+        migration::{
+            refusal_log::RefusalLog,
+            stream::{Origin, Section, Writer},
+        },
         pci_config::{self, ConfigSpace, Identity},
         uaccess::UserWriter,
         vma::NewMapping,
         vmalloc::UserBuffer,
         write_tracking::TrackedMemory,
     },
-    regions, Mode,
+    migration, regions, Mode,
 };
 use kernel::{
-    device::Device as KDevice,
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
@@ -130,8 +132,7 @@ impl emulated_pci::DeviceOps for MdpyDevice {
     const NUM_REGIONS: u32 = regions::NUM_REGIONS;
     const DISPLAY: Display = Display::Region;
 
-    // Everything is checked up front and the framebuffer written in place.
-    type Staged = ();
+    type Staged = migration::Staged;
 
     fn regions(&self) -> &[Region] {
         &self.regions
@@ -192,11 +193,24 @@ impl emulated_pci::DeviceOps for MdpyDevice {
         &*self.fb
     }
 
-    fn load_check(&self, dev: &KDevice, stream: &Stream<'_>) -> Result {
-        self.check_sections(dev, stream)
+    fn load_begin(&self) -> Result<migration::Staged> {
+        self.stage_begin()
     }
 
-    fn load_apply(&self, stream: &Stream<'_>, _staged: ()) {
-        self.apply_sections(stream)
+    fn load_section(
+        &self,
+        staged: &mut migration::Staged,
+        section: &Section<'_>,
+        log: &RefusalLog<'_>,
+    ) -> Result {
+        self.stage_section(staged, section, log)
+    }
+
+    fn load_finish(&self, staged: &mut migration::Staged, log: &RefusalLog<'_>) -> Result {
+        self.stage_finish(staged, log)
+    }
+
+    fn load_apply(&self, staged: migration::Staged) {
+        self.stage_apply(staged)
     }
 }

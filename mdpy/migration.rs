@@ -12,16 +12,31 @@
 //! | `SECTION_MEM_PAGE` (2)   | page index | one framebuffer page, every page of BAR0 |
 //!
 //! The mode is fixed by the mdev type, so a destination only checks it.
+//! Every page must come at least once; a destination keeps a staging copy
+//! of the framebuffer, written to the device at `RESUMING -> STOP`.
 
 use crate::{
     device::MdpyDevice,
     kernel_ext::{
         bindings,
-        migration::stream::{self, Origin, Stream, Writer, SECTION_MEM_PAGE},
+        migration::{
+            refusal_log::RefusalLog,
+            stream::{self, Origin, Section, Writer, SECTION_MEM_PAGE},
+        },
     },
     MDPY_NAME,
 };
-use kernel::{device::Device as KDevice, page::PAGE_SIZE, prelude::*};
+use kernel::{page::PAGE_SIZE, prelude::*};
+
+/// A destination's staging copy.
+pub(crate) struct Staged {
+    /// The framebuffer the stream makes.
+    fb: KVVec<u8>,
+    /// Which of its pages the stream held.
+    seen: KVVec<bool>,
+    /// Whether the mode section came.
+    mode_seen: bool,
+}
 
 /// Section id of the mode.
 pub(crate) const SECTION_MODE: u16 = stream::SECTION_DRIVER_FIRST;
@@ -72,59 +87,66 @@ impl MdpyDevice {
         w.section(SECTION_MODE, 0, false, &self.mode_bytes())
     }
 
-    /// Checks the device's sections: the same mode, every framebuffer page
-    /// (at least once) and nothing past the framebuffer.
-    pub(crate) fn check_sections(&self, dev: &KDevice, stream: &Stream<'_>) -> Result {
-        let pages = self.pages();
-        let mut seen = KVVec::from_elem(false, pages, GFP_KERNEL)?;
-        let mut mode_seen = false;
-        for s in stream.driver_sections() {
-            match s.id {
-                SECTION_MODE => {
-                    if *s.fixed::<MODE_LEN>(dev)? != self.mode_bytes() {
-                        dev_err!(dev, "migration: stream refused: another display mode\n");
-                        return Err(stream::ERR_INVALID);
-                    }
-                    mode_seen = true;
+    /// A fresh staging copy: a framebuffer of zeros, no page seen.
+    pub(crate) fn stage_begin(&self) -> Result<Staged> {
+        Ok(Staged {
+            fb: KVVec::from_elem(0u8, self.fb().len(), GFP_KERNEL_ACCOUNT)?,
+            seen: KVVec::from_elem(false, self.pages(), GFP_KERNEL_ACCOUNT)?,
+            mode_seen: false,
+        })
+    }
+
+    /// Checks one section (the same mode; pages within the framebuffer)
+    /// and copies a page into the staging copy.
+    pub(crate) fn stage_section(
+        &self,
+        staged: &mut Staged,
+        s: &Section<'_>,
+        log: &RefusalLog<'_>,
+    ) -> Result {
+        match s.id {
+            SECTION_MODE => {
+                if *s.fixed::<MODE_LEN>(log)? != self.mode_bytes() {
+                    return Err(
+                        log.refuse(stream::ERR_INVALID, format_args!("another display mode"))
+                    );
                 }
-                SECTION_MEM_PAGE => {
-                    let index = s.mem_page(dev, pages, "framebuffer")?;
-                    *seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
-                }
-                _ => s.unknown(dev)?,
+                staged.mode_seen = true;
             }
-        }
-        if !mode_seen {
-            dev_err!(dev, "migration: stream refused: no mode section\n");
-            return Err(stream::ERR_TRUNCATED);
-        }
-        if let Some(missing) = seen.iter().position(|&s| !s) {
-            dev_err!(
-                dev,
-                "migration: stream refused: framebuffer page {} missing\n",
-                missing
-            );
-            return Err(stream::ERR_TRUNCATED);
+            SECTION_MEM_PAGE => {
+                let index = s.mem_page(log, self.pages(), "framebuffer")?;
+                let at = index * PAGE_SIZE;
+                staged
+                    .fb
+                    .get_mut(at..at + PAGE_SIZE)
+                    .ok_or(stream::ERR_INVALID)?
+                    .copy_from_slice(s.payload);
+                *staged.seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
+            }
+            _ => s.unknown(log)?,
         }
         Ok(())
     }
 
-    /// Writes the framebuffer pages of a checked stream, in stream order (a
-    /// page sent again replaces the earlier copy).
-    pub(crate) fn apply_sections(&self, stream: &Stream<'_>) {
-        let _guard = self.fb_lock().lock();
-        for s in stream.driver_sections() {
-            if s.id != SECTION_MEM_PAGE {
-                continue;
-            }
-            let offset = usize::try_from(s.key)
-                .ok()
-                .and_then(|page| page.checked_mul(PAGE_SIZE));
-            if let Some(offset) = offset {
-                // Checked by `check_sections`: a whole page within the framebuffer, so
-                // this cannot fail.
-                let _ = self.fb().write(offset, s.payload);
-            }
+    /// The stream is complete: it had the mode and every framebuffer page
+    /// (at least once).
+    pub(crate) fn stage_finish(&self, staged: &Staged, log: &RefusalLog<'_>) -> Result {
+        if !staged.mode_seen {
+            return Err(log.refuse(stream::ERR_TRUNCATED, format_args!("no mode section")));
         }
+        if let Some(missing) = staged.seen.iter().position(|&s| !s) {
+            return Err(log.refuse(
+                stream::ERR_TRUNCATED,
+                format_args!("framebuffer page {} missing", missing),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the staging copy to the framebuffer.
+    pub(crate) fn stage_apply(&self, staged: Staged) {
+        let _guard = self.fb_lock().lock();
+        // The staging copy is as long as the framebuffer: this cannot fail.
+        let _ = self.fb().write(0, &staged.fb);
     }
 }

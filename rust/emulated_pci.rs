@@ -19,14 +19,15 @@
 //! and the others) gets VFIO live migration ([`super::migration`]): the
 //! stream holds the configuration space, saved and restored here, the
 //! driver's register sections, and its memory ([`DeviceOps::memory`]),
-//! saved here page by page, and in pre-copy again page by page as user space
-//! changes it ([`super::write_tracking`]).
+//! which the migration layer sends page by page, and in pre-copy again page
+//! by page as user space changes it ([`super::write_tracking`]).
 
 use super::{
     bindings,
     migration::{
         self,
-        stream::{self, Origin, Stream, Writer},
+        refusal_log::RefusalLog,
+        stream::{self, Origin, Section, Writer},
         Migrate, Migration,
     },
     pci_config::{ConfigMirror, ConfigSpace, CONFIG_SPACE_SIZE},
@@ -40,7 +41,6 @@ use core::{
     ops::Deref,
 };
 use kernel::{
-    device::Device as KDevice,
     error::VTABLE_DEFAULT_ERROR,
     new_mutex,
     page::PAGE_SIZE,
@@ -174,9 +174,9 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
     /// The display interface.
     const DISPLAY: Display = Display::None;
 
-    /// What [`DeviceOps::load_check`] prepares for [`DeviceOps::load_apply`]
-    /// (`()` for a device that does not migrate).
-    type Staged: Send;
+    /// The staging copy a destination fills as the stream arrives (`()`
+    /// for a device that does not migrate).
+    type Staged: Send + Unpin;
 
     /// The region table; it must include [`Region::CONFIG`] and not change.
     fn regions(&self) -> &[Region];
@@ -243,17 +243,34 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Migration: checks the device's sections of `stream`
-    /// ([`Stream::driver_sections`]): each known section fully, unknown ones
-    /// with [`stream::Section::unknown`], that every section it needs is there, and
-    /// prepares applying them (allocations included). Changes nothing the
-    /// guest can see; each refusal gets a `dev_err` on `dev`.
-    fn load_check(&self, _dev: &KDevice, _stream: &Stream<'_>) -> Result<Self::Staged> {
+    /// Migration: a fresh staging copy for a resuming session.
+    fn load_begin(&self) -> Result<Self::Staged> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Migration: applies the stream [`DeviceOps::load_check`] accepted.
-    fn load_apply(&self, _stream: &Stream<'_>, _staged: Self::Staged) {
+    /// Migration: checks one of the device's sections (any but the
+    /// configuration space and the end marker) and copies it into
+    /// `staged`: known ones fully, unknown ones with
+    /// [`stream::Section::unknown`]. Changes nothing the guest can see; each
+    /// refusal is said through `log`.
+    fn load_section(
+        &self,
+        _staged: &mut Self::Staged,
+        _section: &Section<'_>,
+        _log: &RefusalLog<'_>,
+    ) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: the stream is complete; checks that every section the
+    /// device needs came and prepares applying it (allocations included).
+    fn load_finish(&self, _staged: &mut Self::Staged, _log: &RefusalLog<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Migration: applies the staging copy [`DeviceOps::load_finish`]
+    /// accepted.
+    fn load_apply(&self, _staged: Self::Staged) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -452,10 +469,12 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
             bindings::VFIO_DEVICE_GET_IRQ_INFO => Self::irq_info(arg),
             bindings::VFIO_DEVICE_SET_IRQS => Err(EINVAL),
             bindings::VFIO_DEVICE_RESET => {
-                if D::HAS_RESET {
-                    dev.device.reset()?;
-                }
-                dev.migration.reset();
+                dev.migration.reset(|| {
+                    if D::HAS_RESET {
+                        dev.device.reset()?;
+                    }
+                    Ok(())
+                })?;
                 Ok(0)
             }
             bindings::VFIO_DEVICE_QUERY_GFX_PLANE => dev.query_plane(arg),
@@ -505,10 +524,10 @@ impl<D: DeviceOps> vfio::DeviceOps for EmulatedPci<D> {
     }
 }
 
-/// The configuration space of a stream, as [`EmulatedPci`]'s `load_check`
-/// found it, and the driver's staged state.
+/// A destination's staging copy: the configuration space of the stream
+/// and the driver's staging copy.
 pub struct Staged<S> {
-    config: [u8; CONFIG_SPACE_SIZE],
+    config: Option<[u8; CONFIG_SPACE_SIZE]>,
     device: S,
 }
 
@@ -523,21 +542,8 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
         dev.device.migration_origin()
     }
 
-    fn save_len(dev: &vfio::Device<Self>) -> usize {
-        Self::full_len(dev, dev.device.memory().existing_count())
-    }
-
-    fn max_save_len(dev: &vfio::Device<Self>) -> usize {
-        Self::full_len(dev, dev.device.memory().dirty_pages().len())
-    }
-
-    fn save(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result {
-        Self::save_registers(dev, w)?;
-        Self::save_pages(dev, w, false, usize::MAX)
-    }
-
     fn registers_len(dev: &vfio::Device<Self>) -> usize {
-        Self::config_section_len() + dev.device.registers_len()
+        stream::SECTION_HEADER_LEN + CONFIG_SPACE_SIZE + dev.device.registers_len()
     }
 
     fn save_registers(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result {
@@ -546,107 +552,57 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
         dev.device.save_registers(w)
     }
 
-    fn save_dirty(dev: &vfio::Device<Self>, w: &mut Writer<'_>, budget: usize) -> Result {
-        Self::save_pages(dev, w, true, budget)
+    fn memory(dev: &vfio::Device<Self>) -> &dyn TrackedMemory {
+        dev.device.memory()
     }
 
-    fn dirty_bytes(dev: &vfio::Device<Self>) -> usize {
-        dev.device.memory().dirty_pages().count() * PAGE_SECTION_LEN
+    fn load_begin(dev: &vfio::Device<Self>) -> Result<Self::Staged> {
+        Ok(Staged {
+            config: None,
+            device: dev.device.load_begin()?,
+        })
     }
 
-    fn load_check(dev: &vfio::Device<Self>, stream: &Stream<'_>) -> Result<Self::Staged> {
-        let kdev = dev.parent();
-        let mut config = None;
-        for s in stream.sections() {
-            if s.id == stream::SECTION_PCI_CONFIG {
-                config = Some(*s.fixed::<CONFIG_SPACE_SIZE>(kdev)?);
-            }
-        }
-        let Some(config) = config else {
-            dev_err!(kdev, "migration: stream refused: no configuration space\n");
-            return Err(stream::ERR_TRUNCATED);
-        };
-        if !dev.config.lock().could_be(&config) {
-            dev_err!(
-                kdev,
-                "migration: stream refused: configuration space of another device (read-only bits differ)\n"
-            );
-            return Err(stream::ERR_INVALID);
-        }
-        let device = dev.device.load_check(kdev, stream)?;
-        Ok(Staged { config, device })
-    }
-
-    fn load_apply(dev: &vfio::Device<Self>, stream: &Stream<'_>, staged: Self::Staged) {
-        let mut config = dev.config.lock();
-        config.restore(&staged.config);
-        dev.config_mirror.publish(&config);
-        drop(config);
-        dev.device.load_apply(stream, staged.device);
-    }
-}
-
-/// The bytes of a memory page's section.
-const PAGE_SECTION_LEN: usize = stream::SECTION_HEADER_LEN + PAGE_SIZE;
-
-impl<D: DeviceOps> EmulatedPci<D> {
-    const fn config_section_len() -> usize {
-        stream::SECTION_HEADER_LEN + CONFIG_SPACE_SIZE
-    }
-
-    /// A whole stream with `pages` memory pages: header, registers, pages, end.
-    fn full_len(dev: &vfio::Device<Self>, pages: usize) -> usize {
-        stream::HEADER_LEN
-            + <Self as Migrate>::registers_len(dev)
-            + pages * PAGE_SECTION_LEN
-            + stream::SECTION_HEADER_LEN
-    }
-
-    /// Appends the memory pages that exist (`dirty_only`: those marked
-    /// dirty) as sections, while they fit in `budget` more bytes; each page
-    /// is write-protected as it is saved, so that changes after it are
-    /// tracked (see [`DirtyPages::save_page`](super::write_tracking::DirtyPages::save_page)).
-    fn save_pages(
+    fn load_section(
         dev: &vfio::Device<Self>,
-        w: &mut Writer<'_>,
-        dirty_only: bool,
-        budget: usize,
+        staged: &mut Self::Staged,
+        section: &Section<'_>,
+        log: &RefusalLog<'_>,
     ) -> Result {
-        let mem = dev.device.memory();
-        let log = mem.dirty_pages();
-        let mappings = dev.user_mappings();
-        let end = w.len().saturating_add(budget);
-        let mut next = 0;
-        loop {
-            let index = if dirty_only {
-                log.next_marked(next)
-            } else {
-                Some(next).filter(|&i| i < log.len())
-            };
-            let Some(index) = index else {
-                return Ok(());
-            };
-            next = index + 1;
-            if w.len().saturating_add(PAGE_SECTION_LEN) > end {
-                return Ok(());
-            }
-            let Some(page) = mem.existing_page(index)? else {
-                // Gone (reads as zeros): nothing to send.
-                log.clear(index);
-                continue;
-            };
-            // CAST: `usize` to `u64` is lossless on every kernel target.
-            w.section_with(
-                stream::SECTION_MEM_PAGE,
-                index as u64,
-                false,
-                PAGE_SIZE,
-                |out| {
-                    log.save_page(&mappings, mem.file_pgoff() + index, index, &page, || {
-                        page.read(0, out)
-                    })
-                },
-            )?;
+        if section.id != stream::SECTION_PCI_CONFIG {
+            return dev.device.load_section(&mut staged.device, section, log);
         }
+        let config = *section.fixed::<CONFIG_SPACE_SIZE>(log)?;
+        if !dev.config.lock().could_be(&config) {
+            return Err(log.refuse(
+                stream::ERR_INVALID,
+                format_args!("configuration space of another device (read-only bits differ)"),
+            ));
+        }
+        staged.config = Some(config);
+        Ok(())
+    }
+
+    fn load_finish(
+        dev: &vfio::Device<Self>,
+        staged: &mut Self::Staged,
+        log: &RefusalLog<'_>,
+    ) -> Result {
+        if staged.config.is_none() {
+            return Err(log.refuse(
+                stream::ERR_TRUNCATED,
+                format_args!("no configuration space"),
+            ));
+        }
+        dev.device.load_finish(&mut staged.device, log)
+    }
+
+    fn load_apply(dev: &vfio::Device<Self>, staged: Self::Staged) {
+        if let Some(raw) = &staged.config {
+            let mut config = dev.config.lock();
+            config.restore(raw);
+            dev.config_mirror.publish(&config);
+        }
+        dev.device.load_apply(staged.device);
     }
 }

@@ -7,56 +7,63 @@
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
 //! uapi: [`include/uapi/linux/vfio.h`](srctree/include/uapi/linux/vfio.h)
 //!
-//! A VFIO device data type implements [`Migrate`]: it saves its state as
-//! [`stream`] sections, checks a received stream fully and then applies
-//! it (the apply step cannot fail, so a stream is never half-applied), and
-//! says how much of its state changed since the last save. It keeps a
-//! [`Migration`] (the state and the open data files) and returns
-//! [`VfioOps::new`] from [`vfio::DeviceOps::MIGRATION`]; the VFIO layer then
-//! installs the migration and logging callbacks before registering the
-//! device. This module owns everything else:
+//! A VFIO device data type implements [`Migrate`]: it saves its registers
+//! as [`stream`] sections and exposes its memory as a [`TrackedMemory`],
+//! which the stream carries page by page; on the destination it checks
+//! each section as it arrives into a staging copy, and takes the staging
+//! copy at the end (a step that cannot fail, so a stream is never half
+//! applied). It keeps a [`Migration`] (the state and the open data files)
+//! and returns [`VfioOps::new`] from [`vfio::DeviceOps::MIGRATION`]; the
+//! VFIO layer then installs the migration and logging callbacks before
+//! registering the device. This module owns everything else:
 //!
 //! - the single arcs of the uapi's state machine (the VFIO core's
 //!   `vfio_mig_get_next_state()` splits any request into them), with
 //!   `VFIO_MIGRATION_STOP_COPY | P2P | PRE_COPY`: the P2P states are the
 //!   running ones (the devices do no DMA), the saving group shares one data
 //!   file;
-//! - the data file ([`data_file`]): pre-copy sends the header and the whole
-//!   state first (saving it starts the device's tracking of the memory pages
-//!   user space changes, see [`super::write_tracking`]), then, at each read
-//!   past what is queued, the pages changed since they were sent, up to one
-//!   more state's worth in all; a read with nothing changed is `ENOMSG`.
-//!   `VFIO_MIG_GET_PRECOPY_INFO` reports what is left of the initial data
-//!   and what changed since. Stop-copy after pre-copy sends the registers
-//!   again and the pages still changed (a later section replaces an earlier
-//!   one), stop-copy from `STOP` the whole state; then the end marker and
-//!   end of file. `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE` is exactly what a
-//!   stop-copy now would send;
-//! - resuming: a write-only file collecting the stream, checked and applied
-//!   on `RESUMING -> STOP`; a refused stream leaves the device as it was, in
-//!   `RESUMING`, and `VFIO_DEVICE_RESET` brings it back to `RUNNING`;
-//! - reset and close: every session ends, the state is `RUNNING`. A reset
-//!   never waits for the state lock: like mtty and mlx5 it is *deferred* to
-//!   whoever holds it, who applies it before unlocking (the state lock is
-//!   held across saving and loading, which take the device's own locks and
-//!   may sleep in allocations; the reset must not be ordered against them);
+//! - the data file ([`data_file`]): the stream is made as it is read
+//!   ([`sender`]): pre-copy sends the header, the registers and every page
+//!   (saving a page starts tracking the changes user space makes to it, see
+//!   [`super::write_tracking`]), then, at each read, the pages changed since
+//!   they were sent; a read with nothing to send is `ENOMSG`, exactly when
+//!   `VFIO_MIG_GET_PRECOPY_INFO` gives zero initial and dirty bytes.
+//!   Stop-copy after pre-copy sends the registers again, what is left to
+//!   send and the changed pages (a later section replaces an earlier one);
+//!   stop-copy from `STOP` the whole state; then the end marker and end of
+//!   file. `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE` is exactly what a stop-copy
+//!   now would send;
+//! - resuming: a write-only file taking the stream apart as it is written
+//!   ([`receiver`]), with no limit on its length; `RESUMING -> STOP`
+//!   commits the staging copy. A refused stream leaves the device as it
+//!   was, in `RESUMING`, and `VFIO_DEVICE_RESET` brings it back to
+//!   `RUNNING`. Refusals are logged at a bounded rate ([`refusal_log`]);
+//! - reset and close: every session ends, the state is `RUNNING`. The
+//!   device's own reset runs under the state lock too, so it is ordered
+//!   with every arc (a reset racing `RESUMING -> STOP` comes wholly before
+//!   or wholly after it);
 //! - DMA logging: the devices do no DMA into guest memory, so logging
 //!   honestly reports nothing dirty, which lets QEMU's
 //!   `enable-migration=auto` accept them.
 
 pub mod data_file;
+pub mod receiver;
+pub mod refusal_log;
+pub mod sender;
 pub mod stream;
 
-use super::{bindings, vfio};
-use core::{marker::PhantomData, mem::ManuallyDrop};
+use super::{bindings, vfio, write_tracking::TrackedMemory};
+use core::marker::PhantomData;
 use data_file::{DataFile, Open};
 use kernel::{
+    device::Device as KDevice,
     fs::File,
     new_mutex,
     prelude::*,
-    sync::{aref::ARef, lock::mutex::MutexBackend, lock::Guard, Mutex},
+    sync::{aref::ARef, Mutex},
 };
-use stream::{Origin, Stream, Writer};
+use refusal_log::{RefusalLog, RefusalRate};
+use stream::{Origin, Section, Writer};
 
 /// A migration state (`enum vfio_device_mig_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,8 +130,8 @@ pub(crate) enum Phase {
 
 /// A VFIO device data type that migrates. Every hook receives the device.
 pub trait Migrate: vfio::DeviceOps {
-    /// What [`Migrate::load_check`] found and [`Migrate::load_apply`] applies.
-    type Staged: Send;
+    /// The staging copy a destination fills as the stream arrives.
+    type Staged: Send + Unpin;
 
     /// The device's migration bookkeeping.
     fn migration(dev: &vfio::Device<Self>) -> &Migration<Self>;
@@ -133,17 +140,6 @@ pub trait Migrate: vfio::DeviceOps {
     /// the same.
     fn origin(dev: &vfio::Device<Self>) -> Origin;
 
-    /// The size a full save has now, an estimate
-    /// (`VFIO_DEVICE_FEATURE_MIG_DATA_SIZE` outside pre-copy).
-    fn save_len(dev: &vfio::Device<Self>) -> usize;
-
-    /// The most a full save of this device can be.
-    fn max_save_len(dev: &vfio::Device<Self>) -> usize;
-
-    /// Appends the whole device state as sections to `w`. Saving a memory
-    /// page clears its dirty mark and starts tracking it again.
-    fn save(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result;
-
     /// The size of [`Migrate::save_registers`]' sections.
     fn registers_len(dev: &vfio::Device<Self>) -> usize;
 
@@ -151,34 +147,42 @@ pub trait Migrate: vfio::DeviceOps {
     /// space, registers) as sections to `w`.
     fn save_registers(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result;
 
-    /// Appends the memory pages changed since they were last saved, as long
-    /// as they fit in `budget` more bytes, clearing their marks. Sections
-    /// appended before an error stay (they are whole), and the pages not
-    /// saved keep their marks.
-    fn save_dirty(dev: &vfio::Device<Self>, w: &mut Writer<'_>, budget: usize) -> Result;
+    /// The device's memory, sent page by page.
+    fn memory(dev: &vfio::Device<Self>) -> &dyn TrackedMemory;
 
-    /// Checks every section of `stream` (the header and framing are
-    /// checked already) and prepares whatever applying it needs; each
-    /// refusal gets a `dev_err` saying why. Nothing of the device's state
-    /// changes.
-    fn load_check(dev: &vfio::Device<Self>, stream: &Stream<'_>) -> Result<Self::Staged>;
+    /// A fresh staging copy, for a resuming session.
+    fn load_begin(dev: &vfio::Device<Self>) -> Result<Self::Staged>;
 
-    /// Applies the `stream` that [`Migrate::load_check`] accepted, as `staged`.
-    fn load_apply(dev: &vfio::Device<Self>, stream: &Stream<'_>, staged: Self::Staged);
+    /// Checks `section` (framed already; not the end marker) and copies it
+    /// into `staged`; each refusal is said through `log`. Nothing of the
+    /// device's state changes.
+    fn load_section(
+        dev: &vfio::Device<Self>,
+        staged: &mut Self::Staged,
+        section: &Section<'_>,
+        log: &RefusalLog<'_>,
+    ) -> Result;
 
-    /// Bytes [`Migrate::save_dirty`] would append now without a budget
-    /// (pre-copy's `dirty_bytes`).
-    fn dirty_bytes(dev: &vfio::Device<Self>) -> usize;
+    /// The whole stream is in: checks that every section the device needs
+    /// came, and prepares whatever [`Migrate::load_apply`] needs.
+    fn load_finish(
+        dev: &vfio::Device<Self>,
+        staged: &mut Self::Staged,
+        log: &RefusalLog<'_>,
+    ) -> Result;
+
+    /// Applies the staging copy [`Migrate::load_finish`] accepted.
+    fn load_apply(dev: &vfio::Device<Self>, staged: Self::Staged);
 }
 
 /// What the state lock protects.
-struct Inner<T: vfio::DeviceOps> {
+struct Inner<T: Migrate> {
     state: State,
     saving: Option<Open<T>>,
     resuming: Option<Open<T>>,
 }
 
-impl<T: vfio::DeviceOps> Inner<T> {
+impl<T: Migrate> Inner<T> {
     /// Ends every session.
     fn disable_files(&mut self) {
         for open in [self.saving.take(), self.resuming.take()]
@@ -200,62 +204,19 @@ impl<T: vfio::DeviceOps> Inner<T> {
 
 /// The migration state of one device.
 #[pin_data]
-pub struct Migration<T: vfio::DeviceOps> {
-    /// The state lock, held across every arc.
+pub struct Migration<T: Migrate> {
+    /// The state lock, held across every arc and every reset.
     #[pin]
     state: Mutex<Inner<T>>,
-    /// A reset is pending: applied by whoever unlocks `state` next.
-    #[pin]
-    reset_pending: Mutex<bool>,
     /// DMA logging was started.
     #[pin]
     logging: Mutex<bool>,
+    /// The rate of refusal lines in the log.
+    #[pin]
+    refusals: RefusalRate,
 }
 
-/// The state lock held; unlocking applies a deferred reset first.
-///
-/// # Invariants
-///
-/// `guard` is live until `drop`, which drops it.
-struct StateGuard<'a, T: vfio::DeviceOps> {
-    mig: &'a Migration<T>,
-    guard: ManuallyDrop<Guard<'a, Inner<T>, MutexBackend>>,
-}
-
-impl<T: vfio::DeviceOps> core::ops::Deref for StateGuard<'_, T> {
-    type Target = Inner<T>;
-
-    fn deref(&self) -> &Inner<T> {
-        &self.guard
-    }
-}
-
-impl<T: vfio::DeviceOps> core::ops::DerefMut for StateGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut Inner<T> {
-        &mut self.guard
-    }
-}
-
-impl<T: vfio::DeviceOps> Drop for StateGuard<'_, T> {
-    fn drop(&mut self) {
-        loop {
-            let mut pending = self.mig.reset_pending.lock();
-            if *pending {
-                *pending = false;
-                drop(pending);
-                self.guard.reset();
-                continue;
-            }
-            // Unlocked under `reset_pending`: a reset that failed to take the state lock
-            // set the flag before the check above, so it is never lost.
-            // SAFETY: By the type invariant the guard is live; it is not used again.
-            unsafe { ManuallyDrop::drop(&mut self.guard) };
-            return;
-        }
-    }
-}
-
-impl<T: vfio::DeviceOps> Migration<T> {
+impl<T: Migrate> Migration<T> {
     /// A device in `RUNNING`, without sessions.
     pub fn new() -> impl PinInit<Self> {
         pin_init!(Self {
@@ -264,57 +225,32 @@ impl<T: vfio::DeviceOps> Migration<T> {
                 saving: None,
                 resuming: None,
             }),
-            reset_pending <- new_mutex!(false),
             logging <- new_mutex!(false),
+            refusals <- RefusalRate::new(),
         })
     }
 
-    fn lock(&self) -> StateGuard<'_, T> {
-        // INVARIANT: A live guard, dropped by `StateGuard::drop`.
-        StateGuard {
-            mig: self,
-            guard: ManuallyDrop::new(self.state.lock()),
-        }
+    /// Where this device's stream refusals are said: on `dev`, at a bounded
+    /// rate.
+    pub fn refusal_log<'a>(&'a self, dev: &'a KDevice) -> RefusalLog<'a> {
+        RefusalLog::new(dev, &self.refusals)
     }
 
-    /// `VFIO_DEVICE_RESET`: the state returns to `RUNNING` and every session
-    /// ends, now or, if an arc is running, when it is done.
-    pub fn reset(&self) {
-        let mut pending = self.reset_pending.lock();
-        *pending = true;
-        let Some(guard) = self.state.try_lock() else {
-            // The holder applies it before unlocking.
-            return;
-        };
-        drop(pending);
-        // INVARIANT: A live guard, dropped by `StateGuard::drop`.
-        drop(StateGuard {
-            mig: self,
-            guard: ManuallyDrop::new(guard),
-        });
+    /// `VFIO_DEVICE_RESET`: runs the device's own reset (`device_reset`),
+    /// then the state returns to `RUNNING` and every session ends; all of it
+    /// under the state lock, between two arcs. The session ends even if the
+    /// device's reset fails, whose error is returned.
+    pub fn reset(&self, device_reset: impl FnOnce() -> Result) -> Result {
+        let mut inner = self.state.lock();
+        let res = device_reset();
+        inner.reset();
+        res
     }
 
     /// The last user closed the device: as a reset, and logging stops.
     pub fn close(&self) {
-        self.lock().reset();
+        self.state.lock().reset();
         *self.logging.lock() = false;
-    }
-}
-
-impl<T: Migrate> Migration<T> {
-    /// Saves the whole state into a fresh buffer: with the header first if
-    /// `header`, with the end marker last if `end`.
-    fn save(dev: &vfio::Device<T>, header: bool, end: bool) -> Result<KVVec<u8>> {
-        let mut buf = KVVec::with_capacity(T::save_len(dev), GFP_KERNEL)?;
-        let mut w = Writer::new(&mut buf);
-        if header {
-            w.header(&T::origin(dev))?;
-        }
-        T::save(dev, &mut w)?;
-        if end {
-            w.end()?;
-        }
-        Ok(buf)
     }
 
     /// Runs one arc of the state machine from `inner.state` to `next`; a
@@ -346,43 +282,24 @@ impl<T: Migrate> Migration<T> {
                 } else {
                     Phase::PreCopy
                 };
-                let buf = Self::save(dev, true, next == StopCopy)?;
-                let open = DataFile::open(dev, phase, buf, 0)?;
+                let open = DataFile::open_saving(dev, phase)?;
                 let file = open.file.clone();
                 inner.saving = Some(open);
                 Ok(Some(file))
             }
-            // Pre-copy's session goes on: the registers again, what is still dirty, the
-            // end.
+            // Pre-copy's session goes on: the registers again, what is left, the end.
             (PreCopyP2p, StopCopy) => {
-                let saving = inner.saving.as_ref().ok_or(EINVAL)?;
-                saving.data.finish(|w| {
-                    T::save_registers(dev, w)?;
-                    T::save_dirty(dev, w, usize::MAX)?;
-                    w.end()
-                })?;
+                inner.saving.as_ref().ok_or(EINVAL)?.data.finish()?;
                 Ok(None)
             }
             (Stop, Resuming) => {
-                // A stream holds at most the initial state, one more state's worth of
-                // pre-copy re-sends (`DataFile`), a stop-copy state and the header.
-                let limit = T::max_save_len(dev)
-                    .checked_mul(3)
-                    .and_then(|l| l.checked_add(kernel::page::PAGE_SIZE))
-                    .ok_or(EINVAL)?;
-                let open = DataFile::open(dev, Phase::Resuming, KVVec::new(), limit)?;
+                let open = DataFile::open_resuming(dev)?;
                 let file = open.file.clone();
                 inner.resuming = Some(open);
                 Ok(Some(file))
             }
             (Resuming, Stop) => {
-                let resuming = inner.resuming.as_ref().ok_or(EINVAL)?;
-                resuming.data.with_received(|bytes| {
-                    let stream = Stream::parse(bytes, &T::origin(dev), dev.parent())?;
-                    let staged = T::load_check(dev, &stream)?;
-                    T::load_apply(dev, &stream, staged);
-                    Ok(())
-                })?;
+                inner.resuming.as_ref().ok_or(EINVAL)?.data.commit()?;
                 inner.disable_files();
                 Ok(None)
             }
@@ -391,27 +308,24 @@ impl<T: Migrate> Migration<T> {
         }
     }
 
-    /// What a stop-copy would send now: in pre-copy, what is queued and
-    /// unread, the registers, the dirty pages and the end marker; otherwise
-    /// the whole state.
+    /// What a stop-copy would send now: in pre-copy, what is left of the
+    /// session (see [`sender::Sender::stop_copy_len`]); otherwise the whole
+    /// state.
     fn stop_copy_len(dev: &vfio::Device<T>) -> usize {
-        let inner = T::migration(dev).lock();
+        let inner = T::migration(dev).state.lock();
         match (inner.state, inner.saving.as_ref()) {
             (State::PreCopy | State::PreCopyP2p, Some(saving)) => saving
                 .data
-                .unread()
-                .saturating_add(T::registers_len(dev))
-                .saturating_add(T::dirty_bytes(dev))
-                .saturating_add(stream::SECTION_HEADER_LEN),
-            _ => T::save_len(dev),
+                .stop_copy_len()
+                .unwrap_or_else(|_| sender::full_len(dev)),
+            _ => sender::full_len(dev),
         }
     }
 
     /// `migration_set_state`: moves to `new` arc by arc; the data file of
     /// the last arc if it starts a session.
     fn set_state(dev: &vfio::Device<T>, new: State) -> Result<Option<ARef<File>>> {
-        let mig = T::migration(dev);
-        let mut inner = mig.lock();
+        let mut inner = T::migration(dev).state.lock();
         while inner.state != new {
             let next = dev.mig_next_state(inner.state.as_raw(), new.as_raw())?;
             let next = State::from_raw(next)?;
@@ -515,7 +429,7 @@ impl<T: Migrate> Tables<T> {
     ) -> c_int {
         // SAFETY: As in `set_state`.
         let dev = unsafe { vfio::Device::<T>::from_raw(vdev) };
-        let now = T::migration(dev).lock().state;
+        let now = T::migration(dev).state.lock().state;
         // SAFETY: `state` is valid for writes per the callback contract.
         unsafe { *state = now.as_raw() };
         0

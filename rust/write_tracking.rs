@@ -17,7 +17,8 @@
 //! - a notified write: page locked, page marked, entry made writable, page
 //!   unlocked, then the bytes are written;
 //! - `write()`: bytes copied, then page marked;
-//! - saving: mark taken, page locked, write-protected, unlocked, then copied.
+//! - saving: mark taken, page looked up, locked, write-protected, unlocked,
+//!   then copied (a stopped device is not write-protected: it changes nothing).
 //!
 //! A write whose mark was taken before the copy lands before the copy ends
 //! or faults again afterwards (and marks again); a mark set after it was
@@ -85,17 +86,22 @@ impl DirtyPages {
         }
     }
 
-    /// Clears the mark of page `index` without saving it (a page that no
-    /// longer exists reads as zeros, like one never saved).
-    pub fn clear(&self, index: usize) {
-        if let Some(m) = self.marks.get(index) {
-            m.store(false, Relaxed);
-        }
+    /// Takes the mark of page `index`: clears it, and says whether it was
+    /// set. Saving a page takes its mark *before* it looks at the page (and
+    /// before [`DirtyPages::protect`]), so a change made after that marks
+    /// it again, even the first touch that creates it.
+    pub fn take(&self, index: usize) -> bool {
+        // Full: the mark is taken before the page is looked up, locked and copied.
+        self.marks.get(index).is_some_and(|m| m.xchg(false, Full))
     }
 
-    /// Number of pages marked now.
-    pub fn count(&self) -> usize {
-        self.marks.iter().filter(|m| m.load(Relaxed)).count()
+    /// Number of pages marked now below page `end`.
+    pub fn count_below(&self, end: usize) -> usize {
+        self.marks
+            .iter()
+            .take(end)
+            .filter(|m| m.load(Relaxed))
+            .count()
     }
 
     /// The first marked page from `index` on.
@@ -107,32 +113,18 @@ impl DirtyPages {
             .map(|i| i + index)
     }
 
-    /// Saves page `index`, which is `page` and is mapped at file page offset
-    /// `pgoff` of the device: takes its mark, write-protects it in every
-    /// user mapping of the device, then runs `copy` (which reads the page).
+    /// Write-protects `page`, mapped at file page offset `pgoff` of the
+    /// device, in every user mapping of the device, after its mark was
+    /// taken ([`DirtyPages::take`]) and before it is copied.
     ///
     /// Every change the copy may miss is marked again: a `write()` marks
     /// after copying, and a write through a mapping is notified (and marks)
     /// once the page is write-protected. The page lock orders the
     /// write-protection with a notified write in flight, whose entry becomes
     /// writable only before the lock is released.
-    pub fn save_page<R>(
-        &self,
-        mappings: &UserMappings<'_>,
-        pgoff: usize,
-        index: usize,
-        page: &PageRef,
-        copy: impl FnOnce() -> R,
-    ) -> R {
-        if let Some(m) = self.marks.get(index) {
-            // Full: the mark is taken before the page is locked and copied.
-            m.xchg(false, Full);
-        }
-        {
-            let lock = page.lock();
-            mappings.write_protect(pgoff, &lock);
-        }
-        copy()
+    pub fn protect(&self, mappings: &UserMappings<'_>, pgoff: usize, page: &PageRef) {
+        let lock = page.lock();
+        mappings.write_protect(pgoff, &lock);
     }
 }
 

@@ -8,22 +8,17 @@
 //! migration state holds another reference and a reference on the file,
 //! and *disables* the file whenever the session ends (the state machine
 //! leaves the saving or resuming states, reset, close): a disabled file
-//! frees its buffer and fails every call with `ENODEV`, so a file user
+//! frees what it holds and fails every call with `ENODEV`, so a file user
 //! space keeps open never reaches the device again.
 //!
-//! A saving file holds the bytes queued and not yet read, and a read
-//! position. In pre-copy, a read at the end of them queues the memory pages
-//! changed since they were last saved ([`Migrate::save_dirty`]), up to one
-//! full state's worth of such re-sends per session (so the stream a
-//! destination accepts stays bounded; what is over goes in stop-copy); with
-//! nothing to queue, the read is the uapi's temporary end of stream
-//! (`ENOMSG`). In stop-copy, a read at the end is the end of file (0). A
-//! resuming file collects what user space writes, up to a limit.
+//! A saving file makes the stream as it is read ([`Sender`]). In pre-copy,
+//! a read with nothing to send is the uapi's temporary end of stream
+//! (`ENOMSG`), which is exactly when `VFIO_MIG_GET_PRECOPY_INFO` gives zero
+//! initial and dirty bytes; in stop-copy, the end of file (0). A resuming
+//! file takes the stream apart as it is written ([`Receiver`]) into the
+//! device's staging copy; `RESUMING -> STOP` commits it.
 
-use super::{
-    stream::{Stream, Writer},
-    Migrate, Phase,
-};
+use super::{receiver::Receiver, sender::Sender, Migrate, Phase};
 use crate::kernel_ext::{bindings, vfio};
 use core::{mem::offset_of, ptr::NonNull};
 use kernel::{
@@ -36,87 +31,71 @@ use kernel::{
 };
 
 /// What the file's lock protects.
-struct Inner {
+struct Inner<S> {
     phase: Phase,
-    /// Queued bytes (saving) or received bytes (resuming).
-    buf: KVVec<u8>,
-    /// Bytes of `buf` already read (saving).
-    pos: usize,
-    /// Bytes of the initial data (the first full state) not yet read.
-    initial_left: usize,
-    /// Bytes of pre-copy re-sends queued so far.
-    resent: usize,
-    /// Most bytes of pre-copy re-sends (one full state).
-    resend_limit: usize,
-    /// Most bytes a resuming file accepts.
-    limit: usize,
-    /// Whether the received stream's header was checked and accepted.
-    header_accepted: bool,
-}
-
-impl Inner {
-    /// Frees the bytes already read, if that is all of them (saving).
-    fn drop_read(&mut self) {
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
-    }
+    /// The saving side (`PreCopy`, `StopCopy`).
+    sender: Option<Sender>,
+    /// The resuming side, and the device's staging copy.
+    receiver: Option<(Receiver, S)>,
 }
 
 /// The session behind one data file.
 #[pin_data]
-pub(super) struct DataFile<T: vfio::DeviceOps> {
-    /// The device, for `VFIO_MIG_GET_PRECOPY_INFO`'s dirty bytes; only used
-    /// while the file is not disabled, i.e. while the device is open.
+pub(super) struct DataFile<T: Migrate> {
+    /// The device; only used while the file is not disabled, i.e. while the
+    /// device is open.
     dev: ARef<vfio::Device<T>>,
     #[pin]
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<T::Staged>>,
 }
 
 /// A data file and its session, as the migration state holds them.
-pub(super) struct Open<T: vfio::DeviceOps> {
+pub(super) struct Open<T: Migrate> {
     /// The reference on the file that keeps it alive for the session.
     pub(super) file: ARef<File>,
     /// The session.
     pub(super) data: Arc<DataFile<T>>,
 }
 
-impl<T: vfio::DeviceOps> DataFile<T> {
-    /// Ends the session: frees the buffer; every later call fails with `ENODEV`.
+impl<T: Migrate> DataFile<T> {
+    /// Ends the session: frees what it holds; every later call fails with
+    /// `ENODEV`.
     pub(super) fn disable(&self) {
         let mut inner = self.inner.lock();
         inner.phase = Phase::Disabled;
-        inner.buf = KVVec::new();
-        inner.pos = 0;
+        inner.sender = None;
+        inner.receiver = None;
     }
-}
 
-impl<T: Migrate> DataFile<T> {
-    /// Creates a data file for `dev` in `phase` (`PreCopy`, `StopCopy` or
-    /// `Resuming`) holding `buf`; a resuming file accepts up to `limit` bytes.
-    pub(super) fn open(
+    /// Creates a saving file for `dev`: pre-copy (`PreCopy`) or stop-copy
+    /// from `STOP` (`StopCopy`).
+    pub(super) fn open_saving(dev: &vfio::Device<T>, phase: Phase) -> Result<Open<T>> {
+        let sender = Sender::new(dev, phase == Phase::PreCopy)?;
+        Self::open(dev, phase, Some(sender), None)
+    }
+
+    /// Creates a resuming file for `dev`, with a fresh staging copy.
+    pub(super) fn open_resuming(dev: &vfio::Device<T>) -> Result<Open<T>> {
+        let staged = T::load_begin(dev)?;
+        Self::open(dev, Phase::Resuming, None, Some((Receiver::new(), staged)))
+    }
+
+    fn open(
         dev: &vfio::Device<T>,
         phase: Phase,
-        buf: KVVec<u8>,
-        limit: usize,
+        sender: Option<Sender>,
+        receiver: Option<(Receiver, T::Staged)>,
     ) -> Result<Open<T>> {
-        let initial_left = buf.len();
         let data = Arc::pin_init(
             pin_init!(Self {
                 dev: dev.into(),
                 inner <- new_mutex!(Inner {
                     phase,
-                    buf,
-                    pos: 0,
-                    initial_left,
-                    resent: 0,
-                    resend_limit: T::max_save_len(dev),
-                    limit,
-                    header_accepted: false,
+                    sender,
+                    receiver,
                 }),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )?;
         let (fops, flags) = match phase {
             Phase::Resuming => (&Self::RESUME_FOPS, bindings::O_WRONLY),
@@ -148,34 +127,55 @@ impl<T: Migrate> DataFile<T> {
         Ok(Open { file, data })
     }
 
-    /// Pre-copy moves on to stop-copy: `save` appends the final sections,
-    /// after which the end of the data is the end of the stream. If `save`
-    /// fails, what it appended stays queued (whole sections) and the file
-    /// stays in pre-copy.
-    pub(super) fn finish(&self, save: impl FnOnce(&mut Writer<'_>) -> Result) -> Result {
+    /// Pre-copy moves on to stop-copy: the registers again, then the rest;
+    /// the end of the data is the end of the stream. If saving the
+    /// registers fails, the file stays in pre-copy.
+    pub(super) fn finish(&self) -> Result {
         let mut inner = self.inner.lock();
         if inner.phase != Phase::PreCopy {
             return Err(EINVAL);
         }
-        inner.drop_read();
-        save(&mut Writer::new(&mut inner.buf))?;
+        inner.sender.as_mut().ok_or(EINVAL)?.stop_copy(&self.dev)?;
         inner.phase = Phase::StopCopy;
         Ok(())
     }
 
-    /// Bytes queued and not yet read (saving).
-    pub(super) fn unread(&self) -> usize {
+    /// What a stop-copy would send now, in pre-copy.
+    pub(super) fn stop_copy_len(&self) -> Result<usize> {
         let inner = self.inner.lock();
-        inner.buf.len().saturating_sub(inner.pos)
+        match (inner.phase, inner.sender.as_ref()) {
+            (Phase::PreCopy, Some(sender)) => Ok(sender.stop_copy_len(&self.dev)),
+            _ => Err(EINVAL),
+        }
     }
 
-    /// Runs `f` on the bytes received by a resuming file.
-    pub(super) fn with_received<R>(&self, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-        let inner = self.inner.lock();
+    /// `RESUMING -> STOP`: the stream must be complete and accepted; then
+    /// the device takes its staging copy. A refusal changes nothing and
+    /// ends the session (the device stays `RESUMING`).
+    pub(super) fn commit(&self) -> Result {
+        let mut inner = self.inner.lock();
         if inner.phase != Phase::Resuming {
             return Err(EINVAL);
         }
-        f(&inner.buf)
+        let (mut receiver, mut staged) = inner.receiver.take().ok_or(EINVAL)?;
+        let log = T::migration(&self.dev).refusal_log(self.dev.parent());
+        let res = receiver
+            .finish(&log)
+            .and_then(|()| T::load_finish(&self.dev, &mut staged, &log));
+        match res {
+            Ok(()) => {
+                T::load_apply(&self.dev, staged);
+                inner.phase = Phase::Disabled;
+                Ok(())
+            }
+            Err(e) => {
+                // Refused for good: the same errno for every later call, until the
+                // session ends and frees the staging copy.
+                receiver.refuse(e);
+                inner.receiver = Some((receiver, staged));
+                Err(e)
+            }
+        }
     }
 
     /// The session of a file of ours.
@@ -191,29 +191,23 @@ impl<T: Migrate> DataFile<T> {
 
     fn read(&self, ptr: UserPtr, count: usize) -> Result<usize> {
         let mut inner = self.inner.lock();
-        match inner.phase {
+        let stop_copy = match inner.phase {
             Phase::Disabled => return Err(ENODEV),
             Phase::Resuming => return Err(EINVAL),
-            Phase::PreCopy if inner.pos == inner.buf.len() => {
-                // Everything queued was read: queue the pages changed since.
-                inner.drop_read();
-                let budget = inner.resend_limit.saturating_sub(inner.resent);
-                let res = T::save_dirty(&self.dev, &mut Writer::new(&mut inner.buf), budget);
-                inner.resent += inner.buf.len();
-                if inner.buf.is_empty() {
-                    // The uapi's temporary end of stream: nothing more to send for now.
-                    res?;
-                    return Err(ENOMSG);
-                }
-            }
-            _ => {}
+            Phase::PreCopy => false,
+            Phase::StopCopy => true,
+        };
+        let sender = inner.sender.as_mut().ok_or(EINVAL)?;
+        let n = sender.read(
+            &self.dev,
+            &mut UserSlice::new(ptr, count).writer(),
+            stop_copy,
+        )?;
+        if n == 0 && count > 0 && !stop_copy {
+            // The uapi's temporary end of stream: nothing unread, nothing changed (initial
+            // and dirty bytes are both zero).
+            return Err(ENOMSG);
         }
-        let left = inner.buf.len().checked_sub(inner.pos).ok_or(EINVAL)?;
-        let n = left.min(count);
-        let bytes = inner.buf.get(inner.pos..inner.pos + n).ok_or(EINVAL)?;
-        UserSlice::new(ptr, n).writer().write_slice(bytes)?;
-        inner.pos += n;
-        inner.initial_left = inner.initial_left.saturating_sub(n);
         Ok(n)
     }
 
@@ -224,52 +218,28 @@ impl<T: Migrate> DataFile<T> {
             Phase::Resuming => {}
             _ => return Err(EINVAL),
         }
-        let total = inner.buf.len().checked_add(count).ok_or(EFBIG)?;
-        if total > inner.limit {
-            dev_err!(
-                self.dev.parent(),
-                "migration: stream refused: longer than {} bytes, the most this device saves\n",
-                inner.limit
-            );
-            return Err(super::stream::ERR_OVERSIZED);
-        }
-        let start = inner.buf.len();
-        if let Err(e) = UserSlice::new(ptr, count)
-            .reader()
-            .read_all(&mut inner.buf, GFP_KERNEL)
-        {
-            inner.buf.truncate(start);
-            return Err(e);
-        }
-        // A stream from another device is refused as soon as its header is
-        // in (see `Stream::check_header`); its sections at `RESUMING -> STOP`.
-        if !inner.header_accepted {
-            match Stream::check_header(&inner.buf, &T::origin(&self.dev), self.dev.parent()) {
-                Ok(Some(_)) => inner.header_accepted = true,
-                Ok(None) => {}
-                Err(e) => {
-                    inner.buf.truncate(start);
-                    return Err(e);
-                }
-            }
-        }
+        let (receiver, staged) = inner.receiver.as_mut().ok_or(EINVAL)?;
+        let dev = &*self.dev;
+        let log = T::migration(dev).refusal_log(dev.parent());
+        receiver.feed(
+            &mut UserSlice::new(ptr, count).reader(),
+            &T::origin(dev),
+            &log,
+            |section| T::load_section(dev, staged, section, &log),
+        )?;
         Ok(count)
     }
 
     fn precopy_info(&self, arg: UserPtr) -> Result<isize> {
         const MINSZ: usize = offset_of!(bindings::vfio_precopy_info, dirty_bytes) + 8;
         let mut info: bindings::vfio_precopy_info = vfio::read_arg(arg, MINSZ)?;
-        let (initial, queued) = {
-            let inner = self.inner.lock();
-            if inner.phase != Phase::PreCopy {
-                // Only valid in the pre-copy states (a disabled file included).
-                return Err(EINVAL);
-            }
-            let unread = inner.buf.len().saturating_sub(inner.pos);
-            (
-                inner.initial_left,
-                unread.saturating_sub(inner.initial_left),
-            )
+        // Under the file's lock: the counts of one moment, and not of a device whose
+        // session ended (a disabled file is not in pre-copy).
+        let inner = self.inner.lock();
+        let sender = match (inner.phase, inner.sender.as_ref()) {
+            (Phase::PreCopy, Some(sender)) => sender,
+            // Only valid in the pre-copy states.
+            _ => return Err(EINVAL),
         };
         // No reinitialised data is ever reported: flags are 0 for a v2 user, and
         // left as they were (the v1 behaviour) for the others.
@@ -277,10 +247,10 @@ impl<T: Migrate> DataFile<T> {
             info.flags = 0;
         }
         // CAST: `usize` to `u64` is lossless on every kernel target.
-        info.initial_bytes = initial as u64;
-        // Changes queued and not yet read, and those not yet queued.
+        info.initial_bytes = sender.initial_bytes(&self.dev) as u64;
         // CAST: `usize` to `u64` is lossless on every kernel target.
-        info.dirty_bytes = queued.saturating_add(T::dirty_bytes(&self.dev)) as u64;
+        info.dirty_bytes = sender.dirty_bytes(&self.dev) as u64;
+        drop(inner);
         vfio::write_arg(arg, &info, MINSZ)?;
         Ok(0)
     }

@@ -21,11 +21,13 @@
 //! refused; a newer minor may have a longer header, whose extra bytes are
 //! skipped.
 //!
-//! [`Writer`] builds a stream, [`Stream::parse`] checks the header and the
-//! framing of a received one (every refusal with its errno and a `dev_err`
-//! line saying why) and iterates over its sections.
+//! [`Writer`] builds a stream; [`super::receiver::Receiver`] takes a received
+//! one apart as it arrives, with [`check_header`] and [`Section`]'s checks:
+//! every refusal has its errno and a line saying why, logged through a
+//! [`RefusalLog`].
 
-use kernel::{device::Device as KDevice, prelude::*};
+use super::refusal_log::RefusalLog;
+use kernel::prelude::*;
 
 /// The first bytes of every stream.
 pub const MAGIC: [u8; 8] = *b"MDEVRSMG";
@@ -79,9 +81,12 @@ pub const ERR_UNKNOWN: Error = EPROTO;
 /// of range, a page past the end of memory, a read-only configuration byte
 /// that differs).
 pub const ERR_INVALID: Error = EINVAL;
-/// Errno of a `write()` that would make the stream longer than any this
-/// device can produce.
-pub const ERR_OVERSIZED: Error = EFBIG;
+/// The longest section payload a destination takes (a page, registers);
+/// a longer one is corrupt ([`ERR_CORRUPT`]) once it is all there.
+pub const MAX_SECTION_LEN: usize = 64 * 1024;
+/// The longest header a destination takes (a newer minor's may be longer
+/// than 1.0's, not this long).
+pub const MAX_HEADER_LEN: usize = 4096;
 
 /// What a stream says it was saved from, and what a destination requires.
 #[derive(Clone, Copy)]
@@ -130,24 +135,26 @@ impl<'a> Writer<'a> {
         let driver: [u8; DRIVER_LEN] = name_field(id.driver)?;
         let type_name: [u8; TYPE_LEN] = name_field(id.type_name)?;
         let start = self.buf.len();
-        self.buf.reserve(HEADER_LEN, GFP_KERNEL)?;
-        self.buf.extend_from_slice(&MAGIC, GFP_KERNEL)?;
+        self.buf.reserve(HEADER_LEN, GFP_KERNEL_ACCOUNT)?;
+        self.buf.extend_from_slice(&MAGIC, GFP_KERNEL_ACCOUNT)?;
         self.buf
-            .extend_from_slice(&MAJOR.to_le_bytes(), GFP_KERNEL)?;
+            .extend_from_slice(&MAJOR.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
         self.buf
-            .extend_from_slice(&MINOR.to_le_bytes(), GFP_KERNEL)?;
+            .extend_from_slice(&MINOR.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
         // CAST: the header is 80 bytes.
         self.buf
-            .extend_from_slice(&(HEADER_LEN as u32).to_le_bytes(), GFP_KERNEL)?;
-        self.buf.extend_from_slice(&driver, GFP_KERNEL)?;
-        self.buf.extend_from_slice(&type_name, GFP_KERNEL)?;
+            .extend_from_slice(&(HEADER_LEN as u32).to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
+        self.buf.extend_from_slice(&driver, GFP_KERNEL_ACCOUNT)?;
+        self.buf.extend_from_slice(&type_name, GFP_KERNEL_ACCOUNT)?;
         self.buf
-            .extend_from_slice(&id.mem_size.to_le_bytes(), GFP_KERNEL)?;
+            .extend_from_slice(&id.mem_size.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
         // CAST: pages are at most 64 KiB.
+        self.buf.extend_from_slice(
+            &(kernel::page::PAGE_SIZE as u32).to_le_bytes(),
+            GFP_KERNEL_ACCOUNT,
+        )?;
         self.buf
-            .extend_from_slice(&(kernel::page::PAGE_SIZE as u32).to_le_bytes(), GFP_KERNEL)?;
-        self.buf
-            .extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?;
+            .extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
         if self.buf.len() - start != HEADER_LEN {
             return Err(EINVAL);
         }
@@ -171,10 +178,11 @@ impl<'a> Writer<'a> {
         let len32 = u32::try_from(len).map_err(|_| EINVAL)?;
         let flags = if optional { SECTION_OPTIONAL } else { 0 };
         let start = self.buf.len();
-        self.buf.reserve(SECTION_HEADER_LEN + len, GFP_KERNEL)?;
+        self.buf
+            .reserve(SECTION_HEADER_LEN + len, GFP_KERNEL_ACCOUNT)?;
         self.push_section_header(id, flags, len32, key)?;
         let payload = start + SECTION_HEADER_LEN;
-        self.buf.resize(payload + len, 0, GFP_KERNEL)?;
+        self.buf.resize(payload + len, 0, GFP_KERNEL_ACCOUNT)?;
         let res = match self.buf.get_mut(payload..) {
             Some(bytes) => fill(bytes),
             None => Err(EINVAL),
@@ -199,11 +207,14 @@ impl<'a> Writer<'a> {
     }
 
     fn push_section_header(&mut self, id: u16, flags: u16, len: u32, key: u64) -> Result {
-        self.buf.extend_from_slice(&id.to_le_bytes(), GFP_KERNEL)?;
         self.buf
-            .extend_from_slice(&flags.to_le_bytes(), GFP_KERNEL)?;
-        self.buf.extend_from_slice(&len.to_le_bytes(), GFP_KERNEL)?;
-        self.buf.extend_from_slice(&key.to_le_bytes(), GFP_KERNEL)?;
+            .extend_from_slice(&id.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
+        self.buf
+            .extend_from_slice(&flags.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
+        self.buf
+            .extend_from_slice(&len.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
+        self.buf
+            .extend_from_slice(&key.to_le_bytes(), GFP_KERNEL_ACCOUNT)?;
         Ok(())
     }
 }
@@ -222,282 +233,142 @@ pub struct Section<'a> {
 }
 
 impl Section<'_> {
-    /// The payload as a fixed-size array; [`ERR_CORRUPT`] with a `dev_err`
-    /// if its length is not `N`.
-    pub fn fixed<const N: usize>(&self, dev: &KDevice) -> Result<&[u8; N]> {
+    /// The payload as a fixed-size array; [`ERR_CORRUPT`], logged, if its
+    /// length is not `N`.
+    pub fn fixed<const N: usize>(&self, log: &RefusalLog<'_>) -> Result<&[u8; N]> {
         <&[u8; N]>::try_from(self.payload).map_err(|_| {
-            dev_err!(
-                dev,
-                "migration: section {:#x} has {} bytes, expected {}\n",
-                self.id,
-                self.payload.len(),
-                N
-            );
-            ERR_CORRUPT
+            log.refuse(
+                ERR_CORRUPT,
+                format_args!(
+                    "section {:#x} has {} bytes, expected {}",
+                    self.id,
+                    self.payload.len(),
+                    N
+                ),
+            )
         })
     }
 
     /// The page index of a [`SECTION_MEM_PAGE`] section: checks that it
     /// holds one page and that its key is below `pages`, the size of the
-    /// device's `memory` (named in the `dev_err` of a refusal).
-    pub fn mem_page(&self, dev: &KDevice, pages: usize, memory: &str) -> Result<usize> {
-        self.fixed::<{ kernel::page::PAGE_SIZE }>(dev)?;
+    /// device's `memory` (named in the refusal).
+    pub fn mem_page(&self, log: &RefusalLog<'_>, pages: usize, memory: &str) -> Result<usize> {
+        self.fixed::<{ kernel::page::PAGE_SIZE }>(log)?;
         usize::try_from(self.key)
             .ok()
             .filter(|&i| i < pages)
             .ok_or_else(|| {
-                dev_err!(
-                    dev,
-                    "migration: stream refused: page {} past the {}-page {}\n",
-                    self.key,
-                    pages,
-                    memory
-                );
-                ERR_INVALID
+                log.refuse(
+                    ERR_INVALID,
+                    format_args!("page {} past the {}-page {}", self.key, pages, memory),
+                )
             })
     }
 
     /// A section this device does not know: `Ok` (skipped) if it is
-    /// optional, else [`ERR_UNKNOWN`] with a `dev_err`.
-    pub fn unknown(&self, dev: &KDevice) -> Result {
+    /// optional, else [`ERR_UNKNOWN`], logged.
+    pub fn unknown(&self, log: &RefusalLog<'_>) -> Result {
         if self.flags & SECTION_OPTIONAL != 0 {
             return Ok(());
         }
-        dev_err!(
-            dev,
-            "migration: unknown mandatory section {:#x} (from a newer format?)\n",
-            self.id
-        );
-        Err(ERR_UNKNOWN)
+        Err(log.refuse(
+            ERR_UNKNOWN,
+            format_args!(
+                "unknown mandatory section {:#x} (from a newer format?)",
+                self.id
+            ),
+        ))
     }
 }
 
 /// A NUL-padded name field as text, for a log line.
 fn printable(b: &[u8]) -> &str {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    core::str::from_utf8(&b[..end]).unwrap_or("<not UTF-8>")
+    core::str::from_utf8(b.get(..end).unwrap_or(b)).unwrap_or("<not UTF-8>")
 }
 
 /// Little-endian readers over a byte slice that fail with `None` past its end.
-fn le_u16(b: &[u8], at: usize) -> Option<u16> {
+pub(super) fn le_u16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
-fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+pub(super) fn le_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
-fn le_u64(b: &[u8], at: usize) -> Option<u64> {
+pub(super) fn le_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// A received stream whose header matches the device and whose sections
-/// are well framed, up to and including the end marker with nothing after
-/// it.
-pub struct Stream<'a> {
-    /// The section bytes, from the first section up to (not including) the
-    /// end marker.
-    sections: &'a [u8],
-    /// The minor version it was written with.
-    minor: u16,
-}
-
-impl<'a> Stream<'a> {
-    /// Checks the header at the start of `bytes` against `expect`: its
-    /// length and minor version, or `None` while `bytes` is too short to
-    /// tell; each refusal is logged on `dev` with its reason. A destination
-    /// checks it as soon as it has it, so that a stream from another device
-    /// fails while it is written (QEMU changes the device's state only when
-    /// the destination VM starts, after the migration has completed).
-    pub fn check_header(
-        bytes: &[u8],
-        expect: &Origin,
-        dev: &KDevice,
-    ) -> Result<Option<(usize, u16)>> {
-        let refuse = |err: Error, why: core::fmt::Arguments<'_>| {
-            dev_err!(dev, "migration: stream refused: {}\n", why);
-            err
-        };
-        // Magic, version and header length first.
-        let (Some(major), Some(minor), Some(header_len)) =
-            (le_u16(bytes, 8), le_u16(bytes, 10), le_u32(bytes, 12))
-        else {
-            return Ok(None);
-        };
-        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
-            return Err(refuse(ERR_MAGIC, format_args!("bad magic")));
-        }
-        if major != MAJOR {
-            return Err(refuse(
-                ERR_MAJOR,
-                format_args!("format {}.{}, this driver reads {}.x", major, minor, MAJOR),
-            ));
-        }
-        // CAST: `u32` to `usize` is lossless on every kernel target.
-        let header_len = header_len as usize;
-        // A newer minor may only grow the header; 1.0 has exactly 80 bytes.
-        if header_len < HEADER_LEN || (minor == MINOR && header_len != HEADER_LEN) {
-            return Err(refuse(
-                ERR_CORRUPT,
-                format_args!(
-                    "header length {} for format {}.{}",
-                    header_len, major, minor
-                ),
-            ));
-        }
-        let Some(header) = bytes.get(..header_len) else {
-            return Ok(None);
-        };
-        let driver = &header[16..16 + DRIVER_LEN];
-        let type_name = &header[16 + DRIVER_LEN..16 + DRIVER_LEN + TYPE_LEN];
-        let want_driver: [u8; DRIVER_LEN] = name_field(expect.driver)?;
-        let want_type: [u8; TYPE_LEN] = name_field(expect.type_name)?;
-        if driver != want_driver || type_name != want_type {
-            return Err(refuse(
-                ERR_FOREIGN,
-                format_args!(
-                    "saved from {}/{}, this is {}/{}",
-                    printable(driver),
-                    printable(type_name),
-                    expect.driver.to_str().unwrap_or("?"),
-                    expect.type_name.to_str().unwrap_or("?")
-                ),
-            ));
-        }
-        let mem_size = le_u64(header, 64).ok_or(ERR_TRUNCATED)?;
-        let page_size = le_u32(header, 72).ok_or(ERR_TRUNCATED)?;
-        // CAST: pages are at most 64 KiB.
-        let our_page = kernel::page::PAGE_SIZE as u32;
-        if mem_size != expect.mem_size || page_size != our_page {
-            return Err(refuse(
-                ERR_SIZE,
-                format_args!(
-                    "memory {} bytes in {}-byte pages, this device has {} in {}",
-                    mem_size, page_size, expect.mem_size, our_page
-                ),
-            ));
-        }
-        Ok(Some((header_len, minor)))
+/// Checks the header at the start of `bytes` against `expect`: `Some` of
+/// its length and minor version, or `None` while `bytes` is too short to
+/// tell; each refusal is logged with its reason. A destination checks it as
+/// soon as it has it, so that a stream from another device fails while it
+/// is written (QEMU changes the device's state only when the destination VM
+/// starts, after the migration has completed).
+pub fn check_header(
+    bytes: &[u8],
+    expect: &Origin,
+    log: &RefusalLog<'_>,
+) -> Result<Option<(usize, u16)>> {
+    // Magic, version and header length first.
+    let (Some(major), Some(minor), Some(header_len)) =
+        (le_u16(bytes, 8), le_u16(bytes, 10), le_u32(bytes, 12))
+    else {
+        return Ok(None);
+    };
+    if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+        return Err(log.refuse(ERR_MAGIC, format_args!("bad magic")));
     }
-
-    /// Checks the header of `bytes` against `expect` and the framing of its
-    /// sections; each refusal is logged on `dev` with its reason.
-    pub fn parse(bytes: &'a [u8], expect: &Origin, dev: &KDevice) -> Result<Self> {
-        let refuse = |err: Error, why: core::fmt::Arguments<'_>| {
-            dev_err!(dev, "migration: stream refused: {}\n", why);
-            err
-        };
-        let Some((header_len, minor)) = Self::check_header(bytes, expect, dev)? else {
-            return Err(match le_u32(bytes, 12) {
-                // CAST: `u32` to `usize` is lossless on every kernel target.
-                Some(len) => refuse(
-                    ERR_TRUNCATED,
-                    format_args!("{} bytes, header needs {}", bytes.len(), len as usize),
-                ),
-                None => refuse(
-                    ERR_TRUNCATED,
-                    format_args!("{} bytes, shorter than a header", bytes.len()),
-                ),
-            });
-        };
-        // Walk the sections: each must fit, the end marker must come, and
-        // nothing may follow it.
-        let sections = &bytes[header_len..];
-        let mut at = 0;
-        loop {
-            let Some(hdr) = sections.get(at..at + SECTION_HEADER_LEN) else {
-                return Err(refuse(
-                    ERR_TRUNCATED,
-                    format_args!("ends at byte {} without an end marker", header_len + at),
-                ));
-            };
-            let (id, flags, len) = (
-                le_u16(hdr, 0).ok_or(ERR_TRUNCATED)?,
-                le_u16(hdr, 2).ok_or(ERR_TRUNCATED)?,
-                le_u32(hdr, 4).ok_or(ERR_TRUNCATED)?,
-            );
-            let key = le_u64(hdr, 8).ok_or(ERR_TRUNCATED)?;
-            if id == SECTION_END {
-                if flags != 0 || len != 0 || key != 0 {
-                    return Err(refuse(
-                        ERR_CORRUPT,
-                        format_args!("corrupt end marker at byte {}", header_len + at),
-                    ));
-                }
-                let rest = sections.len() - at - SECTION_HEADER_LEN;
-                if rest != 0 {
-                    return Err(refuse(
-                        ERR_CORRUPT,
-                        format_args!("{} bytes after the end marker", rest),
-                    ));
-                }
-                return Ok(Self {
-                    sections: &sections[..at],
-                    minor,
-                });
-            }
-            // CAST: `u32` to `usize` is lossless on every kernel target.
-            let end = (at + SECTION_HEADER_LEN).checked_add(len as usize);
-            match end {
-                Some(end) if end <= sections.len() => at = end,
-                _ => {
-                    return Err(refuse(
-                        ERR_TRUNCATED,
-                        format_args!(
-                            "section {:#x} at byte {} claims {} bytes, {} are left",
-                            id,
-                            header_len + at,
-                            len,
-                            sections.len() - at - SECTION_HEADER_LEN
-                        ),
-                    ))
-                }
-            }
-        }
+    if major != MAJOR {
+        return Err(log.refuse(
+            ERR_MAJOR,
+            format_args!("format {}.{}, this driver reads {}.x", major, minor, MAJOR),
+        ));
     }
-
-    /// The minor version the stream was written with.
-    pub fn minor(&self) -> u16 {
-        self.minor
+    // CAST: `u32` to `usize` is lossless on every kernel target.
+    let header_len = header_len as usize;
+    // A newer minor may only grow the header; 1.0 has exactly 80 bytes.
+    if !(HEADER_LEN..=MAX_HEADER_LEN).contains(&header_len)
+        || (minor == MINOR && header_len != HEADER_LEN)
+    {
+        return Err(log.refuse(
+            ERR_CORRUPT,
+            format_args!(
+                "header length {} for format {}.{}",
+                header_len, major, minor
+            ),
+        ));
     }
-
-    /// The sections in stream order (not the end marker).
-    pub fn sections(&self) -> Sections<'a> {
-        Sections {
-            rest: self.sections,
-        }
+    let Some(header) = bytes.get(..header_len) else {
+        return Ok(None);
+    };
+    let driver = &header[16..16 + DRIVER_LEN];
+    let type_name = &header[16 + DRIVER_LEN..16 + DRIVER_LEN + TYPE_LEN];
+    let want_driver: [u8; DRIVER_LEN] = name_field(expect.driver)?;
+    let want_type: [u8; TYPE_LEN] = name_field(expect.type_name)?;
+    if driver != want_driver || type_name != want_type {
+        return Err(log.refuse(
+            ERR_FOREIGN,
+            format_args!(
+                "saved from {}/{}, this is {}/{}",
+                printable(driver),
+                printable(type_name),
+                expect.driver.to_str().unwrap_or("?"),
+                expect.type_name.to_str().unwrap_or("?")
+            ),
+        ));
     }
-
-    /// The sections a driver handles: all but the ones of the layer (the
-    /// PCI configuration space).
-    pub fn driver_sections(&self) -> impl Iterator<Item = Section<'a>> {
-        self.sections().filter(|s| s.id != SECTION_PCI_CONFIG)
+    let mem_size = le_u64(header, 64).ok_or(ERR_TRUNCATED)?;
+    let page_size = le_u32(header, 72).ok_or(ERR_TRUNCATED)?;
+    // CAST: pages are at most 64 KiB.
+    let our_page = kernel::page::PAGE_SIZE as u32;
+    if mem_size != expect.mem_size || page_size != our_page {
+        return Err(log.refuse(
+            ERR_SIZE,
+            format_args!(
+                "memory {} bytes in {}-byte pages, this device has {} in {}",
+                mem_size, page_size, expect.mem_size, our_page
+            ),
+        ));
     }
-}
-
-/// Iterator over the sections of a [`Stream`].
-pub struct Sections<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Sections<'a> {
-    type Item = Section<'a>;
-
-    fn next(&mut self) -> Option<Section<'a>> {
-        // `Stream::parse` checked the framing: every header and payload fits.
-        let hdr = self.rest.get(..SECTION_HEADER_LEN)?;
-        let id = le_u16(hdr, 0)?;
-        let flags = le_u16(hdr, 2)?;
-        // CAST: `u32` to `usize` is lossless on every kernel target.
-        let len = le_u32(hdr, 4)? as usize;
-        let key = le_u64(hdr, 8)?;
-        let payload = self
-            .rest
-            .get(SECTION_HEADER_LEN..SECTION_HEADER_LEN + len)?;
-        self.rest = &self.rest[SECTION_HEADER_LEN + len..];
-        Some(Section {
-            id,
-            flags,
-            key,
-            payload,
-        })
-    }
+    Ok(Some((header_len, minor)))
 }

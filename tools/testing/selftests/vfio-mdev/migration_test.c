@@ -86,6 +86,14 @@ static int reset(int fd)
 	return ioctl(fd, VFIO_DEVICE_RESET) ? -errno : 0;
 }
 
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
 static uint16_t le16(const uint8_t *p) { return p[0] | p[1] << 8; }
 static uint32_t le32(const uint8_t *p) { return le16(p) | (uint32_t)le16(p + 2) << 16; }
 static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
@@ -190,6 +198,27 @@ static bool kmsg_has(int fd, const char *what)
 	return found;
 }
 
+/* How many records since the last read of fd contain `what`. */
+static int kmsg_count(int fd, const char *what)
+{
+	char rec[2048];
+	int count = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) != 0) {
+		if (n < 0) {
+			if (errno == EPIPE)
+				continue;
+			break;
+		}
+		rec[n] = 0;
+		count += !!strstr(rec, what);
+	}
+	return count;
+}
+
 /* ---- the fixture: two mdevs of one type ------------------------------------------ */
 
 struct dev {
@@ -258,6 +287,24 @@ static void dev_destroy(struct dev *d)
 	if (d->created)
 		mdev_remove(d->uuid);
 	d->created = false;
+}
+
+/*
+ * A fresh mdev of the type in place of d. The driver may take a moment to
+ * get the old one's share of its pool back: ENOSPC is retried for 3 s.
+ */
+static int dev_recreate(struct dev *d, bool cdev)
+{
+	const struct timespec pause = { .tv_nsec = 100 * 1000 * 1000 };
+	int ret;
+
+	dev_destroy(d);
+	for (int tries = 0;; tries++) {
+		ret = dev_create(d, type_name(), cdev);
+		if (ret != -ENOSPC || tries == 30)
+			return ret;
+		nanosleep(&pause, NULL);
+	}
 }
 
 FIXTURE_SETUP(mig)
@@ -873,34 +920,162 @@ TEST_F(mig, restore_replaces_destination_pages)
 	buf_free(&s);
 }
 
-/* ---- refused streams ----------------------------------------------------------------------- */
+/* ---- reset beside an arc ---------------------------------------------------------------- */
+
+#define RACE_ROUNDS 20
+
+struct stopper {
+	int fd, spin, ret;
+	pthread_barrier_t *go;
+};
+
+/* Busy-waits a little: shifts one side of a race by a few microseconds. */
+static void spin(int n)
+{
+	for (int i = 0; i < n; i++)
+		__asm__ __volatile__("" ::: "memory");
+}
+
+static void *stopper_run(void *arg)
+{
+	struct stopper *s = arg;
+
+	pthread_barrier_wait(s->go);
+	spin(s->spin);
+	s->ret = set_state(s->fd, STOP);
+	return NULL;
+}
 
 /*
- * Loads `bad` into dst: refused with `err` (by the write() that completes a
- * bad header, else at RESUMING -> STOP) and a dev_err saying `why`, dst
- * still RESUMING and unchanged; a reset brings it back to RUNNING and it
- * works (the good stream then loads).
+ * VFIO_DEVICE_RESET takes the state lock: beside RESUMING -> STOP of a
+ * complete, good stream it goes either before (RUNNING -> STOP then) or
+ * after (the stream loads, then the reset): both calls succeed, the device
+ * ends in STOP or RUNNING, never ERROR, and the session is over. Then the
+ * device still loads the stream.
  */
-static void expect_refused(struct __test_metadata *_metadata, struct dev *dst,
-			   const struct buf *bad, int err, const char *why, const char *what)
+TEST_F_TIMEOUT(mig, reset_races_resuming_stop, 120)
 {
-	int kmsg = kmsg_open(), ret;
+	int fd = self->dst.fd, ended[NSTATES] = {};
+	pthread_barrier_t go;
+	struct buf good = {};
+
+	ASSERT_EQ(0, make_state(&self->src, 71));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	ASSERT_EQ(0, pthread_barrier_init(&go, NULL, 2));
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		/* one side or the other a few microseconds late, or neither */
+		struct stopper s = { .fd = fd, .spin = i % 2 ? 0 : i % 5 * 2000, .go = &go };
+		pthread_t thread;
+		int dfd, ret, state;
+
+		ASSERT_EQ(0, reset(fd));
+		ASSERT_EQ(-1, set_state(fd, STOP));
+		dfd = set_state(fd, RESUMING);
+		ASSERT_LE(0, dfd);
+		ASSERT_EQ(0, write_all(dfd, good.p, good.len)) TH_LOG("round %d", i);
+		ASSERT_EQ(0, pthread_create(&thread, NULL, stopper_run, &s));
+		pthread_barrier_wait(&go);
+		spin(i % 2 ? i % 5 * 2000 : 0);
+		ret = reset(fd);
+		pthread_join(thread, NULL);
+		state = get_state(fd);
+		EXPECT_EQ(0, ret) TH_LOG("round %d: reset: %s", i, strerror(-ret));
+		EXPECT_EQ(-1, s.ret) TH_LOG("round %d: RESUMING -> STOP: %s", i, strerror(-s.ret));
+		EXPECT_TRUE(state == RUNNING || state == STOP)
+			TH_LOG("round %d: ended in %s", i, state >= 0 && state < NSTATES ?
+			       state_names[state] : strerror(-state));
+		errno = 0;
+		EXPECT_EQ(-1, write(dfd, good.p, 1));
+		EXPECT_EQ(ENODEV, errno) TH_LOG("round %d: the data fd after both", i);
+		close(dfd);
+		if (state >= 0 && state < NSTATES)
+			ended[state]++;
+	}
+	pthread_barrier_destroy(&go);
+	TH_LOG("%d rounds: %d ended RUNNING (the load first), %d STOP (the reset first)",
+	       RACE_ROUNDS, ended[RUNNING], ended[STOP]);
+	ASSERT_EQ(0, reset(fd));
+	ASSERT_EQ(RUNNING, get_state(fd));
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	ASSERT_EQ(0, load(&self->dst, &good));
+	EXPECT_EQ(STOP, get_state(fd));
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&good);
+}
+
+/* ---- refused streams ----------------------------------------------------------------------- */
+
+/* Where a refusal comes: a stream is checked as it is written. */
+enum refused_at {
+	AT_WRITE,	/* a bad header or section: the write() that completes it */
+	AT_STOP,	/* a stream that ends early: RESUMING -> STOP */
+	AT_EITHER,	/* a section missing: at the end marker's write() or at STOP */
+};
+
+/*
+ * Loads `bad` into dst: refused with `err` where `at` says; then the
+ * session stays refused, silently (one more write() fails with `err` and
+ * logs nothing, RESUMING -> STOP fails with it); dst still RESUMING and
+ * unchanged; a reset brings it back to RUNNING. Returns whether the kernel
+ * log said `why`.
+ */
+static bool refuse_once(struct __test_metadata *_metadata, struct dev *dst, const struct buf *bad,
+			int err, enum refused_at at, const char *why, const char *what)
+{
+	int kmsg = kmsg_open(), dfd, ret;
 	uint8_t before[256], after[256];
+	bool by_write, said;
 
 	ASSERT_EQ(256, rd(dst->fd, before, 256, dst->config));
 	ASSERT_EQ(0, reset(dst->fd));
 	ASSERT_EQ(-1, set_state(dst->fd, STOP));
-	ret = load(dst, bad);
+	dfd = set_state(dst->fd, RESUMING);
+	ASSERT_LE(0, dfd) TH_LOG("%s: RESUMING: %s", what, strerror(-dfd));
+	ret = write_all(dfd, bad->p, bad->len);
+	by_write = ret != 0;
+	if (!by_write)
+		ret = set_state(dst->fd, STOP);
 	EXPECT_EQ(err, ret) TH_LOG("%s: got %s (%d), want %s", what, strerror(-ret), ret,
-				    strerror(-err));
+				   strerror(-err));
+	EXPECT_TRUE(at == AT_EITHER || by_write == (at == AT_WRITE))
+		TH_LOG("%s: refused by %s", what, by_write ? "a write()" : "RESUMING -> STOP");
+	said = kmsg_has(kmsg, why);
+	errno = 0;
+	EXPECT_EQ(-1, write(dfd, "MDEVRSMG", 8)) TH_LOG("%s: a write() after the refusal", what);
+	EXPECT_EQ(-err, errno) TH_LOG("%s: a write() after the refusal: %s", what, strerror(errno));
+	EXPECT_EQ(0, kmsg_count(kmsg, "stream refused"))
+		TH_LOG("%s: a write() after the refusal logged again", what);
+	ret = set_state(dst->fd, STOP);
+	EXPECT_EQ(err, ret) TH_LOG("%s: RESUMING -> STOP after the refusal: %s", what,
+				   strerror(-ret));
 	EXPECT_EQ(RESUMING, get_state(dst->fd)) TH_LOG("%s", what);
-	EXPECT_TRUE(kmsg_has(kmsg, why)) TH_LOG("%s: no \"%s\" in the kernel log", what, why);
 	if (kmsg >= 0)
 		close(kmsg);
+	close(dfd);
 	ASSERT_EQ(256, rd(dst->fd, after, 256, dst->config));
 	EXPECT_EQ(-1, first_diff(before, after, 256)) TH_LOG("%s: half applied", what);
 	EXPECT_EQ(0, reset(dst->fd));
 	EXPECT_EQ(RUNNING, get_state(dst->fd)) TH_LOG("%s", what);
+	return said;
+}
+
+/*
+ * refuse_once(), and the refusal logged: a device logs only so many
+ * refusals (a flood of bad streams must not flood the kernel log), so
+ * without the line the same refusal is tried on a fresh device, whose
+ * first refusal is always logged.
+ */
+static void expect_refused(struct __test_metadata *_metadata, struct dev *dst, bool cdev,
+			   const struct buf *bad, int err, enum refused_at at, const char *why,
+			   const char *what)
+{
+	if (refuse_once(_metadata, dst, bad, err, at, why, what))
+		return;
+	ASSERT_EQ(0, dev_recreate(dst, cdev)) TH_LOG("%s: a fresh destination", what);
+	EXPECT_TRUE(refuse_once(_metadata, dst, bad, err, at, why, what))
+		TH_LOG("%s: no \"%s\" in the kernel log, even from a fresh device", what, why);
 }
 
 TEST_F(mig, refused_streams)
@@ -914,44 +1089,44 @@ TEST_F(mig, refused_streams)
 	ASSERT_TRUE(find_section(&good, SEC_CONFIG, 0, &cfg));
 	ASSERT_TRUE(find_section(&good, SEC_PAGE, 1, &page));
 
-#define REFUSE(err, why, what) do { \
-		expect_refused(_metadata, &self->dst, &bad, err, why, what); \
+#define REFUSE(err, at, why, what) do { \
+		expect_refused(_metadata, &self->dst, variant->cdev, &bad, err, at, why, what); \
 		buf_free(&bad); \
 	} while (0)
 
 	/* header */
 	bad = splice(&good, 0, 1, "X", 1);
-	REFUSE(-EINVAL, "bad magic", "bad magic");
+	REFUSE(-EINVAL, AT_WRITE, "bad magic", "bad magic");
 	put16(b, 2);
 	bad = splice(&good, 8, 2, b, 2);
-	REFUSE(-EPROTONOSUPPORT, "format 2.0", "major 2");
+	REFUSE(-EPROTONOSUPPORT, AT_WRITE, "format 2.0", "major 2");
 	bad = splice(&good, 16, 1, "x", 1);
-	REFUSE(-EXDEV, "saved from", "foreign driver");
+	REFUSE(-EXDEV, AT_WRITE, "saved from", "foreign driver");
 	bad = splice(&good, 32 + strlen(type_name()) - 1, 1, "X", 1);
-	REFUSE(-EXDEV, "saved from", "foreign type");
+	REFUSE(-EXDEV, AT_WRITE, "saved from", "foreign type");
 	put64(b, self->src.memsize * 2);
 	bad = splice(&good, 64, 8, b, 8);
-	REFUSE(-ERANGE, "memory", "other memory size");
+	REFUSE(-ERANGE, AT_WRITE, "memory", "other memory size");
 	put32(b, 8192);
 	bad = splice(&good, 72, 4, b, 4);
-	REFUSE(-ERANGE, "memory", "other page size");
+	REFUSE(-ERANGE, AT_WRITE, "memory", "other page size");
 	put32(b, 79);
 	bad = splice(&good, 12, 4, b, 4);
-	REFUSE(-EBADMSG, "header length", "header length 79");
+	REFUSE(-EBADMSG, AT_WRITE, "header length", "header length 79");
 	/* truncated */
 	bad = splice(&good, 0, good.len, NULL, 0);
-	REFUSE(-ENODATA, "shorter than a header", "empty stream");
+	REFUSE(-ENODATA, AT_STOP, "shorter than a header", "empty stream");
 	bad = splice(&good, 40, good.len - 40, NULL, 0);
-	REFUSE(-ENODATA, "header needs", "cut in the header");
+	REFUSE(-ENODATA, AT_STOP, "header needs", "cut in the header");
 	bad = splice(&good, good.len - SEC_LEN, SEC_LEN, NULL, 0);
-	REFUSE(-ENODATA, "without an end marker", "no end marker");
+	REFUSE(-ENODATA, AT_STOP, "without an end marker", "no end marker");
 	bad = splice(&good, good.len / 2, good.len - good.len / 2, NULL, 0);
-	REFUSE(-ENODATA, "stream refused", "cut in half");
+	REFUSE(-ENODATA, AT_STOP, "stream refused", "cut in half");
 	put32(b, 0x7ffffff0);
 	bad = splice(&good, cfg.at + 4, 4, b, 4);
-	REFUSE(-ENODATA, "claims", "section length past the end");
+	REFUSE(-ENODATA, AT_STOP, "claims", "section length past the end");
 	bad = splice(&good, cfg.at, SEC_LEN + 256, NULL, 0);
-	REFUSE(-ENODATA, "no configuration space", "no config space section");
+	REFUSE(-ENODATA, AT_EITHER, "no configuration space", "no config space section");
 	/* corrupt lengths: framed right, wrong for what they hold */
 	{
 		struct buf t = splice(&good, cfg.at + SEC_LEN + 255, 1, NULL, 0);
@@ -959,7 +1134,8 @@ TEST_F(mig, refused_streams)
 		put32(b, 255);
 		bad = splice(&t, cfg.at + 4, 4, b, 4);
 		buf_free(&t);
-		REFUSE(-EBADMSG, "has 255 bytes, expected 256", "config space of 255 bytes");
+		REFUSE(-EBADMSG, AT_WRITE, "has 255 bytes, expected 256",
+		       "config space of 255 bytes");
 	}
 	{
 		struct buf t = splice(&good, page.at + SEC_LEN, 1, NULL, 0);
@@ -967,10 +1143,10 @@ TEST_F(mig, refused_streams)
 		put32(b, PAGE - 1);
 		bad = splice(&t, page.at + 4, 4, b, 4);
 		buf_free(&t);
-		REFUSE(-EBADMSG, "has 4095 bytes", "page of 4095 bytes");
+		REFUSE(-EBADMSG, AT_WRITE, "has 4095 bytes", "page of 4095 bytes");
 	}
 	bad = splice(&good, good.len, 0, "junk", 4);
-	REFUSE(-EBADMSG, "after the end marker", "bytes after the end marker");
+	REFUSE(-EBADMSG, AT_WRITE, "after the end marker", "bytes after the end marker");
 	put32(b, 4);
 	memcpy(b + 4, "abcd", 4);
 	{
@@ -978,39 +1154,40 @@ TEST_F(mig, refused_streams)
 
 		bad = splice(&t, t.len, 0, b + 4, 4);
 		buf_free(&t);
-		REFUSE(-EBADMSG, "corrupt end marker", "end marker with a payload");
+		REFUSE(-EBADMSG, AT_WRITE, "corrupt end marker", "end marker with a payload");
 	}
 	/* sections */
 	memset(b, 0, SEC_LEN + 8);
 	put16(b, 0x7777);
 	put32(b + 4, 8);
 	bad = splice(&good, good.len - SEC_LEN, 0, b, SEC_LEN + 8);
-	REFUSE(-EPROTO, "unknown mandatory section", "unknown mandatory section");
+	REFUSE(-EPROTO, AT_WRITE, "unknown mandatory section", "unknown mandatory section");
 	put64(b, self->src.memsize / PAGE);
 	bad = splice(&good, page.at + 8, 8, b, 8);
-	REFUSE(-EINVAL, "past the", "page past the end of memory");
+	REFUSE(-EINVAL, AT_WRITE, "past the", "page past the end of memory");
 	{
 		uint8_t v[2];
 
 		memcpy(v, good.p + cfg.at + SEC_LEN, 2);
 		v[0] ^= 1;
 		bad = splice(&good, cfg.at + SEC_LEN, 2, v, 2);
-		REFUSE(-EINVAL, "read-only bits differ", "another vendor id");
+		REFUSE(-EINVAL, AT_WRITE, "read-only bits differ", "another vendor id");
 	}
 	if (is_mbochs()) {
 		ASSERT_TRUE(find_section(&good, SEC_EDID, 0, &sec));
 		put32(b, 0x401);
 		bad = splice(&good, sec.at + SEC_LEN, 4, b, 4);
-		REFUSE(-EINVAL, "EDID of 1025 bytes", "EDID larger than its blob");
+		REFUSE(-EINVAL, AT_WRITE, "EDID of 1025 bytes", "EDID larger than its blob");
 		bad = splice(&good, sec.at, SEC_LEN + sec.len, NULL, 0);
-		REFUSE(-ENODATA, "no EDID section", "no EDID section");
+		REFUSE(-ENODATA, AT_EITHER, "no EDID section", "no EDID section");
 	} else {
 		ASSERT_TRUE(find_section(&good, SEC_MDPY_MODE, 0, &sec));
 		put32(b, le32(good.p + sec.at + SEC_LEN + 4) + 1);
 		bad = splice(&good, sec.at + SEC_LEN + 4, 4, b, 4);
-		REFUSE(-EINVAL, "another display mode", "another mode");
+		REFUSE(-EINVAL, AT_WRITE, "another display mode", "another mode");
 		bad = splice(&good, page.at, SEC_LEN + PAGE, NULL, 0);
-		REFUSE(-ENODATA, "framebuffer page 1 missing", "a framebuffer page missing");
+		REFUSE(-ENODATA, AT_EITHER, "framebuffer page 1 missing",
+		       "a framebuffer page missing");
 	}
 	/* after all that, the good stream loads */
 	ASSERT_EQ(0, reset(self->dst.fd));
@@ -1023,49 +1200,92 @@ TEST_F(mig, refused_streams)
 #undef REFUSE
 }
 
-/*
- * Oversized: write() refuses a stream longer than three copies of the most
- * the device can save (the initial data, pre-copy's re-sends, capped at one
- * state, and stop-copy) and a page with EFBIG, not before; what was written
- * stays, and is refused at STOP for the junk after its end marker.
- */
-TEST_F(mig, refused_oversized)
+/* Fills len bytes (whole words) with words made of `seed` and their offset `at` on. */
+static void fill_words(void *p, size_t len, uint64_t seed, uint64_t at)
 {
-	/* every page in a section: less than the most one save can be */
-	uint64_t state = self->dst.memsize + self->dst.memsize / PAGE * SEC_LEN;
-	uint64_t most = 3 * state + 2 * MB;
-	static uint8_t zeros[1 << 20];
-	struct buf good = {};
-	uint64_t total;
-	int dfd, kmsg, ret = 0;
+	uint64_t *w = p;
 
+	for (size_t i = 0; i < len / 8; i++)
+		w[i] = (seed << 40 ^ (at / 8 + i)) * 0x9e3779b97f4a7c15ull;
+}
+
+/* Appends a page section for page `key` with the page at `page`. */
+static void put_page_section(struct buf *b, uint64_t key, const uint8_t *page)
+{
+	uint8_t sec[SEC_LEN] = {};
+
+	put16(sec, SEC_PAGE);
+	put32(sec + 4, PAGE);
+	put64(sec + 8, key);
+	buf_put(b, sec, SEC_LEN);
+	buf_put(b, page, PAGE);
+}
+
+#define LONG_COPIES 5
+
+/*
+ * No limit on a stream's length: one that holds every page five times
+ * (over four device states, more than the old limit of three), each copy
+ * other bytes in another order, the last the source's real pages, then the
+ * source's stop-copy sections, loads; the later copy of a page replaces the
+ * earlier one, so the destination equals the source. The write()s of
+ * write_all() (100000 bytes) cut sections anywhere.
+ */
+TEST_F_TIMEOUT(mig, long_stream_accepted, 180)
+{
+	size_t pages = self->src.memsize / PAGE, hdr;
+	uint64_t state = self->src.memsize + pages * SEC_LEN, total = 0;
+	struct buf good = {}, out = {};
+	uint64_t junk[PAGE / 8];
+	uint8_t *real;
+	int dfd, ret = 0;
+
+	ASSERT_EQ(0, make_state(&self->src, 41));
+	/* the source's pages: zeros where mbochs has none */
+	real = malloc(self->src.memsize);
+	ASSERT_NE(NULL, real);
+	ASSERT_EQ((ssize_t)self->src.memsize,
+		  rd(self->src.fd, real, self->src.memsize, self->src.bar0));
 	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	hdr = le32(good.p + 12);
 	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
 	dfd = set_state(self->dst.fd, RESUMING);
 	ASSERT_LE(0, dfd);
-	ASSERT_EQ(0, write_all(dfd, good.p, good.len));
-	kmsg = kmsg_open();
-	for (total = good.len; total <= most; total += sizeof(zeros)) {
-		ret = write(dfd, zeros, sizeof(zeros));
-		if (ret < 0) {
-			ret = -errno;
-			break;
+	buf_put(&out, good.p, hdr);
+	for (int copy = 0; copy < LONG_COPIES && !ret; copy++) {
+		for (size_t i = 0; i < pages && !ret; i++) {
+			size_t key = copy % 2 ? pages - 1 - i : i;
+
+			if (copy < LONG_COPIES - 1) {
+				fill_words(junk, PAGE, copy + 1, key * PAGE);
+				put_page_section(&out, key, (const uint8_t *)junk);
+			} else {
+				put_page_section(&out, key, real + key * PAGE);
+			}
+			if (out.len >= 256 * 1024) {
+				ret = write_all(dfd, out.p, out.len);
+				total += ret ? 0 : out.len;
+				out.len = 0;
+			}
 		}
-		ASSERT_EQ(sizeof(zeros), ret);
 	}
-	EXPECT_EQ(-EFBIG, ret) TH_LOG("%lu bytes accepted", (unsigned long)total);
-	/* the refused write would have crossed the limit, which is over 3 states */
-	EXPECT_LT(3 * state, total + sizeof(zeros))
-		TH_LOG("refused after %lu bytes, three states are more than %lu",
-		       (unsigned long)total, (unsigned long)(3 * state));
-	EXPECT_TRUE(kmsg_has(kmsg, "longer than"));
-	if (kmsg >= 0)
-		close(kmsg);
-	EXPECT_EQ(RESUMING, get_state(self->dst.fd));
-	EXPECT_EQ(-EBADMSG, set_state(self->dst.fd, STOP));
+	if (!ret) {
+		buf_put(&out, good.p + hdr, good.len - hdr);
+		ret = write_all(dfd, out.p, out.len);
+		total += ret ? 0 : out.len;
+	}
 	close(dfd);
-	EXPECT_EQ(0, reset(self->dst.fd));
-	EXPECT_EQ(RUNNING, get_state(self->dst.fd));
+	free(real);
+	buf_free(&out);
+	TH_LOG("%llu bytes written, the device state is %llu", (unsigned long long)total,
+	       (unsigned long long)state);
+	EXPECT_EQ(0, ret) TH_LOG("write() after %llu bytes: %s", (unsigned long long)total,
+				 strerror(-ret));
+	EXPECT_LT(4 * state, total);
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
 	buf_free(&good);
 }
 
@@ -1136,6 +1356,95 @@ TEST_F(mig, refused_from_another_type)
 	EXPECT_EQ(0, reset(self->dst.fd));
 	EXPECT_EQ(RUNNING, get_state(self->dst.fd));
 	buf_free(&s);
+}
+
+#define FLOOD_SESSIONS 200
+#define FLOOD_MAX_LINES 20
+
+/*
+ * Refusals are logged, but not without bound: a first one is, the write()s
+ * after it in its session are refused the same way without a line, and of
+ * 200 more sessions with a bad stream (each refused, then reset) at most
+ * 20 lines reach the kernel log. The bound is a rate: a flood that takes
+ * over 10 s (each session allocates a staging copy, slow under TCG) may
+ * log 20 more for each 10 s it took. The device then still loads a good
+ * stream.
+ */
+TEST_F_TIMEOUT(mig, bad_write_flood_log_bounded, 120)
+{
+	int fd = self->dst.fd, kmsg, dfd, lines, most, wrong = 0;
+	struct buf good = {}, bad;
+	double start, took;
+
+	ASSERT_EQ(0, make_state(&self->src, 81));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	bad = splice(&good, 0, 1, "X", 1);
+	kmsg = kmsg_open();
+	ASSERT_LE(0, kmsg) TH_LOG("/dev/kmsg: %s", strerror(errno));
+
+	/* one session: the write() that completes the header is refused */
+	start = now();
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	dfd = set_state(fd, RESUMING);
+	ASSERT_LE(0, dfd);
+	errno = 0;
+	EXPECT_EQ(-1, write(dfd, bad.p, HDR_LEN));
+	EXPECT_EQ(EINVAL, errno);
+	lines = kmsg_count(kmsg, "stream refused");
+	EXPECT_EQ(1, lines) TH_LOG("a fresh device's first refusal");
+	/* then each write() the same, silently: the rest of the stream, junk */
+	for (int i = 0; i < 100; i++) {
+		size_t n = i % 2 ? bad.len - HDR_LEN : 4;
+		const void *p = i % 2 ? bad.p + HDR_LEN : (const void *)"junk";
+
+		errno = 0;
+		wrong += write(dfd, p, n < 65536 ? n : 65536) != -1 || errno != EINVAL;
+	}
+	EXPECT_EQ(0, wrong) TH_LOG("of 100 write()s after the refusal");
+	EXPECT_EQ(0, kmsg_count(kmsg, "stream refused")) TH_LOG("the write()s after it logged");
+	EXPECT_EQ(RESUMING, get_state(fd));
+	EXPECT_EQ(-EINVAL, set_state(fd, STOP));
+	EXPECT_EQ(RESUMING, get_state(fd));
+	close(dfd);
+	EXPECT_EQ(0, reset(fd));
+
+	/* the flood */
+	wrong = 0;
+	for (int i = 0; i < FLOOD_SESSIONS; i++) {
+		if (set_state(fd, STOP) != -1) {
+			wrong++;
+			reset(fd);
+			continue;
+		}
+		dfd = set_state(fd, RESUMING);
+		if (dfd < 0) {
+			wrong++;
+			reset(fd);
+			continue;
+		}
+		errno = 0;
+		wrong += write(dfd, bad.p, HDR_LEN) != -1 || errno != EINVAL;
+		close(dfd);
+		wrong += reset(fd) != 0;
+	}
+	lines += kmsg_count(kmsg, "stream refused");
+	close(kmsg);
+	took = now() - start;
+	most = FLOOD_MAX_LINES * (1 + (int)(took / 10));
+	TH_LOG("%d refused sessions in %.1f s: %d lines in the kernel log (at most %d)",
+	       1 + FLOOD_SESSIONS, took, lines, most);
+	EXPECT_EQ(0, wrong) TH_LOG("sessions that went otherwise");
+	EXPECT_LE(1, lines);
+	EXPECT_GE(most, lines);
+
+	EXPECT_EQ(RUNNING, get_state(fd));
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	ASSERT_EQ(0, load(&self->dst, &good));
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&bad);
+	buf_free(&good);
 }
 
 /* ---- pre-copy sends only what changed --------------------------------------------------- */
@@ -1474,21 +1783,15 @@ static void *hammer_run(void *arg)
 	return NULL;
 }
 
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
 /*
  * Whatever the interleaving of the guest's writes with pre-copy's reads,
- * pre-copy sends only whole page sections after the initial data, stop-copy
- * sends exactly what MIG_DATA_SIZE announced (config space, the registers,
- * the pages still dirty, the end marker), the whole stream loads (re-sends
- * capped, it stays under the destination's limit) and the destination ends
- * up equal to the source, byte for byte.
+ * pre-copy sends only whole page sections after the initial data; once the
+ * writer stops, one more read sends what it left and ENOMSG then means
+ * nothing is dirty (PRECOPY_INFO all 0; while it runs a page can change
+ * between the ENOMSG and the ioctl), so stop-copy sends no page: exactly
+ * what MIG_DATA_SIZE announced (config space, the registers, the end
+ * marker). The whole stream loads and the destination ends up equal to the
+ * source, byte for byte.
  */
 TEST_F_TIMEOUT(mig, precopy_concurrent_writer, 180)
 {
@@ -1530,6 +1833,12 @@ TEST_F_TIMEOUT(mig, precopy_concurrent_writer, 180)
 	}
 	__atomic_store_n(&h.stop, true, __ATOMIC_RELEASE);
 	pthread_join(thread, NULL);
+	/* the writer is gone: after one more read, nothing is left */
+	ASSERT_EQ(0, read_all(dfd, &s, &end));
+	EXPECT_EQ(ENOMSG, end);
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(0, info.initial_bytes);
+	EXPECT_EQ(0, info.dirty_bytes) TH_LOG("ENOMSG with the writer stopped");
 	TH_LOG("%d rounds in %.1f s; %lu writes (%lu with write()), %llu bytes of initial data, "
 	       "%zu bytes re-sent (all pages: %zu), %llu dirty bytes seen", rounds, now() - start,
 	       h.writes, h.pwrites, (unsigned long long)initial, s.len - initial,
@@ -1554,7 +1863,7 @@ TEST_F_TIMEOUT(mig, precopy_concurrent_writer, 180)
 	EXPECT_EQ(announced, (long)(s.len - tail_at));
 	t = tally_sections(&s, tail_at, NULL, 0, pages);
 	EXPECT_TRUE(t.framed);
-	EXPECT_EQ(0, t.stray_keys);
+	EXPECT_EQ(0, t.pages) TH_LOG("nothing changed after the last ENOMSG");
 	EXPECT_EQ(1, t.config);
 	EXPECT_EQ(is_mbochs() ? 2 : 1, t.regs);
 	EXPECT_EQ(0, t.other);
@@ -1569,6 +1878,334 @@ TEST_F_TIMEOUT(mig, precopy_concurrent_writer, 180)
 	EXPECT_EQ(-1, set_state(fd, RUNNING));
 	expect_same_device(_metadata, &self->src, &self->dst);
 	buf_free(&s);
+}
+
+/* ---- pre-copy converges, however much changes ------------------------------------------ */
+
+#define REWRITE_ROUNDS 4
+
+/* Writes all of d's memory with words of `seed`: through the mapping or with write()s. */
+static int rewrite_memory(struct dev *d, uint8_t *map, enum dirty_path path, uint64_t seed)
+{
+	const size_t chunk = 256 * 1024;
+	uint8_t *b;
+	int err = 0;
+
+	if (path == THROUGH_MAPPING) {
+		fill_words(map, d->memsize, seed, 0);
+		return 0;
+	}
+	b = malloc(chunk);
+	if (!b)
+		return -ENOMEM;
+	for (size_t at = 0; at < d->memsize && !err; at += chunk) {
+		size_t n = d->memsize - at < chunk ? d->memsize - at : chunk;
+
+		fill_words(b, n, seed, at);
+		if (wr(d->fd, b, n, d->bar0 + at) != (ssize_t)n)
+			err = -EIO;
+	}
+	free(b);
+	return err;
+}
+
+/* How many distinct pages the page sections of s hold; -1 for a key past `pages`. */
+static long distinct_pages(const struct buf *s, size_t pages)
+{
+	uint8_t *seen = calloc(pages, 1);
+	long n = 0;
+
+	if (!seen)
+		return -1;
+	for (size_t at = 0; at + SEC_LEN <= s->len; at += SEC_LEN + le32(s->p + at + 4)) {
+		uint64_t key = le64(s->p + at + 8);
+
+		if (le16(s->p + at) != SEC_PAGE)
+			continue;
+		if (key >= pages) {
+			n = -1;
+			break;
+		}
+		n += !seen[key];
+		seen[key] = 1;
+	}
+	free(seen);
+	return n;
+}
+
+/*
+ * Pre-copy of a guest that rewrites all of its memory between reads, four
+ * times: no budget cuts it short. After each rewrite dirty_bytes counts
+ * every page once and MIG_DATA_SIZE grew by as much; the read to ENOMSG
+ * sends every page, once; at each ENOMSG PRECOPY_INFO is all 0. Pre-copy
+ * sends over four times the memory; stop-copy, with nothing changed since
+ * the last ENOMSG, sends config space, the registers and the end marker,
+ * no page, exactly the MIG_DATA_SIZE of PRE_COPY_P2P. The destination
+ * takes the stream as it comes (as in a migration: the test never holds
+ * more than one round of it) and equals the source byte for byte.
+ */
+static void precopy_rewrites(struct __test_metadata *_metadata, struct dev *src, struct dev *dst,
+			     enum dirty_path path)
+{
+	size_t pages = src->memsize / PAGE, round_len = pages * PAGE_SEC, sent;
+	int fd = src->fd, dfd, ddfd, end;
+	struct vfio_precopy_info info;
+	struct buf chunk = {};
+	long size0, announced;
+	uint8_t *map;
+	struct tally t;
+
+	ASSERT_EQ(0, make_state(src, 51));
+	map = mmap(NULL, src->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, src->bar0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(-1, set_state(dst->fd, STOP));
+	ddfd = set_state(dst->fd, RESUMING);
+	ASSERT_LE(0, ddfd);
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+	EXPECT_EQ(ENOMSG, end);
+	ASSERT_EQ(0, write_all(ddfd, chunk.p, chunk.len)) TH_LOG("the initial data");
+	sent = chunk.len;
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(0, info.initial_bytes);
+	EXPECT_EQ(0, info.dirty_bytes);
+	size0 = data_size(fd);
+
+	for (int round = 1; round <= REWRITE_ROUNDS; round++) {
+		ASSERT_EQ(0, rewrite_memory(src, map, path, round));
+		ASSERT_EQ(0, precopy_info(dfd, &info));
+		EXPECT_EQ(0, info.initial_bytes);
+		EXPECT_EQ(round_len, info.dirty_bytes)
+			TH_LOG("round %d: all %zu pages rewritten through %s", round, pages,
+			       path_names[path]);
+		EXPECT_EQ(size0 + (long)round_len, data_size(fd)) TH_LOG("round %d", round);
+		chunk.len = 0;
+		ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+		EXPECT_EQ(ENOMSG, end);
+		EXPECT_EQ(round_len, chunk.len) TH_LOG("round %d: bytes sent", round);
+		t = tally_sections(&chunk, 0, NULL, 0, pages);
+		EXPECT_TRUE(t.framed);
+		EXPECT_EQ(pages, t.pages) TH_LOG("round %d", round);
+		EXPECT_EQ(0, t.stray_keys);
+		EXPECT_EQ(0, t.config + t.regs + t.end + t.other);
+		EXPECT_EQ((long)pages, distinct_pages(&chunk, pages)) TH_LOG("round %d", round);
+		ASSERT_EQ(0, precopy_info(dfd, &info));
+		EXPECT_EQ(0, info.initial_bytes);
+		EXPECT_EQ(0, info.dirty_bytes) TH_LOG("round %d: ENOMSG with pages dirty", round);
+		EXPECT_EQ(size0, data_size(fd)) TH_LOG("round %d: at ENOMSG", round);
+		ASSERT_EQ(0, write_all(ddfd, chunk.p, chunk.len))
+			TH_LOG("round %d: the destination refused it after %zu bytes", round, sent);
+		sent += chunk.len;
+	}
+	TH_LOG("through %s: pre-copy sent %zu bytes, the memory is %llu", path_names[path], sent,
+	       (unsigned long long)src->memsize);
+	EXPECT_LT(4 * src->memsize, sent);
+
+	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
+	announced = data_size(fd);
+	EXPECT_EQ(size0, announced);
+	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
+	chunk.len = 0;
+	ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+	EXPECT_EQ(0, end);
+	EXPECT_EQ(announced, (long)chunk.len);
+	t = tally_sections(&chunk, 0, NULL, 0, pages);
+	EXPECT_TRUE(t.framed);
+	EXPECT_EQ(0, t.pages) TH_LOG("nothing changed after the last ENOMSG");
+	EXPECT_EQ(1, t.config);
+	EXPECT_EQ(is_mbochs() ? 2 : 1, t.regs);
+	EXPECT_EQ(0, t.other);
+	EXPECT_EQ(1, t.end);
+	EXPECT_TRUE(t.end_last);
+	ASSERT_EQ(0, write_all(ddfd, chunk.p, chunk.len)) TH_LOG("stop-copy's data");
+	close(dfd);
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	close(ddfd);
+	ASSERT_EQ(-1, set_state(dst->fd, STOP)) TH_LOG("a stream of %zu bytes", sent + chunk.len);
+	munmap(map, src->memsize);
+	buf_free(&chunk);
+	EXPECT_EQ(-1, set_state(dst->fd, RUNNING));
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	expect_same_device(_metadata, src, dst);
+}
+
+#define PRECOPY_REWRITES_TEST(path, name)						\
+	TEST_F_TIMEOUT(mig, precopy_rewrites_converge_through_##name, 180)		\
+	{										\
+		precopy_rewrites(_metadata, &self->src, &self->dst, path);		\
+	}
+
+PRECOPY_REWRITES_TEST(THROUGH_MAPPING, mapping)
+PRECOPY_REWRITES_TEST(THROUGH_WRITE, write)
+
+/*
+ * A guest touching pages for the first time: one thread through the
+ * mapping, one with write(), walking the same pages from either end (they
+ * cross in the middle, then each writes pages the other touched).
+ */
+struct toucher {
+	struct dev *d;
+	uint8_t *map;		/* NULL: with write() */
+	const size_t *order;	/* the pages, in the order to touch them */
+	size_t n;
+	long pause_ns;
+	uint64_t rng;
+	bool stop, done;
+	unsigned long touches, failed;
+};
+
+static void *toucher_run(void *arg)
+{
+	struct toucher *t = arg;
+	const struct timespec pause = { .tv_nsec = t->pause_ns };
+
+	for (size_t i = 0; i < t->n && !__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE); i++) {
+		off_t at = t->order[i] * PAGE + (t->map ? 0 : PAGE / 2);
+		uint8_t bytes[64];
+
+		for (size_t j = 0; j < sizeof(bytes); j++)
+			bytes[j] = xorshift(&t->rng);
+		if (t->map)
+			memcpy(t->map + at, bytes, sizeof(bytes));
+		else if (wr(t->d->fd, bytes, sizeof(bytes), t->d->bar0 + at) != sizeof(bytes))
+			t->failed++;
+		t->touches++;
+		nanosleep(&pause, NULL);
+	}
+	__atomic_store_n(&t->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * First touches race pre-copy's reads. mbochs allocates a VRAM page when
+ * something first touches it, and make_state() touched only the first 64
+ * pages and one far out: the threads touch the others (mdpy: write them
+ * first since pre-copy started), each pass paced to last about a second,
+ * while the main thread reads to ENOMSG again and again. Every read sends
+ * whole page sections only; once the threads stop, one more read sends
+ * what they left and the ENOMSG then comes with PRECOPY_INFO all 0, so
+ * stop-copy sends no page. The destination, fed as the data comes, equals
+ * the source: no first touch was lost.
+ */
+TEST_F_TIMEOUT(mig, precopy_first_touch_race, 180)
+{
+	size_t pages = self->src.memsize / PAGE, n = 0, *up, *down, sent;
+	struct toucher a = { .d = &self->src, .rng = 0x9e3779b97f4a7c15ull };
+	struct toucher b = { .d = &self->src, .rng = 0x2545f4914f6cdd1dull };
+	int fd = self->src.fd, dfd, ddfd, end, rounds = 0, bad_rounds = 0;
+	struct vfio_precopy_info info;
+	pthread_t ta, tb;
+	struct buf chunk = {};
+	long size0, announced;
+	struct tally t;
+	double start;
+	uint8_t byte;
+
+	up = calloc(pages, sizeof(*up));
+	down = calloc(pages, sizeof(*down));
+	ASSERT_TRUE(up && down);
+	/* the pages make_state() did not touch */
+	for (size_t p = 64; p < pages; p++)
+		if (p != pages - 3)
+			up[n++] = p;
+	ASSERT_LT(0, n);
+	for (size_t i = 0; i < n; i++)
+		down[i] = up[n - 1 - i];
+	a.order = up;
+	b.order = down;
+	a.n = b.n = n;
+	a.pause_ns = b.pause_ns = 1000000000L / n;
+
+	ASSERT_EQ(0, make_state(&self->src, 61));
+	a.map = mmap(NULL, self->src.memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		     self->src.bar0);
+	ASSERT_NE(MAP_FAILED, a.map);
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	ddfd = set_state(self->dst.fd, RESUMING);
+	ASSERT_LE(0, ddfd);
+	dfd = set_state(fd, PRE_COPY);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+	EXPECT_EQ(ENOMSG, end);
+	ASSERT_EQ(0, write_all(ddfd, chunk.p, chunk.len)) TH_LOG("the initial data");
+	sent = chunk.len;
+	size0 = data_size(fd);
+
+	ASSERT_EQ(0, pthread_create(&ta, NULL, toucher_run, &a));
+	ASSERT_EQ(0, pthread_create(&tb, NULL, toucher_run, &b));
+	start = now();
+	/* until both passes are done (3 s at most), five rounds at least */
+	while (rounds < 5 || (now() - start < 3 && !(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE) &&
+						     __atomic_load_n(&b.done, __ATOMIC_ACQUIRE)))) {
+		const struct timespec gap = { .tv_nsec = 5 * 1000 * 1000 };
+
+		chunk.len = 0;
+		ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+		EXPECT_EQ(ENOMSG, end);
+		t = tally_sections(&chunk, 0, NULL, 0, pages);
+		bad_rounds += !t.framed || t.stray_keys || t.config + t.regs + t.end + t.other;
+		ASSERT_EQ(0, write_all(ddfd, chunk.p, chunk.len))
+			TH_LOG("round %d: refused by the destination after %zu bytes", rounds,
+			       sent);
+		sent += chunk.len;
+		rounds++;
+		nanosleep(&gap, NULL);
+	}
+	__atomic_store_n(&a.stop, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&b.stop, true, __ATOMIC_RELEASE);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	TH_LOG("%d rounds in %.1f s; %lu + %lu of 2 x %zu touches (mapping + write()); "
+	       "%zu bytes sent", rounds, now() - start, a.touches, b.touches, n, sent);
+	EXPECT_EQ(0, bad_rounds) TH_LOG("reads with other than whole page sections");
+	EXPECT_LT(0, a.touches);
+	EXPECT_LT(0, b.touches);
+	EXPECT_EQ(0, b.failed) TH_LOG("write() to BAR0 failed");
+
+	/* the touches are over: one more read, then nothing is dirty */
+	chunk.len = 0;
+	ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+	EXPECT_EQ(ENOMSG, end);
+	t = tally_sections(&chunk, 0, NULL, 0, pages);
+	EXPECT_TRUE(t.framed);
+	EXPECT_EQ(0, t.stray_keys + t.config + t.regs + t.end + t.other);
+	ASSERT_EQ(0, write_all(ddfd, chunk.p, chunk.len));
+	ASSERT_EQ(0, precopy_info(dfd, &info));
+	EXPECT_EQ(0, info.initial_bytes);
+	EXPECT_EQ(0, info.dirty_bytes) TH_LOG("ENOMSG with the threads stopped");
+	EXPECT_EQ(size0, data_size(fd));
+	errno = 0;
+	EXPECT_EQ(-1, read(dfd, &byte, 1));
+	EXPECT_EQ(ENOMSG, errno);
+
+	ASSERT_EQ(-1, set_state(fd, PRE_COPY_P2P));
+	announced = data_size(fd);
+	ASSERT_EQ(-1, set_state(fd, STOP_COPY));
+	chunk.len = 0;
+	ASSERT_EQ(0, read_all(dfd, &chunk, &end));
+	EXPECT_EQ(0, end);
+	EXPECT_EQ(announced, (long)chunk.len);
+	t = tally_sections(&chunk, 0, NULL, 0, pages);
+	EXPECT_TRUE(t.framed);
+	EXPECT_EQ(0, t.pages) TH_LOG("nothing changed after the last ENOMSG");
+	EXPECT_EQ(1, t.config);
+	EXPECT_EQ(is_mbochs() ? 2 : 1, t.regs);
+	EXPECT_EQ(0, t.other);
+	EXPECT_EQ(1, t.end);
+	EXPECT_TRUE(t.end_last);
+	ASSERT_EQ(0, write_all(ddfd, chunk.p, chunk.len)) TH_LOG("stop-copy's data");
+	close(dfd);
+	ASSERT_EQ(-1, set_state(fd, STOP));
+	close(ddfd);
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	munmap(a.map, self->src.memsize);
+	buf_free(&chunk);
+	free(up);
+	free(down);
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
 }
 
 TEST_HARNESS_MAIN

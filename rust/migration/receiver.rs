@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The destination's side of a stream: taken apart as user space writes it.
+//!
+//! A [`Receiver`] keeps only what it needs to go on: the header until it is
+//! whole (checked as soon as it is, see [`check_header`]), the section
+//! header being received, and the payload of the section being received
+//! (at most [`MAX_SECTION_LEN`] bytes). Each whole section goes to the
+//! device at once, which checks it and copies it to its staging copy, so
+//! a stream has no length limit: pre-copy may send a page any number of
+//! times, and each copy only overwrites the staged one.
+//!
+//! The first refusal ends the session: every later `write()` and
+//! `RESUMING -> STOP` fail with the same errno, and nothing more is logged.
+
+use super::{
+    refusal_log::RefusalLog,
+    stream::{
+        check_header, le_u16, le_u32, le_u64, Origin, Section, ERR_CORRUPT, ERR_TRUNCATED,
+        MAX_HEADER_LEN, MAX_SECTION_LEN, SECTION_END, SECTION_HEADER_LEN,
+    },
+};
+use kernel::{prelude::*, uaccess::UserSliceReader};
+
+/// The section whose header is in and whose payload is being received.
+struct Current {
+    id: u16,
+    flags: u16,
+    key: u64,
+    /// Its payload length, as its header says.
+    len: usize,
+    /// Payload bytes received so far.
+    have: usize,
+    /// Byte offset of its header in the stream, for refusals.
+    at: u64,
+}
+
+/// A stream being received.
+pub(super) struct Receiver {
+    /// Bytes received so far.
+    received: u64,
+    /// The header while it is incomplete; freed once it is accepted.
+    header: KVVec<u8>,
+    /// Whether the header was accepted.
+    header_done: bool,
+    /// The section header being received.
+    sec_hdr: [u8; SECTION_HEADER_LEN],
+    /// Bytes of `sec_hdr` received.
+    sec_hdr_have: usize,
+    /// The section being received.
+    current: Option<Current>,
+    /// Its payload (when it is at most [`MAX_SECTION_LEN`] bytes).
+    payload: KVVec<u8>,
+    /// The end marker came: nothing may follow.
+    ended: bool,
+    /// The refusal that ended the session.
+    refused: Option<Error>,
+}
+
+impl Receiver {
+    /// A session that has received nothing.
+    pub(super) fn new() -> Self {
+        Self {
+            received: 0,
+            header: KVVec::new(),
+            header_done: false,
+            sec_hdr: [0; SECTION_HEADER_LEN],
+            sec_hdr_have: 0,
+            current: None,
+            payload: KVVec::new(),
+            ended: false,
+            refused: None,
+        }
+    }
+
+    /// Takes in the bytes of `data`: checks the header against `expect` and
+    /// hands each whole section other than the end marker to `section`.
+    /// A refusal, by either, ends the session.
+    pub(super) fn feed(
+        &mut self,
+        data: &mut UserSliceReader,
+        expect: &Origin,
+        log: &RefusalLog<'_>,
+        section: impl FnMut(&Section<'_>) -> Result,
+    ) -> Result {
+        if let Some(e) = self.refused {
+            return Err(e);
+        }
+        let res = self.feed_bytes(data, expect, log, section);
+        if let Err(e) = res {
+            // A fault while copying from user space leaves part of a write behind: refused too.
+            self.refused = Some(e);
+        }
+        res
+    }
+
+    fn feed_bytes(
+        &mut self,
+        data: &mut UserSliceReader,
+        expect: &Origin,
+        log: &RefusalLog<'_>,
+        mut section: impl FnMut(&Section<'_>) -> Result,
+    ) -> Result {
+        loop {
+            if let Some(cur) = self.current.as_ref().filter(|c| c.have == c.len) {
+                let (id, flags, key, len, at) = (cur.id, cur.flags, cur.key, cur.len, cur.at);
+                self.current = None;
+                if len > MAX_SECTION_LEN {
+                    return Err(log.refuse(
+                        ERR_CORRUPT,
+                        format_args!(
+                            "section {:#x} at byte {} has {} bytes, the most is {}",
+                            id, at, len, MAX_SECTION_LEN
+                        ),
+                    ));
+                }
+                let payload = self.payload.get(..len).ok_or(EINVAL)?;
+                section(&Section {
+                    id,
+                    flags,
+                    key,
+                    payload,
+                })?;
+            }
+            if data.is_empty() {
+                return Ok(());
+            }
+            if self.ended {
+                return Err(log.refuse(
+                    ERR_CORRUPT,
+                    format_args!("{} bytes after the end marker", data.len()),
+                ));
+            }
+            if !self.header_done {
+                self.take_header(data, expect, log)?;
+            } else if let Some(cur) = self.current.as_mut() {
+                let n = (cur.len - cur.have).min(data.len());
+                match self.payload.get_mut(cur.have..cur.have + n) {
+                    Some(out) if cur.len <= MAX_SECTION_LEN => data.read_slice(out)?,
+                    // Too long to keep: counted, refused once it is all there.
+                    _ => data.skip(n)?,
+                }
+                cur.have += n;
+                self.add_received(n);
+            } else {
+                self.take_section_header(data, log)?;
+            }
+        }
+    }
+
+    fn add_received(&mut self, n: usize) {
+        // CAST: `usize` to `u64` is lossless on every kernel target.
+        self.received = self.received.saturating_add(n as u64);
+    }
+
+    /// Takes header bytes: the first 16, which give its length, then the
+    /// rest; checks it as soon as it can tell.
+    fn take_header(
+        &mut self,
+        data: &mut UserSliceReader,
+        expect: &Origin,
+        log: &RefusalLog<'_>,
+    ) -> Result {
+        let want = match le_u32(&self.header, 12) {
+            // CAST: `u32` to `usize` is lossless on every kernel target.
+            Some(len) => (len as usize).clamp(16, MAX_HEADER_LEN),
+            None => 16,
+        };
+        let have = self.header.len();
+        let n = want.saturating_sub(have).min(data.len()).max(1);
+        self.header.resize(have + n, 0, GFP_KERNEL_ACCOUNT)?;
+        data.read_slice(self.header.get_mut(have..).ok_or(EINVAL)?)?;
+        self.add_received(n);
+        if check_header(&self.header, expect, log)?.is_some() {
+            self.header_done = true;
+            self.header = KVVec::new();
+        }
+        Ok(())
+    }
+
+    /// Takes section header bytes; a whole header starts a section, or ends
+    /// the stream.
+    fn take_section_header(&mut self, data: &mut UserSliceReader, log: &RefusalLog<'_>) -> Result {
+        let have = self.sec_hdr_have;
+        let n = (SECTION_HEADER_LEN - have).min(data.len());
+        data.read_slice(self.sec_hdr.get_mut(have..have + n).ok_or(EINVAL)?)?;
+        self.sec_hdr_have += n;
+        self.add_received(n);
+        if self.sec_hdr_have < SECTION_HEADER_LEN {
+            return Ok(());
+        }
+        self.sec_hdr_have = 0;
+        let h = &self.sec_hdr;
+        let (id, flags, len, key) = (
+            le_u16(h, 0).ok_or(EINVAL)?,
+            le_u16(h, 2).ok_or(EINVAL)?,
+            le_u32(h, 4).ok_or(EINVAL)?,
+            le_u64(h, 8).ok_or(EINVAL)?,
+        );
+        // CAST: `usize` to `u64` is lossless on every kernel target.
+        let at = self.received - SECTION_HEADER_LEN as u64;
+        if id == SECTION_END {
+            if flags != 0 || len != 0 || key != 0 {
+                return Err(log.refuse(
+                    ERR_CORRUPT,
+                    format_args!("corrupt end marker at byte {}", at),
+                ));
+            }
+            self.ended = true;
+            return Ok(());
+        }
+        // CAST: `u32` to `usize` is lossless on every kernel target.
+        let len = len as usize;
+        if len <= MAX_SECTION_LEN {
+            self.payload.resize(len, 0, GFP_KERNEL_ACCOUNT)?;
+        }
+        self.current = Some(Current {
+            id,
+            flags,
+            key,
+            len,
+            have: 0,
+            at,
+        });
+        Ok(())
+    }
+
+    /// The stream is over (`RESUMING -> STOP`): it must have ended with its
+    /// end marker. `Ok` means every section was accepted.
+    pub(super) fn finish(&mut self, log: &RefusalLog<'_>) -> Result {
+        if let Some(e) = self.refused {
+            return Err(e);
+        }
+        let res = self.check_complete(log);
+        if let Err(e) = res {
+            self.refused = Some(e);
+        }
+        res
+    }
+
+    fn check_complete(&self, log: &RefusalLog<'_>) -> Result {
+        if !self.header_done {
+            return Err(match le_u32(&self.header, 12) {
+                Some(len) => log.refuse(
+                    ERR_TRUNCATED,
+                    format_args!("{} bytes, header needs {}", self.received, len),
+                ),
+                None => log.refuse(
+                    ERR_TRUNCATED,
+                    format_args!("{} bytes, shorter than a header", self.received),
+                ),
+            });
+        }
+        if let Some(cur) = &self.current {
+            return Err(log.refuse(
+                ERR_TRUNCATED,
+                format_args!(
+                    "section {:#x} at byte {} claims {} bytes, {} are left",
+                    cur.id, cur.at, cur.len, cur.have
+                ),
+            ));
+        }
+        if !self.ended {
+            return Err(log.refuse(
+                ERR_TRUNCATED,
+                format_args!("ends at byte {} without an end marker", self.received),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends the session with refusal `err` (the first one stays).
+    pub(super) fn refuse(&mut self, err: Error) {
+        self.refused.get_or_insert(err);
+    }
+}
