@@ -139,11 +139,17 @@ impl MbochsDevice {
             }
             SECTION_MEM_PAGE => {
                 let index = s.mem_page(log, self.vram().page_count(), "VRAM")?;
+                let bytes = s.fixed::<PAGE_SIZE>(log)?;
                 match staged.pages.get_mut(index).ok_or(stream::ERR_INVALID)? {
-                    Some(page) => page.copy_from_slice(s.payload),
+                    Some(page) => {
+                        // An array copy: the lengths are the same by type, no panic path.
+                        let page: &mut [u8; PAGE_SIZE] =
+                            page.as_mut_slice().try_into().map_err(|_| EINVAL)?;
+                        *page = *bytes;
+                    }
                     slot => {
                         let mut page = KVVec::with_capacity(PAGE_SIZE, GFP_KERNEL_ACCOUNT)?;
-                        page.extend_from_slice(s.payload, GFP_KERNEL_ACCOUNT)?;
+                        page.extend_from_slice(bytes, GFP_KERNEL_ACCOUNT)?;
                         *slot = Some(page);
                     }
                 }

@@ -115,12 +115,15 @@ impl MdpyDevice {
             }
             SECTION_MEM_PAGE => {
                 let index = s.mem_page(log, self.pages(), "framebuffer")?;
+                let bytes = s.fixed::<PAGE_SIZE>(log)?;
                 let at = index * PAGE_SIZE;
-                staged
+                // An array copy: the lengths are the same by type, no panic path.
+                let page: &mut [u8; PAGE_SIZE] = staged
                     .fb
                     .get_mut(at..at + PAGE_SIZE)
-                    .ok_or(stream::ERR_INVALID)?
-                    .copy_from_slice(s.payload);
+                    .and_then(|p| p.try_into().ok())
+                    .ok_or(stream::ERR_INVALID)?;
+                *page = *bytes;
                 *staged.seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
             }
             _ => s.unknown(log)?,
