@@ -5,8 +5,9 @@
 #   make check-static  (TIER=static) builds what is missing, then the static
 #       checks: rustfmt, CLIPPY=1 build without warnings (rust/ denies an
 #       unsafe block without a SAFETY comment and an unsafe fn without a
-#       Safety section), no `unsafe` outside rust/, mdev-probe clippy and
-#       unit tests;
+#       Safety section), no `unsafe` outside rust/, no Rust slice over
+#       memory user space maps, the misuse checks (code a driver must not
+#       compile: tools/testing/misuse/), mdev-probe clippy and unit tests;
 #   make check         (TIER=check) static + one VM without nested guests:
 #       kselftests C vs Rust on one type per driver (C defects must
 #       reproduce on C and be fixed on Rust), migration, KUnit, mdev-probe,
@@ -66,10 +67,12 @@ check() { # NAME CMD...: one static check as a TAP line
 	if "$@" > "$OUT/static-$name.log" 2>&1; then echo "ok - static: $name" >> "$static"
 	else echo "not ok - static: $name (see out/test/static-$name.log)" >> "$static"; fi
 }
-# The build (build-all.sh) was clippy-driver's: no warning or error in its log.
+# The build (build-all.sh) was clippy-driver's: no warning or error in its
+# log, from rustc, clippy or objtool (which sees, e.g., a call to a panic
+# function it does not know fall through to the next function).
 clippy_clean() {
 	[ -e .clippy.log ] || { echo "no .clippy.log: the modules were not built by build-all.sh"; return 1; }
-	! grep -E '^(warning|error)' .clippy.log
+	! grep -E '^(warning|error)|: (warning|error): objtool:' .clippy.log
 }
 # That build really ran clippy with the SAFETY lints on: each crate's command
 # line (.*.o.cmd) is clippy-driver's with the kernel's
@@ -96,9 +99,22 @@ static_checks() {
 	check mdev-probe-unit-tests cargo test --release --locked --manifest-path tools/mdev-probe/Cargo.toml \
 		--target-dir out/cargo
 	check no-unsafe-in-drivers bash -c '! grep -rnwE "unsafe" --include="*.rs" mdpy mbochs mdpy-fb 2>/dev/null'
+	# No Rust slice over raw memory in rust/ but the sysfs page: memory user
+	# space may map (vmalloc buffers, pages, BARs) is only copied by C
+	# through raw pointers, never through a Rust reference (issue 24).
+	check no-slices-over-user-memory bash -c \
+		'! grep -rn "from_raw_parts" --include="*.rs" rust | grep -v "^rust/generated/\|^rust/sysfs.rs:"'
+	# The misuse checks (tools/testing/misuse/check.sh): code a driver must
+	# not be able to compile, built like a driver. The valid uses must
+	# compile, then each misuse must fail with the error codes it names.
+	check misuse-control env KDIR="$KDIR" tools/testing/misuse/check.sh control
+	local c
+	for c in $(tools/testing/misuse/check.sh --list); do
+		check "misuse-${c//_/-}" env KDIR="$KDIR" tools/testing/misuse/check.sh "$c"
+	done
 }
 if runs static; then
-	say "static checks: rustfmt, clippy, unsafe discipline"
+	say "static checks: rustfmt, clippy, unsafe discipline, misuse"
 	timed static static_checks
 fi
 
