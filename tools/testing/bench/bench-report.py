@@ -55,6 +55,8 @@ def migration(type_, memory):
         ("mig_memcpy_reference", "  reference: memcpy of the stream's bytes", "higher"),
         ("=mig_save/mig_memcpy_reference", "  save / memcpy", "higher"),
         ("=mig_restore/mig_memcpy_reference", "  restore / memcpy", "higher"),
+        ("=mig_save/bar0_read_1M", "  save / BAR0 read() (the kernel's own copy, same VM)", "higher"),
+        ("=mig_restore/bar0_write_1M", "  restore / BAR0 write() (the same)", "higher"),
         ("mig_qemu_downtime", f"  QEMU: downtime of a paused VM's migration on {type_}", "lower"),
         ("mig_qemu_device_bytes", "  QEMU: device state bytes it moved", "lower"),
         ("mig_precopy_memory", f"pre-copy (no QEMU): the memory of {type_}, all written", "lower"),
