@@ -4,7 +4,7 @@
 #
 #   make                 build the modules (against KDIR, default: our cached kernel)
 #   make KDIR=/path      build them against your own Rust-enabled kernel build tree
-#   make check-static    static checks only, no VM (rustfmt, clippy, unsafe lints, unit tests)
+#   make check-static    static checks only, no VM (rustfmt, clippy, unsafe lints, misuse, unit tests)
 #   make check           everyday tests: static + one VM, no nested guest (8 min warm)
 #   make check-full      everything (what CI runs, 41 min warm): every type, nested guests, QEMU
 #                        end to end and migration, hostile guest, mdevctl, libvirt

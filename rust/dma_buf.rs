@@ -9,7 +9,9 @@
 //! and drops it in its `release` callback, i.e. after the last file
 //! descriptor, mapping and importer is gone. A [`DmaBuf`] is a reference on
 //! the buffer's file; [`DmaBuf::install_fd`] turns one into a file
-//! descriptor for user space.
+//! descriptor for user space, and [`DmaBuf::into_file`] into the file a
+//! `FileDescriptorReservation` installs after the fallible work of a
+//! request.
 //!
 //! The dma-buf core holds a reference on the exporting module while a buffer
 //! exists, so the module cannot be unloaded under its buffers. Modules using
@@ -22,6 +24,7 @@ use kernel::{
     device::{Bound, Device},
     dma::DataDirection,
     error::{from_err_ptr, to_result, VTABLE_DEFAULT_ERROR},
+    fs::File,
     mm::virt::VmaNew,
     page::PAGE_SIZE,
     prelude::*,
@@ -273,6 +276,14 @@ impl DmaBuf {
     /// Installs a new file descriptor for the buffer in the current process,
     /// with file flags `flags` (e.g. `O_CLOEXEC`); the descriptor owns the
     /// reference `this` was.
+    ///
+    /// User space can use (and close) the descriptor as soon as it is
+    /// installed, and it cannot be taken back: call this only as the very
+    /// last step of a request, when nothing can fail any more. Where
+    /// fallible work follows, use the two steps of upstream's
+    /// `FileDescriptorReservation` instead: reserve the descriptor first,
+    /// do the work, then commit it with [`DmaBuf::into_file`] last
+    /// (`reservation.fd_install(DmaBuf::into_file(buf))`, which cannot fail).
     pub fn install_fd(this: ARef<Self>, flags: u32) -> Result<u32> {
         let flags = c_int::try_from(flags).map_err(|_| EINVAL)?;
         let buf = ARef::into_raw(this);
@@ -286,6 +297,23 @@ impl DmaBuf {
         }
         // CAST: `fd` is non-negative.
         Ok(fd as u32)
+    }
+
+    /// The buffer's file, owning the reference `this` was (a dma-buf's
+    /// reference count is its file's): what a
+    /// `kernel::fs::file::FileDescriptorReservation` installs, as the last
+    /// step of a request, after its fallible work.
+    pub fn into_file(this: ARef<Self>) -> ARef<File> {
+        let buf = ARef::into_raw(this);
+        // SAFETY: `buf` is a live dma-buf; `file` is set at export and never changes.
+        let file = unsafe { (*buf.as_ptr().cast::<bindings::dma_buf>()).file };
+        // SAFETY: We own a reference on `buf`, i.e. on `file` (`get_dma_buf()` is `get_file()`
+        // of it and `dma_buf_put()` its `fput()`), which becomes the `ARef`'s; `File` is a
+        // transparent wrapper of `struct file`. `File`'s invariant is about `fdget_pos` calls
+        // that skip `f_pos_lock`, which exist for a dma-buf file (it is not
+        // `FMODE_ATOMIC_POS`), but nothing ever reads or writes its position: `dma_buf_fops`
+        // has no `read` or `write`, and its `llseek` returns a value without setting `f_pos`.
+        unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) }
     }
 }
 

@@ -572,10 +572,20 @@ impl<'a, T: Driver> Registration<'a, T> {
             new.set_io();
             new.set_dontexpand();
             new.set_dontdump();
+            // `VM_PFNMAP` is set behind `VmaNew`'s back: the kernel crate offers no setter,
+            // and `VmaNew::set_mixedmap()` is safe because of that (`VM_MIXEDMAP` and
+            // `VM_PFNMAP` together are invalid flags). Setting it here is sound because no
+            // `VM_MIXEDMAP` can come with it: the VMA is fresh from the fbdev core's
+            // `fb_mmap()`, which sets neither flag, we did not call `set_mixedmap()` above,
+            // and `new` is a local of this callback that ends with it (no hook or
+            // `vma::NewMapping` ever sees this VMA, and `VmaRef::as_mixedmap_vma()` refuses
+            // it). The mm core then treats the VMA as a PFN map, which is what
+            // `vmf_insert_pfn()` in `fault_callback` needs.
+            //
             // SAFETY: The VMA is being set up, so nothing else looks at its flags; it is not
-            // `VM_MIXEDMAP` (neither we nor the fbdev core set that), so `VM_PFNMAP` keeps the
-            // flags valid. The page protection is the one `fb_io_mmap()` uses. The ops are
-            // `'static`; the private data is `info`, which the VMA's file keeps alive.
+            // `VM_MIXEDMAP` (see above), so `VM_PFNMAP` keeps the flags valid. The page
+            // protection is the one `fb_io_mmap()` uses. The ops are `'static`; the private
+            // data is `info`, which the VMA's file keeps alive.
             unsafe {
                 (*vma).__bindgen_anon_2.vm_flags |= vm_flags::PFNMAP;
                 bindings::kx_fb_set_page_prot(vma, (*info).fix.smem_start);

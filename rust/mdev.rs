@@ -18,6 +18,7 @@
 //! the type attributes receive.
 
 use super::{bindings, sysfs::ShowBuffer, vfio};
+use core::marker::PhantomPinned;
 use kernel::{
     device::Device as KDevice,
     error::{from_err_ptr, from_result, to_result, VTABLE_DEFAULT_ERROR},
@@ -137,20 +138,48 @@ struct Inner<T: Driver> {
 /// A registered mdev driver, parent device and types, owning the driver's
 /// data.
 ///
+/// It is `!Unpin` (like the kernel crate's `MiscDeviceRegistration`): the
+/// types point into it, so once pinned it can never be moved out of its
+/// place, not even out of a `Pin<KBox<_>>` (`Pin::into_inner` needs
+/// `Unpin`). `tools/testing/misuse/` checks that moving it out does not
+/// compile.
+///
 /// # Invariants
 ///
 /// `inner` records every registration step done; they are all done once the
 /// registration is initialised. The types' `data` pointers point to `data`,
-/// which does not move (the registration is pinned) and is dropped after
-/// `inner`, i.e. after the parent, its types and its mdevs are gone.
+/// which does not move (the registration is pinned and `!Unpin`) and is
+/// dropped after `inner`, i.e. after the parent, its types and its mdevs are
+/// gone.
 ///
 /// Like the C samples, this relies on the mdev core being done with the types
 /// and the parent once `mdev_unregister_parent()` returns (it is, unless
 /// `CONFIG_DEBUG_KOBJECT_RELEASE` delays kobject releases).
+#[pin_data]
 pub struct Registration<T: Driver> {
     // Dropped first: unregisters everything that can reach `data`.
     inner: KBox<Inner<T>>,
+    #[pin]
     data: T::Data,
+    // The C side points into the registration: it must never move.
+    #[pin]
+    _pin: PhantomPinned,
+}
+
+/// Does not compile if `Registration<T>` is `Unpin` for a driver whose data
+/// is `Unpin` (the case that matters: a registration without its own
+/// `PhantomPinned` would be `Unpin` then): both impls of `AmbiguousIfUnpin`
+/// would apply and `_` could not be inferred (`E0283`).
+fn _assert_registration_not_unpin<T: Driver>()
+where
+    T::Data: Unpin,
+{
+    trait AmbiguousIfUnpin<A> {
+        fn check() {}
+    }
+    impl<X: ?Sized> AmbiguousIfUnpin<()> for X {}
+    impl<X: ?Sized + Unpin> AmbiguousIfUnpin<u8> for X {}
+    <Registration<T> as AmbiguousIfUnpin<_>>::check();
 }
 
 // SAFETY: The C objects are only touched by the mdev core under its own locking; the
@@ -168,29 +197,20 @@ impl<T: Driver> Registration<T> {
         max_instances: u32,
         data: impl PinInit<T::Data, Error>,
     ) -> impl PinInit<Self, Error> {
-        let init = move |slot: *mut Self| {
-            // SAFETY: `slot` is valid for writes and pinned: the data never moves.
-            let data_ptr = unsafe { &raw mut (*slot).data };
-            // SAFETY: `data_ptr` is valid for writes and pinned, see above.
-            unsafe { pin_init::raw_try_init(data_ptr, data) }?;
-            match Inner::<T>::register(module, max_instances, data_ptr) {
-                Ok(inner) => {
-                    // SAFETY: `slot` is valid for writes.
-                    unsafe { (&raw mut (*slot).inner).write(inner) };
-                    // INVARIANT: Every step is done; the types point to the pinned `data`.
-                    Ok(())
-                }
-                Err(e) => {
-                    // SAFETY: `data` was initialised above and nothing refers to it any more
-                    // (`register` undid every step it did).
-                    unsafe { core::ptr::drop_in_place(data_ptr) };
-                    Err(e)
-                }
-            }
-        };
-        // SAFETY: On success the closure initialised both fields; on failure it left
-        // nothing initialised.
-        unsafe { pin_init::pin_init_from_closure(init) }
+        // INVARIANT: `inner` is initialised last, once `register` did every step, with the
+        // types pointing to the pinned `data`. If `register` fails it has undone its steps and
+        // the initialiser drops `data` again.
+        try_pin_init!(&this in Self {
+            data <- data,
+            inner: Inner::<T>::register(
+                module,
+                max_instances,
+                // SAFETY: `this` points to the registration being initialised, whose `data`
+                // field was initialised above and is pinned; only its address is taken.
+                unsafe { &raw const (*this.as_ptr()).data },
+            )?,
+            _pin: PhantomPinned,
+        })
     }
 
     /// The driver's data.

@@ -347,14 +347,36 @@ impl<T: Migrate> Migration<T> {
 /// The C migration and logging tables of a [`Migrate`] type `T`, for
 /// [`vfio::DeviceOps::MIGRATION`].
 ///
+/// Only [`VfioOps::new`] makes one, and its fields are private to this
+/// module (read by `vfio` through `pub(in crate::kernel_ext)` accessors): a
+/// driver can neither build nor change a `VfioOps<T>` holding another type's
+/// tables (`tools/testing/misuse/` checks that it does not compile).
+///
 /// # Invariants
 ///
 /// The tables' callbacks treat their `vfio_device` as a `vfio::Device<T>`.
 pub struct VfioOps<T> {
-    pub(crate) flags: u32,
-    pub(crate) mig_ops: &'static bindings::vfio_migration_ops,
-    pub(crate) log_ops: &'static bindings::vfio_log_ops,
+    flags: u32,
+    mig_ops: &'static bindings::vfio_migration_ops,
+    log_ops: &'static bindings::vfio_log_ops,
     _t: PhantomData<T>,
+}
+
+impl<T> VfioOps<T> {
+    /// The `VFIO_MIGRATION_*` flags.
+    pub(in crate::kernel_ext) const fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// The migration table, made for a `vfio::Device<T>`.
+    pub(in crate::kernel_ext) const fn mig_ops(&self) -> &'static bindings::vfio_migration_ops {
+        self.mig_ops
+    }
+
+    /// The DMA logging table, made for a `vfio::Device<T>`.
+    pub(in crate::kernel_ext) const fn log_ops(&self) -> &'static bindings::vfio_log_ops {
+        self.log_ops
+    }
 }
 
 impl<T> Clone for VfioOps<T> {

@@ -109,7 +109,12 @@ pub const fn readable<T: Readable>(
 macro_rules! module_param_readable {
     ($name:ident: $ty:ty) => {
         const _: () = {
-            #[link_section = "__param"]
+            // Why `link_section` is sound here: `__param` is the array of `struct
+            // kernel_param` the module loader parses (`section_objs(.., "__param",
+            // sizeof(struct kernel_param))`); `KernelParam` is `#[repr(transparent)]` over
+            // `kernel_param`, so the entry has its size and alignment, like the entries
+            // `module!` puts there.
+            #[unsafe(link_section = "__param")]
             #[used(compiler)]
             static PARAM: ::kernel::module_param::KernelParam =
                 $crate::kernel_ext::module_param_sysfs::readable::<$ty>(

@@ -12,12 +12,26 @@
 //! tables') goes.
 //!
 //! The pages are meant to be mapped into user space, which may write them at
-//! any time, so a `PageRef` never hands out Rust references to their bytes:
-//! every access is a bounds-checked raw copy, like the kernel's accesses to
-//! any memory shared with user space.
+//! any time, so a `PageRef` never hands out Rust references to their bytes,
+//! nor forms any itself: every access is a bounds-checked copy done by C
+//! (`memcpy()`, `copy_to_user()`, or `memcpy()` from the bounce buffer of
+//! [`uaccess::read_raw`]) through a raw pointer, like the kernel's accesses
+//! to any memory shared with user space.
+//!
+//! That is why [`PageRef::read`], [`PageRef::write`] and the user copies are
+//! safe although `PageRef` is `Sync` and user space or another thread may
+//! access the same bytes at the same time: no Rust code ever reads or writes
+//! the page's bytes or holds a reference to them, so there is no Rust data
+//! race and no aliasing reference, only C copies whose bytes mix in an
+//! unspecified way (every value is a valid `u8`). The kernel slice a copy
+//! reads from or writes to cannot be the page itself: only this layer could
+//! make a reference to the page's bytes, and it never does.
 
-use super::{bindings, uaccess::UserWriter};
-use core::{mem::MaybeUninit, ptr::NonNull};
+use super::{
+    bindings,
+    uaccess::{self, UserWriter},
+};
+use core::ptr::NonNull;
 use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
 /// One reference on an order-0 page.
@@ -118,33 +132,38 @@ impl PageRef {
     /// or the user memory is bad.
     pub fn copy_from_user(&self, offset: usize, len: usize, r: &mut UserSliceReader) -> Result {
         self.with_mapped(offset, len, |dst| {
-            // SAFETY: `dst..dst + len` lies within the page, mapped for the call, and bytes
-            // are valid `MaybeUninit<u8>`s. The slice is only formed to hand the range to
-            // `read_raw`, which passes its pointer and length to the checked
-            // `copy_from_user()` (C) and touches nothing through it: no Rust code reads or
-            // writes the bytes while it exists, so accesses by user space (which may map the
-            // page) or by another copy meanwhile are not accesses Rust code races with; they
-            // only mix the bytes, as they would for a C driver.
-            let out =
-                unsafe { core::slice::from_raw_parts_mut(dst.cast::<MaybeUninit<u8>>(), len) };
-            r.read_raw(out)
+            // SAFETY: `dst..dst + len` lies within the page, mapped for the call. `read_raw`
+            // writes it only with C `memcpy()` through the raw pointer, so user space (which
+            // may map the page) or another copy writing it meanwhile only mixes the bytes.
+            unsafe { uaccess::read_raw(r, dst, len) }
         })?
     }
 
-    /// Copies `out.len()` bytes at `offset` in the page into `out`.
+    /// Copies `out.len()` bytes at `offset` in the page into `out`; `EINVAL`
+    /// if they are not within the page.
+    ///
+    /// Safe although others may write the page meanwhile: C `memcpy()` reads
+    /// it through a raw pointer (see the module documentation), so `out`
+    /// gets some mix of old and new bytes, never undefined behaviour.
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         self.with_mapped(offset, out.len(), |src| {
-            // SAFETY: `src` is valid for `out.len()` bytes of the page, which cannot overlap
-            // the `&mut` slice.
+            // SAFETY: `src` is valid for `out.len()` bytes of the page, mapped for the call.
+            // `out` is a Rust reference, so it is not the page's bytes (no reference to those
+            // exists) and cannot overlap them.
             unsafe { bindings::memcpy(out.as_mut_ptr().cast(), src.cast(), out.len()) };
         })
     }
 
-    /// Copies `data` into the page at `offset`.
+    /// Copies `data` into the page at `offset`; `EINVAL` if it does not fit
+    /// within the page.
+    ///
+    /// Safe although others may access the page meanwhile: C `memcpy()`
+    /// writes it through a raw pointer (see the module documentation).
     pub fn write(&self, offset: usize, data: &[u8]) -> Result {
         self.with_mapped(offset, data.len(), |dst| {
-            // SAFETY: `dst` is valid for `data.len()` bytes of the page, which cannot overlap
-            // the shared slice.
+            // SAFETY: `dst` is valid for `data.len()` bytes of the page, mapped for the call.
+            // `data` is a Rust reference, so it is not the page's bytes (no reference to those
+            // exists) and cannot overlap them.
             unsafe { bindings::memcpy(dst.cast(), data.as_ptr().cast(), data.len()) };
         })
     }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Copies to user space from memory that user space may map.
+//! Copies between user space and memory that user space may map.
 //!
 //! C header: [`include/linux/uaccess.h`](srctree/include/linux/uaccess.h)
 //!
@@ -14,9 +14,22 @@
 //! consumed as it is written (like `UserSliceWriter`, it cannot be copied
 //! and re-read), and every copy is the checked `copy_to_user()` (hardened
 //! usercopy's object-size checks included), never the unchecked variant.
+//!
+//! The other direction, [`read_raw`], copies from a kernel crate
+//! [`UserSliceReader`] to a raw destination. The reader's user pointer is
+//! private to the kernel crate and its only raw read takes the destination
+//! as a `&mut [MaybeUninit<u8>]`, which must not be formed over such memory
+//! either (two concurrent writes would make two live `&mut` to the same
+//! bytes); so the bytes go through a small bounce buffer on the stack, the
+//! only memory a Rust reference is formed over, and from there to the
+//! destination with C `memcpy()`.
 
 use super::bindings;
-use kernel::{prelude::*, uaccess::UserPtr};
+use core::mem::MaybeUninit;
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSliceReader},
+};
 
 /// The rest of a user buffer of a `read()`, written front to back.
 ///
@@ -80,4 +93,45 @@ impl UserWriter {
         self.len -= len;
         Ok(())
     }
+}
+
+/// Bytes [`read_raw`] copies at a time: its stack bounce buffer.
+const BOUNCE_LEN: usize = 512;
+
+/// Reads `len` bytes from `r` to `dst`; `EFAULT` if `r` has fewer or the
+/// user memory is bad.
+///
+/// `dst` may be memory user space maps and writes concurrently, or that
+/// another copy writes: it is only written by C `memcpy()` through the raw
+/// pointer, never through a Rust reference (concurrent writers leave some
+/// mix of their bytes). The checked `copy_from_user()` writes into a bounce
+/// buffer on the stack, private to this call. On an error the chunks read
+/// before the bad one are in `dst` and the rest of `dst` is unchanged (a
+/// failed `copy_from_user()` straight into `dst` would also have changed
+/// some of it).
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `len` bytes for the duration of the call.
+pub(in crate::kernel_ext) unsafe fn read_raw(
+    r: &mut UserSliceReader,
+    dst: *mut u8,
+    len: usize,
+) -> Result {
+    if len > r.len() {
+        return Err(EFAULT);
+    }
+    let mut bounce = [MaybeUninit::<u8>::uninit(); BOUNCE_LEN];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(BOUNCE_LEN);
+        let chunk = &mut bounce[..n];
+        r.read_raw(chunk)?;
+        // SAFETY: `done + n <= len`, so `dst + done..dst + done + n` is valid for writes per
+        // the safety requirements. `read_raw` succeeded, so `chunk`'s `n` bytes are
+        // initialised; it is a local array and cannot overlap `dst`.
+        unsafe { bindings::memcpy(dst.add(done).cast(), chunk.as_ptr().cast(), n) };
+        done += n;
+    }
+    Ok(())
 }

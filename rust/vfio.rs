@@ -189,18 +189,31 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
 /// A VFIO device with driver data `T`: one allocation holding the C
 /// `struct vfio_device` and `T`.
 ///
+/// It holds a reference on its parent (the mdev's `struct device`) for its
+/// whole life, as `drm_dev_init()` does: the VFIO core only holds one while
+/// the device is registered, and an `ARef<Device<T>>` (an exported dma-buf,
+/// a migration data file) may outlive that and the mdev's removal.
+///
 /// # Invariants
 ///
 /// `vdev` was allocated by `_vfio_alloc_device()` for a `Device<T>` (so
-/// `self` is that allocation), `data` is initialised, and the device's ops
-/// are `OpsTable::<T>::OPS`, whose `release` drops `data`. Instances only
-/// exist behind references to a live device.
+/// `self` is that allocation), `data` and `parent` are initialised (`parent`
+/// is `vdev->dev`), and the device's ops are `OpsTable::<T>::OPS`, whose
+/// `release` drops `data`, then `parent`. Instances only exist behind
+/// references to a live device.
 #[repr(C)]
 #[pin_data]
 pub struct Device<T: DeviceOps> {
     vdev: Opaque<bindings::vfio_device>,
+    parent: ARef<KDevice>,
     #[pin]
     data: T,
+}
+
+/// Does not compile unless a `Device<T>` owns a counted reference on its
+/// parent, the one [`Device::parent`] borrows.
+fn _assert_device_owns_parent_ref<T: DeviceOps>(dev: &Device<T>) -> &ARef<KDevice> {
+    &dev.parent
 }
 
 // SAFETY: The C device is reference counted with atomics and may be released from any thread;
@@ -261,17 +274,27 @@ impl<T: DeviceOps> Device<T> {
             unsafe { bindings::kx_vfio_put_device(vdev) };
             return Err(e);
         }
-        // SAFETY: `vdev` is still private to us; from now on `release` drops `data`.
+        // The device's own reference on its parent, dropped by `release` (after `data`).
+        // SAFETY: `this` is still private to us; `parent` is its field, not initialised yet.
+        unsafe { (&raw mut (*this).parent).write(ARef::from(parent)) };
+        // SAFETY: `vdev` is still private to us; from now on `release` drops `data` and
+        // `parent`.
         unsafe { bindings::kx_vfio_device_set_ops(vdev, OpsTable::<T>::OPS_REF) };
         if let Some(mig) = T::MIGRATION {
             // SAFETY: `vdev` is not registered yet; the tables are `'static` and, by the
             // invariant of `VfioOps<T>`, made for a `Device<T>`, which this is.
             unsafe {
-                bindings::kx_vfio_device_set_migration(vdev, mig.flags, mig.mig_ops, mig.log_ops)
+                bindings::kx_vfio_device_set_migration(
+                    vdev,
+                    mig.flags(),
+                    mig.mig_ops(),
+                    mig.log_ops(),
+                )
             };
         }
         // SAFETY: The allocation's initial reference becomes the `ARef`'s.
-        // INVARIANT: Allocated for `Self`, `data` initialised, final ops set.
+        // INVARIANT: Allocated for `Self` with `vdev->dev` set to `parent` by
+        // `_vfio_alloc_device()`, `data` and `parent` initialised, final ops set.
         Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(this)) })
     }
 
@@ -280,11 +303,11 @@ impl<T: DeviceOps> Device<T> {
         self.vdev.get()
     }
 
-    /// The `struct device` of the mdev this device was created for.
+    /// The `struct device` of the mdev this device was created for. Valid
+    /// as long as the device is, even after the mdev was removed: the device
+    /// holds a reference on it.
     pub fn parent(&self) -> &KDevice {
-        // SAFETY: `vdev->dev` is set at allocation to the parent, which the VFIO core holds a
-        // reference on for the device's lifetime.
-        unsafe { KDevice::from_raw(bindings::kx_vfio_device_dev(self.as_raw())) }
+        &self.parent
     }
 
     /// The driver data.
@@ -533,15 +556,21 @@ impl<T: DeviceOps> OpsTable<T> {
     const OPS_REF: &'static bindings::vfio_device_ops = &Self::OPS;
     const ALLOC_OPS_REF: &'static bindings::vfio_device_ops = &Self::ALLOC_OPS;
 
-    /// `release`: drops the driver data; the VFIO core frees the allocation.
+    /// `release`: drops the driver data, then the reference on the parent;
+    /// the VFIO core frees the allocation.
     ///
     /// # Safety
     ///
     /// Called by the VFIO core once, when the last reference to `vdev` is dropped.
     unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
+        let dev = vdev.cast::<Device<T>>();
         // SAFETY: `vdev` is a `Device<T>` (only its ops table has this callback) whose data is
         // initialised (the table is set after that); nothing uses it any more.
-        unsafe { core::ptr::drop_in_place(&raw mut (*vdev.cast::<Device<T>>()).data) };
+        unsafe { core::ptr::drop_in_place(&raw mut (*dev).data) };
+        // SAFETY: `parent` was initialised before the table was set and is dropped once,
+        // here, after the data (whose drop may still use `parent()`); the VFIO core does not
+        // use `vdev->dev` after `release`.
+        unsafe { core::ptr::drop_in_place(&raw mut (*dev).parent) };
     }
 
     /// `open_device`: the first user opened the device.

@@ -26,7 +26,7 @@
 //! entry after it, never a writable entry whose write was not notified.
 
 use super::{bindings, page_ref::PageRef, vma::NewMapping};
-use core::{ffi::c_void, marker::PhantomData};
+use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
 use kernel::{
     error::VTABLE_DEFAULT_ERROR,
     prelude::*,
@@ -34,25 +34,64 @@ use kernel::{
 };
 
 /// A page fault in a VMA set up by [`install`].
+///
+/// The mm core owns the C `struct vm_fault` and changes some of its fields
+/// while the fault is handled (`pte`, `ptl`, `page`, `flags`, ... in
+/// `vmf_insert_page_mkwrite()` and friends), so this holds a raw pointer,
+/// never a Rust reference to it, and reads single fields through it.
+///
+/// # Invariants
+///
+/// `vmf` points to the live `vm_fault` of a fault being handled for `'a`,
+/// by the thread that holds this object (it is neither `Send` nor `Sync`).
 pub struct VmFault<'a> {
-    vmf: &'a bindings::vm_fault,
+    vmf: NonNull<bindings::vm_fault>,
+    _fault: PhantomData<&'a bindings::vm_fault>,
 }
 
 impl VmFault<'_> {
+    /// The fault `vmf`.
+    ///
+    /// # Safety
+    ///
+    /// `vmf` must point to the live `vm_fault` of a fault this thread is
+    /// handling, for as long as the returned object exists.
+    unsafe fn from_raw(vmf: *mut bindings::vm_fault) -> Self {
+        // INVARIANT: Per the safety requirements.
+        Self {
+            // SAFETY: Per the safety requirements `vmf` points to a live `vm_fault`.
+            vmf: unsafe { NonNull::new_unchecked(vmf) },
+            _fault: PhantomData,
+        }
+    }
+
     /// The faulting page's offset in the mapped file, in pages: the VMA's
     /// `vm_pgoff` plus the page's index in the VMA.
     pub fn pgoff(&self) -> usize {
-        self.vmf.__bindgen_anon_1.pgoff
+        // SAFETY: By the type invariant `vmf` is live; `pgoff` is one of its `const` fields,
+        // read by value.
+        unsafe { (*self.vmf.as_ptr()).__bindgen_anon_1.pgoff }
     }
 
     /// The faulting user address, rounded down to its page.
     pub fn address(&self) -> usize {
-        self.vmf.__bindgen_anon_1.address
+        // SAFETY: By the type invariant `vmf` is live; `address` is one of its `const`
+        // fields, read by value.
+        unsafe { (*self.vmf.as_ptr()).__bindgen_anon_1.address }
     }
 
     /// Whether the fault is a write access.
     pub fn is_write(&self) -> bool {
-        self.vmf.flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+        // SAFETY: By the type invariant `vmf` is live and only this thread uses it, so
+        // nothing writes `flags` during this read.
+        let flags = unsafe { (*self.vmf.as_ptr()).flags };
+        flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+    }
+
+    /// The VMA the fault is in.
+    fn vma(&self) -> *mut bindings::vm_area_struct {
+        // SAFETY: By the type invariant `vmf` is live; `vma` is one of its `const` fields.
+        unsafe { (*self.vmf.as_ptr()).__bindgen_anon_1.vma }
     }
 }
 
@@ -182,12 +221,12 @@ impl<T: VmOperations> OpsTable<T> {
     ///
     /// mm callback: `vmf` is a valid fault in a live VMA set up by `install::<T>`.
     unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
-        // SAFETY: Per the callback contract `vmf` is valid for the call.
-        let vmf_ref = unsafe { &*vmf };
-        let fault = VmFault { vmf: vmf_ref };
+        // SAFETY: Per the callback contract `vmf` is the live fault this thread handles, for
+        // the call, which `fault` does not outlive.
+        let fault = unsafe { VmFault::from_raw(vmf) };
         // SAFETY: Per the callback contract the VMA is live and set up by `install::<T>`;
         // it holds its reference for the whole fault.
-        let data = unsafe { Self::data(fault.vmf.__bindgen_anon_1.vma) };
+        let data = unsafe { Self::data(fault.vma()) };
         // With write notification even a write fault maps the page read-only: the write
         // is retried, faults again on the read-only entry, and reaches `page_mkwrite`.
         let writable = fault.is_write() && !T::HAS_PAGE_MKWRITE;
@@ -218,12 +257,13 @@ impl<T: VmOperations> OpsTable<T> {
     /// mm callback: `vmf` is a valid write fault in a live VMA set up by `install::<T>`,
     /// `vmf->page` the mapped page (`do_wp_page()` -> `wp_page_shared()`).
     unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
-        // SAFETY: Per the callback contract `vmf` is valid for the call.
-        let vmf_ref = unsafe { &*vmf };
-        let fault = VmFault { vmf: vmf_ref };
+        // SAFETY: Per the callback contract `vmf` is the live fault this thread handles, for
+        // the call, which `fault` does not outlive.
+        let fault = unsafe { VmFault::from_raw(vmf) };
         // SAFETY: Per the callback contract the VMA is live and set up by `install::<T>`.
-        let data = unsafe { Self::data(fault.vmf.__bindgen_anon_1.vma) };
-        let page = vmf_ref.page;
+        let data = unsafe { Self::data(fault.vma()) };
+        // SAFETY: `vmf` is live for the call; `page` is read by value.
+        let page = unsafe { (*vmf).page };
         if page.is_null() {
             return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
         }

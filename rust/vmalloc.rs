@@ -2,20 +2,33 @@
 
 //! Zeroed `vmalloc_user()` memory that can be shared with user space.
 
-use super::{bindings, page_ref::PageRef, uaccess::UserWriter, vma::NewMapping};
-use core::{mem::MaybeUninit, ptr::NonNull};
+use super::{
+    bindings,
+    page_ref::PageRef,
+    uaccess::{self, UserWriter},
+    vma::NewMapping,
+};
+use core::ptr::NonNull;
 use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
 /// A buffer from `vmalloc_user()`: zeroed, page aligned, and mappable into
 /// user space with [`UserBuffer::mmap`].
 ///
 /// Its bytes are shared with every VMA it is mapped into and user space may
-/// change them at any time, so it never hands out Rust references to them:
-/// every access is a bounds-checked copy done by C (`memset`, `memcpy`,
-/// the checked `copy_{to,from}_user`), outside the Rust memory model, like the kernel's
-/// accesses to any memory shared with user space. Concurrent accesses see
-/// each other's bytes in an unspecified order; serialising them, where it
-/// matters, is the owner's business.
+/// change them at any time, so it never hands out Rust references to them,
+/// nor forms any itself: every access is a bounds-checked copy done by C
+/// through a raw pointer (`memset()`, `memcpy()`, the checked
+/// `copy_to_user()`, and `memcpy()` from the bounce buffer of
+/// [`uaccess::read_raw`]), like the kernel's accesses to any memory shared
+/// with user space.
+///
+/// That is why [`fill`](Self::fill), [`read`](Self::read),
+/// [`write`](Self::write) and the user copies are safe on a `Sync` type:
+/// concurrent accesses (user space, another thread's copy) are C copies
+/// whose bytes mix in an unspecified order, never a Rust data race or an
+/// aliasing reference, and the kernel slice a copy uses cannot be the
+/// buffer's own bytes, since nothing makes a reference to them.
+/// Serialising accesses, where the result matters, is the owner's business.
 ///
 /// # Invariants
 ///
@@ -88,18 +101,18 @@ impl UserBuffer {
     /// Copies `len` bytes from user space (`data`) into the buffer at `offset`.
     pub fn copy_from_user(&self, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
         let dst = self.range(offset, len)?;
-        // SAFETY: `range` checked that `dst..dst + len` lies within the allocation. The slice
-        // is only handed to `copy_from_user()` (C), never read or written by Rust, so user
-        // space writing the same bytes through a mapping meanwhile is a race of C accesses
-        // with an unspecified result, not a Rust data race.
-        let dst = unsafe { core::slice::from_raw_parts_mut(dst.cast::<MaybeUninit<u8>>(), len) };
-        data.read_raw(dst)
+        // SAFETY: `range` checked that `dst..dst + len` lies within the allocation, which
+        // lives for the call; `read_raw` writes it only with C `memcpy()` through the raw
+        // pointer, so user space writing the same bytes through a mapping meanwhile is a race
+        // of C accesses with an unspecified result, not a Rust data race.
+        unsafe { uaccess::read_raw(data, dst, len) }
     }
 
     /// Copies `out.len()` bytes at `offset` into `out`.
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         let src = self.range(offset, out.len())?;
-        // SAFETY: `src` is valid for `out.len()` bytes and cannot overlap the `&mut` slice.
+        // SAFETY: `src` is valid for `out.len()` bytes. `out` is a Rust reference, so it is not
+        // the buffer's bytes (no reference to those exists) and cannot overlap them.
         unsafe { bindings::memcpy(out.as_mut_ptr().cast(), src.cast(), out.len()) };
         Ok(())
     }
@@ -107,7 +120,8 @@ impl UserBuffer {
     /// Copies `data` into the buffer at `offset`.
     pub fn write(&self, offset: usize, data: &[u8]) -> Result {
         let dst = self.range(offset, data.len())?;
-        // SAFETY: `dst` is valid for `data.len()` bytes and cannot overlap the shared slice.
+        // SAFETY: `dst` is valid for `data.len()` bytes. `data` is a Rust reference, so it is
+        // not the buffer's bytes (no reference to those exists) and cannot overlap them.
         unsafe { bindings::memcpy(dst.cast(), data.as_ptr().cast(), data.len()) };
         Ok(())
     }

@@ -26,11 +26,6 @@ void kx_vfio_device_set_ops(struct vfio_device *vdev, const struct vfio_device_o
 	vdev->ops = ops;
 }
 
-struct device *kx_vfio_device_dev(struct vfio_device *vdev)
-{
-	return vdev->dev;
-}
-
 /* Only before registration, as vfio_device_ops: the migration and DMA logging callbacks. */
 void kx_vfio_device_set_migration(struct vfio_device *vdev, u32 flags,
 				  const struct vfio_migration_ops *mig_ops,

@@ -13,7 +13,6 @@
 void kx_vfio_get_device(struct vfio_device *vdev);
 void kx_vfio_put_device(struct vfio_device *vdev);
 void kx_vfio_device_set_ops(struct vfio_device *vdev, const struct vfio_device_ops *ops);
-struct device *kx_vfio_device_dev(struct vfio_device *vdev);
 void kx_vfio_device_set_migration(struct vfio_device *vdev, u32 flags,
 				  const struct vfio_migration_ops *mig_ops,
 				  const struct vfio_log_ops *log_ops);

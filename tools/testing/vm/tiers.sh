@@ -6,8 +6,9 @@
 # expected to report.
 #
 #   static  make check-static  no VM: rustfmt, clippy and the SAFETY lints,
-#                              no unsafe outside rust/, mdev-probe clippy and
-#                              unit tests; the modules and kselftests built
+#                              no unsafe outside rust/, the misuse checks,
+#                              mdev-probe clippy and unit tests; the modules
+#                              and kselftests built
 #   check   make check         static + one VM without nested guests: each
 #                              phase on one type per driver, a short fuzz
 #   full    make check-full    everything (CI): every type, the nested guests
