@@ -27,10 +27,11 @@ use crate::{
     Pool, PoolReservation, TypeInfo,
 };
 use kernel::{
+    fs::File,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{aref::ARef, Arc, Mutex},
     uaccess::UserSliceReader,
 };
 
@@ -342,7 +343,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         }))
     }
 
-    fn get_dmabuf(&self, id: u32) -> Result<u32> {
+    fn get_dmabuf(&self, id: u32) -> Result<ARef<File>> {
         let mut state = self.state.lock();
         if id != self.last_plane.id() {
             // Another buffer becomes the most recently used.
@@ -350,7 +351,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         }
         let buf = state.scanouts.dma_buf(id)?;
         drop(state);
-        DmaBuf::install_fd(buf, bindings::O_CLOEXEC)
+        Ok(DmaBuf::into_file(buf))
     }
 
     fn migration_origin(&self) -> Origin {

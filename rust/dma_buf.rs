@@ -8,10 +8,10 @@
 //! calls [`export`] with an [`Arc`] of it; the dma-buf owns that reference
 //! and drops it in its `release` callback, i.e. after the last file
 //! descriptor, mapping and importer is gone. A [`DmaBuf`] is a reference on
-//! the buffer's file; [`DmaBuf::install_fd`] turns one into a file
-//! descriptor for user space, and [`DmaBuf::into_file`] into the file a
-//! `FileDescriptorReservation` installs after the fallible work of a
-//! request.
+//! the buffer's file; [`DmaBuf::into_file`] turns one into the file a
+//! `FileDescriptorReservation` installs as the last step of a request,
+//! after its fallible work (there is no "install now": a descriptor user
+//! space already sees cannot be taken back).
 //!
 //! The dma-buf core holds a reference on the exporting module while a buffer
 //! exists, so the module cannot be unloaded under its buffers. Modules using
@@ -271,32 +271,6 @@ impl DmaBuf {
     pub fn size(&self) -> usize {
         // SAFETY: `size` is set at export and never changes.
         unsafe { (*self.0.get()).size }
-    }
-
-    /// Installs a new file descriptor for the buffer in the current process,
-    /// with file flags `flags` (e.g. `O_CLOEXEC`); the descriptor owns the
-    /// reference `this` was.
-    ///
-    /// User space can use (and close) the descriptor as soon as it is
-    /// installed, and it cannot be taken back: call this only as the very
-    /// last step of a request, when nothing can fail any more. Where
-    /// fallible work follows, use the two steps of upstream's
-    /// `FileDescriptorReservation` instead: reserve the descriptor first,
-    /// do the work, then commit it with [`DmaBuf::into_file`] last
-    /// (`reservation.fd_install(DmaBuf::into_file(buf))`, which cannot fail).
-    pub fn install_fd(this: ARef<Self>, flags: u32) -> Result<u32> {
-        let flags = c_int::try_from(flags).map_err(|_| EINVAL)?;
-        let buf = ARef::into_raw(this);
-        // SAFETY: `buf` is a live dma-buf and we own one reference on it, which the new
-        // descriptor takes over on success.
-        let fd = unsafe { bindings::dma_buf_fd(buf.as_ptr().cast(), flags) };
-        if fd < 0 {
-            // SAFETY: No descriptor took the reference; give it back.
-            unsafe { Self::dec_ref(buf) };
-            return Err(Error::from_errno(fd));
-        }
-        // CAST: `fd` is non-negative.
-        Ok(fd as u32)
     }
 
     /// The buffer's file, owning the reference `this` was (a dma-buf's

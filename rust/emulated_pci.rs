@@ -42,10 +42,11 @@ use core::{
 };
 use kernel::{
     error::VTABLE_DEFAULT_ERROR,
+    fs::{file::FileDescriptorReservation, File},
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::Mutex,
+    sync::{aref::ARef, Mutex},
     uaccess::{UserSlice, UserSliceReader},
 };
 
@@ -211,8 +212,10 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// `VFIO_DEVICE_GET_GFX_DMABUF` of dma-buf `id`: the new file descriptor.
-    fn get_dmabuf(&self, _id: u32) -> Result<u32> {
+    /// `VFIO_DEVICE_GET_GFX_DMABUF` of dma-buf `id`: the buffer's file, which
+    /// the layer installs as a new file descriptor (`O_CLOEXEC`) as the
+    /// request's last step.
+    fn get_dmabuf(&self, _id: u32) -> Result<ARef<File>> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -367,8 +370,13 @@ impl<D: DeviceOps> EmulatedPci<D> {
             return Err(ENOTTY);
         }
         let id: u32 = UserSlice::new(arg, size_of::<u32>()).reader().read()?;
-        let fd = self.device.get_dmabuf(id)?;
-        Ok(isize::try_from(fd)?)
+        // The descriptor is reserved first and installed last, once nothing can fail: an
+        // installed descriptor cannot be taken back from user space (upstream's order).
+        let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+        let file = self.device.get_dmabuf(id)?;
+        let ret = isize::try_from(fd.reserved_fd())?;
+        fd.fd_install(file);
+        Ok(ret)
     }
 
     fn device_info(arg: UserPtr) -> Result<isize> {
