@@ -383,6 +383,15 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         self.stage_section(staged, section, log)
     }
 
+    fn load_page<'a>(
+        &self,
+        staged: &'a mut migration::Staged,
+        key: u64,
+        log: &RefusalLog<'_>,
+    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+        self.stage_page(staged, key, log)
+    }
+
     fn load_finish(&self, staged: &mut migration::Staged, log: &RefusalLog<'_>) -> Result {
         self.stage_finish(staged, log)
     }

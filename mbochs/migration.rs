@@ -159,6 +159,23 @@ impl MbochsDevice {
         Ok(())
     }
 
+    /// The place of page `key` in the staging copy (a page of zeros the
+    /// first time).
+    pub(crate) fn stage_page<'a>(
+        &self,
+        staged: &'a mut Staged,
+        key: u64,
+        log: &RefusalLog<'_>,
+    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+        let index = stream::page_index(key, log, self.vram().page_count(), "VRAM")?;
+        let slot = staged.pages.get_mut(index).ok_or(stream::ERR_INVALID)?;
+        let page = match slot {
+            Some(page) => page,
+            None => slot.insert(KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL_ACCOUNT)?),
+        };
+        page.as_mut_slice().try_into().map_err(|_| EINVAL)
+    }
+
     /// The stream is complete: both register sections came; allocates the
     /// VRAM pages the stream fills.
     pub(crate) fn stage_finish(&self, staged: &mut Staged, log: &RefusalLog<'_>) -> Result {

@@ -25,6 +25,7 @@ use crate::{
 };
 use kernel::{
     new_mutex,
+    page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, Mutex},
     uaccess::UserSliceReader,
@@ -204,6 +205,15 @@ impl emulated_pci::DeviceOps for MdpyDevice {
         log: &RefusalLog<'_>,
     ) -> Result {
         self.stage_section(staged, section, log)
+    }
+
+    fn load_page<'a>(
+        &self,
+        staged: &'a mut migration::Staged,
+        key: u64,
+        log: &RefusalLog<'_>,
+    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+        self.stage_page(staged, key, log)
     }
 
     fn load_finish(&self, staged: &mut migration::Staged, log: &RefusalLog<'_>) -> Result {

@@ -131,6 +131,24 @@ impl MdpyDevice {
         Ok(())
     }
 
+    /// The place of page `key` in the staging copy, which then counts as
+    /// sent.
+    pub(crate) fn stage_page<'a>(
+        &self,
+        staged: &'a mut Staged,
+        key: u64,
+        log: &RefusalLog<'_>,
+    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+        let index = stream::page_index(key, log, self.pages(), "framebuffer")?;
+        *staged.seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
+        let at = index * PAGE_SIZE;
+        staged
+            .fb
+            .get_mut(at..at + PAGE_SIZE)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(stream::ERR_INVALID)
+    }
+
     /// The stream is complete: it had the mode and every framebuffer page
     /// (at least once).
     pub(crate) fn stage_finish(&self, staged: &Staged, log: &RefusalLog<'_>) -> Result {

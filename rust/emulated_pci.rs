@@ -265,6 +265,19 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// Migration: the place in `staged` of memory page `key` (a
+    /// [`stream::SECTION_MEM_PAGE`] section of one page, whose bytes are
+    /// written there as they arrive); refuses a key past the memory with
+    /// [`stream::page_index`].
+    fn load_page<'a>(
+        &self,
+        _staged: &'a mut Self::Staged,
+        _key: u64,
+        _log: &RefusalLog<'_>,
+    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// Migration: the stream is complete; checks that every section the
     /// device needs came and prepares applying it (allocations included).
     fn load_finish(&self, _staged: &mut Self::Staged, _log: &RefusalLog<'_>) -> Result {
@@ -589,6 +602,15 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
         }
         staged.config = Some(config);
         Ok(())
+    }
+
+    fn load_page<'a>(
+        dev: &vfio::Device<Self>,
+        staged: &'a mut Self::Staged,
+        key: u64,
+        log: &RefusalLog<'_>,
+    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+        dev.device.load_page(&mut staged.device, key, log)
     }
 
     fn load_finish(

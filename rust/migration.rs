@@ -59,6 +59,7 @@ use kernel::{
     device::Device as KDevice,
     fs::File,
     new_mutex,
+    page::PAGE_SIZE,
     prelude::*,
     sync::{aref::ARef, Mutex},
 };
@@ -153,8 +154,9 @@ pub trait Migrate: vfio::DeviceOps {
     /// A fresh staging copy, for a resuming session.
     fn load_begin(dev: &vfio::Device<Self>) -> Result<Self::Staged>;
 
-    /// Checks `section` (framed already; not the end marker) and copies it
-    /// into `staged`; each refusal is said through `log`. Nothing of the
+    /// Checks `section` (framed already; not the end marker, nor a page
+    /// section of one page, see [`Migrate::load_page`]) and copies it into
+    /// `staged`; each refusal is said through `log`. Nothing of the
     /// device's state changes.
     fn load_section(
         dev: &vfio::Device<Self>,
@@ -162,6 +164,16 @@ pub trait Migrate: vfio::DeviceOps {
         section: &Section<'_>,
         log: &RefusalLog<'_>,
     ) -> Result;
+
+    /// The place in `staged` of memory page `key`, which a page section's
+    /// bytes are written to as they arrive; refuses (through `log`) a key
+    /// past the device's memory.
+    fn load_page<'a>(
+        dev: &vfio::Device<Self>,
+        staged: &'a mut Self::Staged,
+        key: u64,
+        log: &RefusalLog<'_>,
+    ) -> Result<&'a mut [u8; PAGE_SIZE]>;
 
     /// The whole stream is in: checks that every section the device needs
     /// came, and prepares whatever [`Migrate::load_apply`] needs.

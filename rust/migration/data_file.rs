@@ -18,17 +18,41 @@
 //! file takes the stream apart as it is written ([`Receiver`]) into the
 //! device's staging copy; `RESUMING -> STOP` commits it.
 
-use super::{receiver::Receiver, sender::Sender, Migrate, Phase};
-use crate::kernel_ext::{bindings, vfio};
+use super::{
+    receiver::{Receiver, Sink},
+    refusal_log::RefusalLog,
+    sender::Sender,
+    stream::Section,
+    Migrate, Phase,
+};
+use crate::kernel_ext::{bindings, uaccess::UserWriter, vfio};
 use core::{mem::offset_of, ptr::NonNull};
 use kernel::{
     error::from_err_ptr,
     fs::File,
     new_mutex,
+    page::PAGE_SIZE,
     prelude::*,
     sync::{aref::ARef, Arc, ArcBorrow, Mutex},
     uaccess::UserSlice,
 };
+
+/// A resuming file's [`Sink`]: the device's staging copy.
+struct Staging<'a, T: Migrate> {
+    dev: &'a vfio::Device<T>,
+    staged: &'a mut T::Staged,
+    log: &'a RefusalLog<'a>,
+}
+
+impl<T: Migrate> Sink for Staging<'_, T> {
+    fn section(&mut self, section: &Section<'_>) -> Result {
+        T::load_section(self.dev, self.staged, section, self.log)
+    }
+
+    fn page(&mut self, key: u64) -> Result<&mut [u8; PAGE_SIZE]> {
+        T::load_page(self.dev, self.staged, key, self.log)
+    }
+}
 
 /// What the file's lock protects.
 struct Inner<S> {
@@ -198,11 +222,7 @@ impl<T: Migrate> DataFile<T> {
             Phase::StopCopy => true,
         };
         let sender = inner.sender.as_mut().ok_or(EINVAL)?;
-        let n = sender.read(
-            &self.dev,
-            &mut UserSlice::new(ptr, count).writer(),
-            stop_copy,
-        )?;
+        let n = sender.read(&self.dev, &mut UserWriter::new(ptr, count), stop_copy)?;
         if n == 0 && count > 0 && !stop_copy {
             // The uapi's temporary end of stream: nothing unread, nothing changed (initial
             // and dirty bytes are both zero).
@@ -225,7 +245,11 @@ impl<T: Migrate> DataFile<T> {
             &mut UserSlice::new(ptr, count).reader(),
             &T::origin(dev),
             &log,
-            |section| T::load_section(dev, staged, section, &log),
+            &mut Staging {
+                dev,
+                staged,
+                log: &log,
+            },
         )?;
         Ok(count)
     }

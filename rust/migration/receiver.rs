@@ -8,7 +8,9 @@
 //! (at most [`MAX_SECTION_LEN`] bytes). Each whole section goes to the
 //! device at once, which checks it and copies it to its staging copy, so
 //! a stream has no length limit: pre-copy may send a page any number of
-//! times, and each copy only overwrites the staged one.
+//! times, and each copy only overwrites the staged one. The bytes of a
+//! page section go from user space straight to the page's place in the
+//! staging copy ([`Sink::page`]): one copy per byte.
 //!
 //! The first refusal ends the session: every later `write()` and
 //! `RESUMING -> STOP` fail with the same errno, and nothing more is logged.
@@ -17,10 +19,22 @@ use super::{
     refusal_log::RefusalLog,
     stream::{
         check_header, le_u16, le_u32, le_u64, Origin, Section, ERR_CORRUPT, ERR_TRUNCATED,
-        MAX_HEADER_LEN, MAX_SECTION_LEN, SECTION_END, SECTION_HEADER_LEN,
+        MAX_HEADER_LEN, MAX_SECTION_LEN, SECTION_END, SECTION_HEADER_LEN, SECTION_MEM_PAGE,
     },
 };
-use kernel::{prelude::*, uaccess::UserSliceReader};
+use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
+
+/// Where a received stream goes: the device's staging copy.
+pub(super) trait Sink {
+    /// A whole section other than the end marker and the page sections
+    /// [`Sink::page`] took: checks it and copies it into the staging copy.
+    fn section(&mut self, section: &Section<'_>) -> Result;
+
+    /// The place in the staging copy of page `key` (a page section's key),
+    /// which the section's bytes are written to as they arrive; refuses a
+    /// key past the device's memory.
+    fn page(&mut self, key: u64) -> Result<&mut [u8; PAGE_SIZE]>;
+}
 
 /// The section whose header is in and whose payload is being received.
 struct Current {
@@ -33,6 +47,8 @@ struct Current {
     have: usize,
     /// Byte offset of its header in the stream, for refusals.
     at: u64,
+    /// A page section, written straight into its place ([`Sink::page`]).
+    page: bool,
 }
 
 /// A stream being received.
@@ -74,19 +90,18 @@ impl Receiver {
     }
 
     /// Takes in the bytes of `data`: checks the header against `expect` and
-    /// hands each whole section other than the end marker to `section`.
-    /// A refusal, by either, ends the session.
+    /// hands the sections to `sink`. A refusal, by either, ends the session.
     pub(super) fn feed(
         &mut self,
         data: &mut UserSliceReader,
         expect: &Origin,
         log: &RefusalLog<'_>,
-        section: impl FnMut(&Section<'_>) -> Result,
+        sink: &mut dyn Sink,
     ) -> Result {
         if let Some(e) = self.refused {
             return Err(e);
         }
-        let res = self.feed_bytes(data, expect, log, section);
+        let res = self.feed_bytes(data, expect, log, sink);
         if let Err(e) = res {
             // A fault while copying from user space leaves part of a write behind: refused too.
             self.refused = Some(e);
@@ -99,12 +114,17 @@ impl Receiver {
         data: &mut UserSliceReader,
         expect: &Origin,
         log: &RefusalLog<'_>,
-        mut section: impl FnMut(&Section<'_>) -> Result,
+        sink: &mut dyn Sink,
     ) -> Result {
         loop {
             if let Some(cur) = self.current.as_ref().filter(|c| c.have == c.len) {
                 let (id, flags, key, len, at) = (cur.id, cur.flags, cur.key, cur.len, cur.at);
+                let page = cur.page;
                 self.current = None;
+                if page {
+                    // Already in its place.
+                    continue;
+                }
                 if len > MAX_SECTION_LEN {
                     return Err(log.refuse(
                         ERR_CORRUPT,
@@ -115,7 +135,7 @@ impl Receiver {
                     ));
                 }
                 let payload = self.payload.get(..len).ok_or(EINVAL)?;
-                section(&Section {
+                sink.section(&Section {
                     id,
                     flags,
                     key,
@@ -135,10 +155,15 @@ impl Receiver {
                 self.take_header(data, expect, log)?;
             } else if let Some(cur) = self.current.as_mut() {
                 let n = (cur.len - cur.have).min(data.len());
-                match self.payload.get_mut(cur.have..cur.have + n) {
-                    Some(out) if cur.len <= MAX_SECTION_LEN => data.read_slice(out)?,
-                    // Too long to keep: counted, refused once it is all there.
-                    _ => data.skip(n)?,
+                if cur.page {
+                    let out = sink.page(cur.key)?;
+                    data.read_slice(out.get_mut(cur.have..cur.have + n).ok_or(EINVAL)?)?;
+                } else {
+                    match self.payload.get_mut(cur.have..cur.have + n) {
+                        Some(out) if cur.len <= MAX_SECTION_LEN => data.read_slice(out)?,
+                        // Too long to keep: counted, refused once it is all there.
+                        _ => data.skip(n)?,
+                    }
                 }
                 cur.have += n;
                 self.add_received(n);
@@ -211,7 +236,10 @@ impl Receiver {
         }
         // CAST: `u32` to `usize` is lossless on every kernel target.
         let len = len as usize;
-        if len <= MAX_SECTION_LEN {
+        // A page section of the right length goes straight to its place; any other
+        // length is kept and refused by the device's check.
+        let page = id == SECTION_MEM_PAGE && len == PAGE_SIZE;
+        if !page && len <= MAX_SECTION_LEN {
             self.payload.resize(len, 0, GFP_KERNEL_ACCOUNT)?;
         }
         self.current = Some(Current {
@@ -221,6 +249,7 @@ impl Receiver {
             len,
             have: 0,
             at,
+            page,
         });
         Ok(())
     }

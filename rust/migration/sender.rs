@@ -3,8 +3,10 @@
 //! The source's side of a stream: sections made at `read()` time.
 //!
 //! Nothing of the device's memory is copied ahead: a [`Sender`] keeps the
-//! sections made and not yet read (the header and registers, one page
-//! section at a time) and two cursors over the memory's pages:
+//! sections made and not yet read (the header and registers, a page
+//! section's header), the page whose bytes follow that header (copied from
+//! the page straight to the reader's buffer: one copy per byte) and two
+//! cursors over the memory's pages:
 //!
 //! - the *pass*, which sends every page that exists once, in order (the
 //!   initial data of pre-copy, or the whole memory of a stop-copy from
@@ -23,19 +25,31 @@ use super::{
     stream::{Writer, HEADER_LEN, SECTION_HEADER_LEN, SECTION_MEM_PAGE},
     Migrate,
 };
-use crate::kernel_ext::{vfio, write_tracking::DirtyPages};
-use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceWriter};
+use crate::kernel_ext::{page_ref::PageRef, uaccess::UserWriter, vfio, write_tracking::DirtyPages};
+use kernel::{page::PAGE_SIZE, prelude::*};
 
 /// The bytes of a memory page's section.
 pub(super) const PAGE_SECTION_LEN: usize = SECTION_HEADER_LEN + PAGE_SIZE;
 
+/// A page whose section header is made and whose bytes are being read.
+struct PageInFlight {
+    page: PageRef,
+    /// Bytes of the page read.
+    sent: usize,
+    /// Where in `pending` its bytes go: after its header, before anything
+    /// made later.
+    at: usize,
+}
+
 /// What a saving session has sent and has left to send.
 pub(super) struct Sender {
-    /// Sections made and not all read yet.
+    /// Sections made and not all read yet (the bytes of a page excepted).
     pending: KVVec<u8>,
     /// Bytes of `pending` read.
     pos: usize,
-    /// Bytes of `pending` from `pos` on that are initial data.
+    /// The page being read.
+    in_flight: Option<PageInFlight>,
+    /// Bytes not read yet (of `pending` and the page) that are initial data.
     initial_unread: usize,
     /// The pass: the next page it looks at; `None` once it looked at all.
     pass: Option<usize>,
@@ -61,6 +75,7 @@ impl Sender {
             initial_unread: pending.len(),
             pending,
             pos: 0,
+            in_flight: None,
             pass: Some(0),
             pass_sent: 0,
             scan: 0,
@@ -81,14 +96,16 @@ impl Sender {
 
     /// Frees the bytes read, if that is all of them.
     fn drop_read(&mut self) {
-        if self.pos == self.pending.len() {
+        if self.pos == self.pending.len() && self.in_flight.is_none() {
             self.pending.clear();
             self.pos = 0;
         }
     }
 
+    /// Bytes made and not read yet.
     fn unread(&self) -> usize {
-        self.pending.len() - self.pos
+        let page = self.in_flight.as_ref().map_or(0, |f| PAGE_SIZE - f.sent);
+        (self.pending.len() - self.pos).saturating_add(page)
     }
 
     /// Copies the stream to `out` as far as it goes now: until `out` is
@@ -97,29 +114,58 @@ impl Sender {
     pub(super) fn read<T: Migrate>(
         &mut self,
         dev: &vfio::Device<T>,
-        out: &mut UserSliceWriter,
+        out: &mut UserWriter,
         stop_copy: bool,
     ) -> Result<usize> {
         let mut total = 0;
         while !out.is_empty() {
-            if self.pos == self.pending.len() {
-                self.drop_read();
-                if !self.make_next(dev, stop_copy)? {
-                    break;
+            let page_next = self.in_flight.as_ref().is_some_and(|f| f.at == self.pos);
+            let res = if page_next {
+                // The page's bytes come right after its header.
+                self.send_page(out)
+            } else {
+                let end = self.in_flight.as_ref().map_or(self.pending.len(), |f| f.at);
+                if self.pos == end {
+                    self.drop_read();
+                    if !self.make_next(dev, stop_copy)? {
+                        break;
+                    }
+                    continue;
                 }
+                let n = (end - self.pos).min(out.len());
+                let bytes = self.pending.get(self.pos..self.pos + n).ok_or(EINVAL)?;
+                out.write_slice(bytes).map(|()| {
+                    self.pos += n;
+                    n
+                })
+            };
+            match res {
+                Ok(n) => {
+                    self.initial_unread = self.initial_unread.saturating_sub(n);
+                    total += n;
+                }
+                // What reached user space before the fault stays read; the next read goes on
+                // from there.
+                Err(_) if total > 0 => break,
+                Err(e) => return Err(e),
             }
-            let n = self.unread().min(out.len());
-            let bytes = self.pending.get(self.pos..self.pos + n).ok_or(EINVAL)?;
-            if let Err(e) = out.write_slice(bytes) {
-                // What reached user space before the fault is not told apart: the stream is
-                // broken, and the caller's next read goes on from `pos`.
-                return if total > 0 { Ok(total) } else { Err(e) };
-            }
-            self.pos += n;
-            self.initial_unread = self.initial_unread.saturating_sub(n);
-            total += n;
         }
         Ok(total)
+    }
+
+    /// Copies what `out` takes of the page in flight, straight from the
+    /// page; the number of bytes.
+    fn send_page(&mut self, out: &mut UserWriter) -> Result<usize> {
+        let Some(f) = self.in_flight.as_mut() else {
+            return Ok(0);
+        };
+        let n = (PAGE_SIZE - f.sent).min(out.len());
+        f.page.copy_to_user(f.sent, n, out)?;
+        f.sent += n;
+        if f.sent == PAGE_SIZE {
+            self.in_flight = None;
+        }
+        Ok(n)
     }
 
     /// Makes the next section: a page of the pass, a changed page, or in
@@ -160,7 +206,9 @@ impl Sender {
         Some(index)
     }
 
-    /// Makes page `index`'s section, if the page exists; takes its mark.
+    /// Makes page `index`'s section header, if the page exists, with the
+    /// page in flight after it; takes its mark. Only when nothing is in
+    /// flight.
     fn make_page<T: Migrate>(&mut self, dev: &vfio::Device<T>, index: usize) -> Result<bool> {
         let mem = T::memory(dev);
         let log = mem.dirty_pages();
@@ -175,13 +223,16 @@ impl Sender {
                 log.protect(&dev.user_mappings(), mem.file_pgoff() + index, &page);
             }
             // CAST: `usize` to `u64` is lossless on every kernel target.
-            Writer::new(&mut self.pending).section_with(
+            Writer::new(&mut self.pending).section_header(
                 SECTION_MEM_PAGE,
                 index as u64,
-                false,
                 PAGE_SIZE,
-                |out| page.read(0, out),
             )?;
+            self.in_flight = Some(PageInFlight {
+                page,
+                sent: 0,
+                at: self.pending.len(),
+            });
             Ok(true)
         })();
         if res.is_err() && was_marked {

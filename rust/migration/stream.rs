@@ -193,6 +193,18 @@ impl<'a> Writer<'a> {
         res
     }
 
+    /// Appends the header of a mandatory section `id`/`key` of `len` payload
+    /// bytes, which the caller sends right after it.
+    pub(in crate::kernel_ext) fn section_header(
+        &mut self,
+        id: u16,
+        key: u64,
+        len: usize,
+    ) -> Result {
+        let len = u32::try_from(len).map_err(|_| EINVAL)?;
+        self.push_section_header(id, 0, len, key)
+    }
+
     /// Appends a section `id`/`key` holding `payload`.
     pub fn section(&mut self, id: u16, key: u64, optional: bool, payload: &[u8]) -> Result {
         self.section_with(id, key, optional, payload.len(), |out| {
@@ -254,15 +266,7 @@ impl Section<'_> {
     /// device's `memory` (named in the refusal).
     pub fn mem_page(&self, log: &RefusalLog<'_>, pages: usize, memory: &str) -> Result<usize> {
         self.fixed::<{ kernel::page::PAGE_SIZE }>(log)?;
-        usize::try_from(self.key)
-            .ok()
-            .filter(|&i| i < pages)
-            .ok_or_else(|| {
-                log.refuse(
-                    ERR_INVALID,
-                    format_args!("page {} past the {}-page {}", self.key, pages, memory),
-                )
-            })
+        page_index(self.key, log, pages, memory)
     }
 
     /// A section this device does not know: `Ok` (skipped) if it is
@@ -279,6 +283,21 @@ impl Section<'_> {
             ),
         ))
     }
+}
+
+/// The page index `key` of a [`SECTION_MEM_PAGE`] section: checks that it
+/// is below `pages`, the size of the device's `memory` (named in the
+/// refusal).
+pub fn page_index(key: u64, log: &RefusalLog<'_>, pages: usize, memory: &str) -> Result<usize> {
+    usize::try_from(key)
+        .ok()
+        .filter(|&i| i < pages)
+        .ok_or_else(|| {
+            log.refuse(
+                ERR_INVALID,
+                format_args!("page {} past the {}-page {}", key, pages, memory),
+            )
+        })
 }
 
 /// A NUL-padded name field as text, for a log line.
