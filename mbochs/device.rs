@@ -16,6 +16,7 @@ use crate::{
         },
         pci_config::{self, ConfigSpace, Identity},
         uaccess::UserWriter,
+        vfio::UserMappings,
         vm_fault,
         vma::NewMapping,
         write_tracking::TrackedMemory,
@@ -131,6 +132,14 @@ impl MbochsDevice {
     /// The VRAM.
     pub(crate) fn vram(&self) -> &Vram {
         &self.vram
+    }
+
+    /// Drops the scanout buffers (and forgets the last plane): the next
+    /// query makes them again from the VRAM's pages.
+    pub(crate) fn drop_scanouts(&self) {
+        let mut state = self.state.lock();
+        self.last_plane.forget();
+        state.scanouts.clear();
     }
 
     /// The registers' migrated state.
@@ -300,10 +309,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
     fn close(&self) {
         // Like the C sample's close_device: drop the device's buffers and VRAM pages.
         // dma-bufs still open keep their own page references.
-        let mut state = self.state.lock();
-        self.last_plane.forget();
-        state.scanouts.clear();
-        drop(state);
+        self.drop_scanouts();
         self.vram.release_all();
     }
 
@@ -383,20 +389,24 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         self.stage_section(staged, section, log)
     }
 
-    fn load_page<'a>(
+    fn load_page(
         &self,
-        staged: &'a mut migration::Staged,
+        staged: &mut migration::Staged,
         key: u64,
+        offset: usize,
+        data: &mut UserSliceReader,
+        len: usize,
         log: &RefusalLog<'_>,
-    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
-        self.stage_page(staged, key, log)
+    ) -> Result {
+        self.stage_page(staged, key, offset, data, len, log)
     }
 
     fn load_finish(&self, staged: &mut migration::Staged, log: &RefusalLog<'_>) -> Result {
+        // Nothing to prepare: applying swaps the VRAM.
         self.stage_finish(staged, log)
     }
 
-    fn load_apply(&self, staged: migration::Staged) {
-        self.stage_apply(staged)
+    fn load_apply(&self, staged: migration::Staged, mappings: &UserMappings<'_>) {
+        self.stage_apply(staged, mappings)
     }
 }

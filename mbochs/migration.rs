@@ -23,19 +23,18 @@ use crate::{
             stream::{self, Origin, Section, Writer, SECTION_MEM_PAGE},
         },
         page_ref::PageRef,
+        vfio::UserMappings,
     },
+    regions,
     regs::Snapshot,
     MBOCHS_NAME,
 };
-use kernel::{page::PAGE_SIZE, prelude::*};
+use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
 /// Section id of the DISPI registers.
 pub(crate) const SECTION_DISPI: u16 = stream::SECTION_DRIVER_FIRST;
 /// Section id of the EDID state.
 pub(crate) const SECTION_EDID: u16 = stream::SECTION_DRIVER_FIRST + 1;
-
-/// A page of zeros, for VRAM pages a stream does not hold.
-static ZEROS: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
 
 /// A destination's staging copy.
 pub(crate) struct Staged {
@@ -43,13 +42,10 @@ pub(crate) struct Staged {
     regs: KBox<Snapshot>,
     dispi_seen: bool,
     edid_seen: bool,
-    /// The last copy of each VRAM page the stream holds.
-    pages: KVVec<Option<KVVec<u8>>>,
-    /// Prepared by [`MbochsDevice::stage_finish`], so that applying cannot
-    /// fail: the VRAM page each staged page goes to, and the allocated pages
-    /// the stream does not hold (to be zeroed).
-    targets: KVVec<(usize, PageRef)>,
-    zero: KVVec<PageRef>,
+    /// The VRAM to be: a new page for each page the stream holds (its last
+    /// copy), none for the others (they read as zeros, like pages never
+    /// touched). Applying swaps it with the VRAM's.
+    pages: KVVec<Option<PageRef>>,
 }
 
 /// The bytes of the register sections.
@@ -96,8 +92,6 @@ impl MbochsDevice {
             dispi_seen: false,
             edid_seen: false,
             pages,
-            targets: KVVec::new(),
-            zero: KVVec::new(),
         })
     }
 
@@ -138,47 +132,43 @@ impl MbochsDevice {
                 staged.edid_seen = true;
             }
             SECTION_MEM_PAGE => {
+                // A section of one page goes to `stage_page` as it arrives: this one has
+                // another length, which `mem_page` refuses.
                 let index = s.mem_page(log, self.vram().page_count(), "VRAM")?;
-                let bytes = s.fixed::<PAGE_SIZE>(log)?;
-                match staged.pages.get_mut(index).ok_or(stream::ERR_INVALID)? {
-                    Some(page) => {
-                        // An array copy: the lengths are the same by type, no panic path.
-                        let page: &mut [u8; PAGE_SIZE] =
-                            page.as_mut_slice().try_into().map_err(|_| EINVAL)?;
-                        *page = *bytes;
-                    }
-                    slot => {
-                        let mut page = KVVec::with_capacity(PAGE_SIZE, GFP_KERNEL_ACCOUNT)?;
-                        page.extend_from_slice(bytes, GFP_KERNEL_ACCOUNT)?;
-                        *slot = Some(page);
-                    }
-                }
+                let slot = staged.pages.get_mut(index).ok_or(stream::ERR_INVALID)?;
+                let page = match slot {
+                    Some(page) => page,
+                    None => slot.insert(PageRef::alloc_zeroed()?),
+                };
+                page.write(0, s.fixed::<PAGE_SIZE>(log)?)?;
             }
             _ => s.unknown(log)?,
         }
         Ok(())
     }
 
-    /// The place of page `key` in the staging copy (a page of zeros the
-    /// first time).
-    pub(crate) fn stage_page<'a>(
+    /// Copies `len` bytes of `data` to byte `offset` of page `key` in the
+    /// staging copy (a new page of zeros the first time).
+    pub(crate) fn stage_page(
         &self,
-        staged: &'a mut Staged,
+        staged: &mut Staged,
         key: u64,
+        offset: usize,
+        data: &mut UserSliceReader,
+        len: usize,
         log: &RefusalLog<'_>,
-    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+    ) -> Result {
         let index = stream::page_index(key, log, self.vram().page_count(), "VRAM")?;
         let slot = staged.pages.get_mut(index).ok_or(stream::ERR_INVALID)?;
         let page = match slot {
             Some(page) => page,
-            None => slot.insert(KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL_ACCOUNT)?),
+            None => slot.insert(PageRef::alloc_zeroed()?),
         };
-        page.as_mut_slice().try_into().map_err(|_| EINVAL)
+        page.copy_from_user(offset, len, data)
     }
 
-    /// The stream is complete: both register sections came; allocates the
-    /// VRAM pages the stream fills.
-    pub(crate) fn stage_finish(&self, staged: &mut Staged, log: &RefusalLog<'_>) -> Result {
+    /// The stream is complete: both register sections came.
+    pub(crate) fn stage_finish(&self, staged: &Staged, log: &RefusalLog<'_>) -> Result {
         if !staged.dispi_seen || !staged.edid_seen {
             return Err(log.refuse(
                 stream::ERR_TRUNCATED,
@@ -192,39 +182,19 @@ impl MbochsDevice {
                 ),
             ));
         }
-        // The pages the stream fills, allocated now (a new page reads as zeros, as an
-        // untouched one does), and the allocated ones it does not hold, to be zeroed.
-        let vram = self.vram();
-        let mut targets = KVVec::new();
-        for (index, page) in staged.pages.iter().enumerate() {
-            if page.is_some() {
-                targets.push((index, vram.page(index)?), GFP_KERNEL_ACCOUNT)?;
-            }
-        }
-        let mut zero = KVVec::new();
-        for (index, page) in vram.allocated()? {
-            if staged.pages.get(index).is_none_or(|p| p.is_none()) {
-                zero.push(page, GFP_KERNEL_ACCOUNT)?;
-            }
-        }
-        staged.targets = targets;
-        staged.zero = zero;
         Ok(())
     }
 
-    /// Applies an accepted staging copy: registers, VRAM pages, zeros in the
-    /// pages the stream did not hold.
-    pub(crate) fn stage_apply(&self, staged: Staged) {
+    /// Applies an accepted staging copy: the registers, and the VRAM
+    /// swapped whole with the staged one (no page is copied). The old pages
+    /// leave every user mapping (the next access maps the new ones) and the
+    /// scanout buffers made of them are dropped (dma-bufs already handed
+    /// out keep their own references to the old pages).
+    pub(crate) fn stage_apply(&self, mut staged: Staged, mappings: &UserMappings<'_>) {
         self.regs_restore(&staged.regs);
-        for (index, target) in staged.targets.iter() {
-            if let Some(Some(bytes)) = staged.pages.get(*index) {
-                // A whole page: cannot fail.
-                let _ = target.write(0, bytes);
-            }
-        }
-        for page in staged.zero.iter() {
-            // A whole page: cannot fail.
-            let _ = page.write(0, &ZEROS);
-        }
+        self.drop_scanouts();
+        self.vram().swap_pages(&mut staged.pages);
+        mappings.zap(regions::BAR0_PGOFF, self.vram().page_count());
+        // `staged` now holds the old pages: dropped here, after the lock.
     }
 }

@@ -102,17 +102,14 @@ impl Vram {
         self.pages.lock().iter().filter(|p| p.is_some()).count()
     }
 
-    /// References to the pages allocated now, with their indices.
-    pub(crate) fn allocated(&self) -> Result<KVVec<(usize, PageRef)>> {
-        let pages = self.pages.lock();
-        let mut out =
-            KVVec::with_capacity(pages.iter().filter(|p| p.is_some()).count(), GFP_KERNEL)?;
-        for (index, page) in pages.iter().enumerate() {
-            if let Some(page) = page {
-                out.push((index, page.clone()), GFP_KERNEL)?;
-            }
+    /// Swaps the VRAM's pages with `pages` (as many), e.g. a migration's
+    /// staged VRAM: O(1), no page is copied. The caller removes the old
+    /// pages from user mappings.
+    pub(crate) fn swap_pages(&self, pages: &mut KVVec<Option<PageRef>>) {
+        let mut ours = self.pages.lock();
+        if ours.len() == pages.len() {
+            core::mem::swap(&mut *ours, pages);
         }
-        Ok(out)
     }
 
     /// Drops the VRAM's own references to its pages; pages still used

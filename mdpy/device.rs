@@ -17,6 +17,7 @@ use crate::{
         },
         pci_config::{self, ConfigSpace, Identity},
         uaccess::UserWriter,
+        vfio::UserMappings,
         vma::NewMapping,
         vmalloc::UserBuffer,
         write_tracking::TrackedMemory,
@@ -25,7 +26,6 @@ use crate::{
 };
 use kernel::{
     new_mutex,
-    page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, Mutex},
     uaccess::UserSliceReader,
@@ -207,20 +207,24 @@ impl emulated_pci::DeviceOps for MdpyDevice {
         self.stage_section(staged, section, log)
     }
 
-    fn load_page<'a>(
+    fn load_page(
         &self,
-        staged: &'a mut migration::Staged,
+        staged: &mut migration::Staged,
         key: u64,
+        offset: usize,
+        data: &mut UserSliceReader,
+        len: usize,
         log: &RefusalLog<'_>,
-    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
-        self.stage_page(staged, key, log)
+    ) -> Result {
+        self.stage_page(staged, key, offset, data, len, log)
     }
 
     fn load_finish(&self, staged: &mut migration::Staged, log: &RefusalLog<'_>) -> Result {
         self.stage_finish(staged, log)
     }
 
-    fn load_apply(&self, staged: migration::Staged) {
+    fn load_apply(&self, staged: migration::Staged, _mappings: &UserMappings<'_>) {
+        // The framebuffer is written in place: its mappings stay right.
         self.stage_apply(staged)
     }
 }

@@ -26,7 +26,7 @@ use crate::{
     },
     MDPY_NAME,
 };
-use kernel::{page::PAGE_SIZE, prelude::*};
+use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
 /// A destination's staging copy.
 pub(crate) struct Staged {
@@ -131,22 +131,26 @@ impl MdpyDevice {
         Ok(())
     }
 
-    /// The place of page `key` in the staging copy, which then counts as
-    /// sent.
-    pub(crate) fn stage_page<'a>(
+    /// Copies `len` bytes of `data` to byte `offset` of page `key` in the
+    /// staging copy; the page then counts as sent.
+    pub(crate) fn stage_page(
         &self,
-        staged: &'a mut Staged,
+        staged: &mut Staged,
         key: u64,
+        offset: usize,
+        data: &mut UserSliceReader,
+        len: usize,
         log: &RefusalLog<'_>,
-    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+    ) -> Result {
         let index = stream::page_index(key, log, self.pages(), "framebuffer")?;
         *staged.seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
-        let at = index * PAGE_SIZE;
-        staged
-            .fb
-            .get_mut(at..at + PAGE_SIZE)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(stream::ERR_INVALID)
+        let at = index * PAGE_SIZE + offset;
+        match offset.checked_add(len) {
+            Some(end) if end <= PAGE_SIZE => {}
+            _ => return Err(EINVAL),
+        }
+        // The staging copy is kernel memory only this session uses.
+        data.read_slice(staged.fb.get_mut(at..at + len).ok_or(EINVAL)?)
     }
 
     /// The stream is complete: it had the mode and every framebuffer page
@@ -164,7 +168,8 @@ impl MdpyDevice {
         Ok(())
     }
 
-    /// Writes the staging copy to the framebuffer.
+    /// Writes the staging copy to the framebuffer (in place: user mappings
+    /// keep mapping it).
     pub(crate) fn stage_apply(&self, staged: Staged) {
         let _guard = self.fb_lock().lock();
         // The staging copy is as long as the framebuffer: this cannot fail.

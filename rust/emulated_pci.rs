@@ -32,7 +32,7 @@ use super::{
     },
     pci_config::{ConfigMirror, ConfigSpace, CONFIG_SPACE_SIZE},
     uaccess::UserWriter,
-    vfio::{self, InfoCaps, RegionInfo},
+    vfio::{self, InfoCaps, RegionInfo, UserMappings},
     vma::NewMapping,
     write_tracking::TrackedMemory,
 };
@@ -265,16 +265,19 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Migration: the place in `staged` of memory page `key` (a
-    /// [`stream::SECTION_MEM_PAGE`] section of one page, whose bytes are
-    /// written there as they arrive); refuses a key past the memory with
-    /// [`stream::page_index`].
-    fn load_page<'a>(
+    /// Migration: copies `len` bytes of `data` to byte `offset` of memory
+    /// page `key` in `staged` (a [`stream::SECTION_MEM_PAGE`] section of one
+    /// page, whose bytes arrive in pieces); refuses a key past the memory
+    /// with [`stream::page_index`].
+    fn load_page(
         &self,
-        _staged: &'a mut Self::Staged,
+        _staged: &mut Self::Staged,
         _key: u64,
+        _offset: usize,
+        _data: &mut UserSliceReader,
+        _len: usize,
         _log: &RefusalLog<'_>,
-    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -285,8 +288,10 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
     }
 
     /// Migration: applies the staging copy [`DeviceOps::load_finish`]
-    /// accepted.
-    fn load_apply(&self, _staged: Self::Staged) {
+    /// accepted. A device that replaces the pages of its memory (rather than
+    /// copying into them) removes them from the user `mappings` of the
+    /// device, so the next access maps the new ones.
+    fn load_apply(&self, _staged: Self::Staged, _mappings: &UserMappings<'_>) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -604,13 +609,17 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
         Ok(())
     }
 
-    fn load_page<'a>(
+    fn load_page(
         dev: &vfio::Device<Self>,
-        staged: &'a mut Self::Staged,
+        staged: &mut Self::Staged,
         key: u64,
+        offset: usize,
+        data: &mut UserSliceReader,
+        len: usize,
         log: &RefusalLog<'_>,
-    ) -> Result<&'a mut [u8; PAGE_SIZE]> {
-        dev.device.load_page(&mut staged.device, key, log)
+    ) -> Result {
+        dev.device
+            .load_page(&mut staged.device, key, offset, data, len, log)
     }
 
     fn load_finish(
@@ -633,6 +642,6 @@ impl<D: DeviceOps> Migrate for EmulatedPci<D> {
             config.restore(raw);
             dev.config_mirror.publish(&config);
         }
-        dev.device.load_apply(staged.device);
+        dev.device.load_apply(staged.device, &dev.user_mappings());
     }
 }

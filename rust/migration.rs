@@ -59,9 +59,9 @@ use kernel::{
     device::Device as KDevice,
     fs::File,
     new_mutex,
-    page::PAGE_SIZE,
     prelude::*,
     sync::{aref::ARef, Mutex},
+    uaccess::UserSliceReader,
 };
 use refusal_log::{RefusalLog, RefusalRate};
 use stream::{Origin, Section, Writer};
@@ -165,15 +165,18 @@ pub trait Migrate: vfio::DeviceOps {
         log: &RefusalLog<'_>,
     ) -> Result;
 
-    /// The place in `staged` of memory page `key`, which a page section's
-    /// bytes are written to as they arrive; refuses (through `log`) a key
-    /// past the device's memory.
-    fn load_page<'a>(
+    /// Copies `len` bytes of `data` to byte `offset` of memory page `key` in
+    /// `staged` (a page section's bytes, as they arrive); refuses (through
+    /// `log`) a key past the device's memory.
+    fn load_page(
         dev: &vfio::Device<Self>,
-        staged: &'a mut Self::Staged,
+        staged: &mut Self::Staged,
         key: u64,
+        offset: usize,
+        data: &mut UserSliceReader,
+        len: usize,
         log: &RefusalLog<'_>,
-    ) -> Result<&'a mut [u8; PAGE_SIZE]>;
+    ) -> Result;
 
     /// The whole stream is in: checks that every section the device needs
     /// came, and prepares whatever [`Migrate::load_apply`] needs.

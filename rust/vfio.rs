@@ -384,6 +384,18 @@ impl UserMappings<'_> {
             bindings::kx_vfio_device_wrprotect_page(self.vdev, pgoff, locked.page().as_ptr())
         };
     }
+
+    /// Removes the file pages `pgoff..pgoff + pages` of the device from every
+    /// user mapping (`unmap_mapping_range()`): the next access faults and is
+    /// served by the mapping's handler, which maps what the device has now.
+    ///
+    /// Sound for any arguments: it only removes page table entries (each put
+    /// its page reference); a mapping with no fault handler then faults with
+    /// `SIGBUS`, a user-visible error, not a kernel one.
+    pub fn zap(&self, pgoff: usize, pages: usize) {
+        // SAFETY: By the type invariant `vdev` is live (its inode with it).
+        unsafe { bindings::kx_vfio_device_zap_range(self.vdev, pgoff, pages) };
+    }
 }
 
 /// A VFIO device registered with the emulated-IOMMU backends (iommufd cdev

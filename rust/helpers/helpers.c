@@ -52,6 +52,17 @@ int kx_vfio_device_wrprotect_page(struct vfio_device *vdev, pgoff_t pgoff, struc
 	return mapping_wrprotect_range(vdev->inode->i_mapping, pgoff, page_to_pfn(page), 1);
 }
 
+/*
+ * Removes every user mapping of the device's file pages pgoff..pgoff+pages
+ * (shared and private copies), as vfio-pci's BAR zap does: the next access
+ * faults and is served by the mapping's handler.
+ */
+void kx_vfio_device_zap_range(struct vfio_device *vdev, pgoff_t pgoff, pgoff_t pages)
+{
+	unmap_mapping_range(vdev->inode->i_mapping, (loff_t)pgoff << PAGE_SHIFT,
+			    (loff_t)pages << PAGE_SHIFT, true);
+}
+
 void *kx_vmalloc_user(unsigned long size)
 {
 	return vmalloc_user(size);

@@ -18,6 +18,7 @@ void kx_vfio_device_set_migration(struct vfio_device *vdev, u32 flags,
 				  const struct vfio_log_ops *log_ops);
 bool kx_vfio_device_precopy_info_v2(struct vfio_device *vdev);
 int kx_vfio_device_wrprotect_page(struct vfio_device *vdev, pgoff_t pgoff, struct page *page);
+void kx_vfio_device_zap_range(struct vfio_device *vdev, pgoff_t pgoff, pgoff_t pages);
 
 void *kx_vmalloc_user(unsigned long size);
 

@@ -31,10 +31,9 @@ use kernel::{
     error::from_err_ptr,
     fs::File,
     new_mutex,
-    page::PAGE_SIZE,
     prelude::*,
     sync::{aref::ARef, Arc, ArcBorrow, Mutex},
-    uaccess::UserSlice,
+    uaccess::{UserSlice, UserSliceReader},
 };
 
 /// A resuming file's [`Sink`]: the device's staging copy.
@@ -49,8 +48,8 @@ impl<T: Migrate> Sink for Staging<'_, T> {
         T::load_section(self.dev, self.staged, section, self.log)
     }
 
-    fn page(&mut self, key: u64) -> Result<&mut [u8; PAGE_SIZE]> {
-        T::load_page(self.dev, self.staged, key, self.log)
+    fn page(&mut self, key: u64, offset: usize, data: &mut UserSliceReader, len: usize) -> Result {
+        T::load_page(self.dev, self.staged, key, offset, data, len, self.log)
     }
 }
 

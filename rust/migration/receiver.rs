@@ -30,10 +30,10 @@ pub(super) trait Sink {
     /// [`Sink::page`] took: checks it and copies it into the staging copy.
     fn section(&mut self, section: &Section<'_>) -> Result;
 
-    /// The place in the staging copy of page `key` (a page section's key),
-    /// which the section's bytes are written to as they arrive; refuses a
-    /// key past the device's memory.
-    fn page(&mut self, key: u64) -> Result<&mut [u8; PAGE_SIZE]>;
+    /// Copies `len` bytes of `data` to byte `offset` of page `key` (a page
+    /// section's key) in the staging copy, as the section's bytes arrive;
+    /// refuses a key past the device's memory.
+    fn page(&mut self, key: u64, offset: usize, data: &mut UserSliceReader, len: usize) -> Result;
 }
 
 /// The section whose header is in and whose payload is being received.
@@ -156,8 +156,7 @@ impl Receiver {
             } else if let Some(cur) = self.current.as_mut() {
                 let n = (cur.len - cur.have).min(data.len());
                 if cur.page {
-                    let out = sink.page(cur.key)?;
-                    data.read_slice(out.get_mut(cur.have..cur.have + n).ok_or(EINVAL)?)?;
+                    sink.page(cur.key, cur.have, data, n)?;
                 } else {
                     match self.payload.get_mut(cur.have..cur.have + n) {
                         Some(out) if cur.len <= MAX_SECTION_LEN => data.read_slice(out)?,

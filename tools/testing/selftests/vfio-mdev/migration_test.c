@@ -920,6 +920,42 @@ TEST_F(mig, restore_replaces_destination_pages)
 	buf_free(&s);
 }
 
+/*
+ * A mapping of the destination's BAR0 made before the restore sees the
+ * restored memory, byte for byte: mbochs swaps its whole VRAM at
+ * RESUMING -> STOP and must remove the old pages from every mapping (the
+ * next access maps the new ones); mdpy writes its framebuffer in place.
+ * A page the mapping had written reads as the source's bytes (or zeros).
+ */
+TEST_F(mig, restore_seen_through_mapping)
+{
+	size_t len = self->dst.memsize;
+	uint8_t *map, *want, page[PAGE];
+	struct buf s = {};
+
+	ASSERT_EQ(0, make_state(&self->src, 9));
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->dst.fd, self->dst.bar0);
+	ASSERT_NE(MAP_FAILED, map);
+	/* pages the destination had, through the mapping, before the restore */
+	pattern(page, sizeof(page), 13);
+	for (size_t o = 0; o < len; o += len / 8)
+		memcpy(map + o, page, PAGE);
+	ASSERT_EQ(0, save_stopcopy(&self->src, &s));
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	ASSERT_EQ(0, load(&self->dst, &s));
+	want = malloc(len);
+	ASSERT_NE(NULL, want);
+	ASSERT_EQ((ssize_t)len, rd(self->src.fd, want, len, self->src.bar0));
+	EXPECT_EQ(-1, first_diff(map, want, len)) TH_LOG("the old mapping after the restore");
+	/* and the mapping still works: a write shows in read() */
+	map[PAGE + 1] ^= 0xff;
+	ASSERT_EQ(PAGE, rd(self->dst.fd, page, PAGE, self->dst.bar0 + PAGE));
+	EXPECT_EQ((uint8_t)(want[PAGE + 1] ^ 0xff), page[1]);
+	free(want);
+	munmap(map, len);
+	buf_free(&s);
+}
+
 /* ---- reset beside an arc ---------------------------------------------------------------- */
 
 #define RACE_ROUNDS 20
