@@ -186,7 +186,7 @@ impl dma_buf::Exporter for FbPages {
         for page in self.pages.iter() {
             pages.push(page.clone(), GFP_KERNEL)?;
         }
-        MappedSgTable::from_pages(attachment.dev(), pages, self.size(), dir)
+        MappedSgTable::from_pages(attachment, pages, self.size(), dir)
     }
 
     fn mmap(this: ArcBorrow<'_, Self>, vma: &NewMapping<'_>) -> Result {

@@ -27,7 +27,7 @@ use defs::{
     MDPY_PCI_SUBVENDOR_ID, MDPY_PCI_VENDOR_ID, MDPY_WIDTH_OFFSET,
 };
 use kernel::{
-    device::{Bound, Core},
+    device::Core,
     driver,
     io::Io,
     pci,
@@ -35,6 +35,7 @@ use kernel::{
 };
 use kernel_ext::{
     fbdev,
+    iomem_wc::IoMemWc,
     pci_resources::{is_memory_bar, EnabledMem, RegionRequest},
 };
 
@@ -69,9 +70,10 @@ impl fbdev::Driver for Palette {
 
 /// One bound mdpy device. Fields drop in order: the framebuffer is revoked
 /// and unregistered, BAR0 unmapped and its region released (all in `fb`)
-/// before the device is disabled.
+/// before the device is disabled. (`fb` is device-managed: it would be
+/// revoked at unbind even if it were leaked.)
 struct MdpyFb<'bound> {
-    fb: fbdev::Registration<'bound, Palette>,
+    fb: fbdev::Registration<Palette>,
     _enabled: EnabledMem<'bound>,
 }
 
@@ -124,25 +126,16 @@ impl pci::Driver for MdpyFbDriver {
             mode.height
         );
 
-        let memory = region
-            .map_wc()
-            .inspect_err(|_| dev_err!(pdev, "ioremap of BAR0 failed\n"))?;
+        let memory =
+            IoMemWc::new(region).inspect_err(|_| dev_err!(pdev, "ioremap of BAR0 failed\n"))?;
         let fb_mode = fbdev::Xrgb8888Mode {
             width: mode.width,
             height: mode.height,
             line_length: mode.stride(),
         };
-        let bound: &pci::Device<Bound> = pdev;
         let module = &<MdpyFbModule as kernel::ModuleMetadata>::THIS_MODULE;
-        let fb = fbdev::Registration::new(
-            bound.as_ref(),
-            module,
-            DRIVER_NAME,
-            fb_mode,
-            memory,
-            Palette,
-        )
-        .inspect_err(|e| dev_err!(pdev, "mdpy-fb device register failed: {:?}\n", e))?;
+        let fb = fbdev::Registration::new(module, DRIVER_NAME, fb_mode, memory, Palette)
+            .inspect_err(|e| dev_err!(pdev, "mdpy-fb device register failed: {:?}\n", e))?;
         dev_info!(pdev, "fb{} registered\n", fb.node());
 
         Ok(MdpyFb {

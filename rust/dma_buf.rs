@@ -22,6 +22,7 @@ use super::{bindings, page_ref::PageRef, vma::NewMapping};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
     device::{Bound, Device},
+    devres::Devres,
     dma::DataDirection,
     error::{from_err_ptr, to_result, VTABLE_DEFAULT_ERROR},
     fs::File,
@@ -38,62 +39,161 @@ use kernel::{
 /// A device's attachment to a dma-buf (`struct dma_buf_attachment`).
 ///
 /// Only handed to [`Exporter::map`], borrowed for the call: there is no other
-/// way to get one.
+/// way to get one. It is what a [`MappedSgTable`] is mapped for.
 #[repr(transparent)]
 pub struct Attachment(Opaque<bindings::dma_buf_attachment>);
 
 impl Attachment {
-    /// The importing device, for which the buffer is mapped.
+    /// The importing device, for which the buffer is mapped (e.g. for a
+    /// `dev_dbg!`).
     ///
-    /// It is bound to a driver while the attachment is borrowed: the importer
-    /// maps an attachment (`dma_buf_map_attachment()`, which is what calls
-    /// [`Exporter::map`]) in order to use it for DMA by that device, and the
-    /// DMA API may only be used for a device while a driver is bound to it
-    /// (its driver unmaps before unbinding, like any DMA mapping). That is
-    /// the contract every C exporter relies on when it calls
-    /// `dma_map_sgtable()` for `attach->dev` in its `map_dma_buf`.
-    pub fn dev(&self) -> &Device<Bound> {
+    /// A plain [`Device`]: the exporter does not own it, so it gets no
+    /// `Device<Bound>`, which would open the bound-only APIs of the
+    /// importer's bus device (a PCI BAR, its devres) to it. Only
+    /// [`MappedSgTable::from_pages`] uses the device as bound, for the DMA
+    /// mapping, inside this layer.
+    pub fn dev(&self) -> &Device {
         // SAFETY: An attachment is only handed out by `map_dma_buf`, for the call, while it
-        // is live; the importer holds a reference on its device until it detaches.
-        let dev: &Device = unsafe { Device::from_raw((*self.0.get()).dev) };
-        // SAFETY: The device is bound for the call (see above), and the returned borrow ends
-        // with that of `self`, i.e. with the call.
-        unsafe { dev.as_bound() }
+        // is live; the importer holds a reference on its device until it detaches, and the
+        // returned borrow ends with that of `self`, i.e. with the call.
+        unsafe { Device::from_raw((*self.0.get()).dev) }
+    }
+
+    /// The importing device as bound to its driver, for the DMA API.
+    ///
+    /// # Safety
+    ///
+    /// Only for mapping `self`'s buffer in [`Exporter::map`] (the call `self` is borrowed
+    /// for): the importer maps an attachment (`dma_buf_map_attachment()`, which is what calls
+    /// `map`) in order to use it for DMA by that device, and the DMA API may only be used for
+    /// a device while a driver is bound to it. That is the contract every C exporter relies on
+    /// when it calls `dma_map_sgtable()` for `attach->dev` in its `map_dma_buf`. The result
+    /// must not reach a driver.
+    unsafe fn bound_dev(&self) -> &Device<Bound> {
+        // SAFETY: The device is bound for the call, per the safety requirements, and the
+        // returned borrow ends with that of `self`, i.e. with the call.
+        unsafe { self.dev().as_bound() }
+    }
+}
+
+/// The DMA mapping of a table for one device, undone on drop. It lives in a
+/// [`Devres`] of that device, like the kernel crate's `SGTable<Owned>`'s
+/// mapping: it is undone when the table is dropped or when the device is
+/// unbound, whichever comes first, so never on a device its driver no
+/// longer owns.
+///
+/// # Invariants
+///
+/// `sgt` is a filled table, mapped with `dma_map_sgtable()` for `dev` in direction `dir`; it
+/// stays allocated and unchanged until this is dropped.
+struct DmaMapping {
+    sgt: NonNull<bindings::sg_table>,
+    dev: ARef<Device>,
+    dir: bindings::dma_data_direction,
+}
+
+// SAFETY: The mapping may be undone from any thread (the devres release runs in the thread that
+// unbinds the device); the table is only read.
+unsafe impl Send for DmaMapping {}
+// SAFETY: `&DmaMapping` offers nothing: it has no methods.
+unsafe impl Sync for DmaMapping {}
+
+impl DmaMapping {
+    /// Maps `sgt` for DMA by `dev` in direction `dir`.
+    ///
+    /// # Safety
+    ///
+    /// `sgt` is a filled table that stays allocated and unchanged until the returned mapping is
+    /// dropped; `dir` is not `DMA_NONE`.
+    unsafe fn new(
+        sgt: NonNull<bindings::sg_table>,
+        dev: &Device<Bound>,
+        dir: bindings::dma_data_direction,
+    ) -> Result<Self> {
+        // SAFETY: `sgt` is a filled table (safety requirements) and `dev` a device bound to a
+        // driver, so the DMA API may map for it; `dir` is a valid direction.
+        let ret =
+            unsafe { bindings::dma_map_sgtable(super::device::as_raw(dev), sgt.as_ptr(), dir, 0) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: Mapped just above; the table outlives `self` per the safety requirements.
+        Ok(Self {
+            sgt,
+            dev: dev.into(),
+            dir,
+        })
+    }
+}
+
+impl Drop for DmaMapping {
+    fn drop(&mut self) {
+        let sgt = self.sgt.as_ptr();
+        // SAFETY: By the type invariant the table is live and mapped for `dev` in `dir`; this is
+        // `dma_unmap_sgtable()` (an inline function). `Devres` drops this at the latest while
+        // `dev` is unbinding, i.e. while it is still bound.
+        unsafe {
+            bindings::dma_unmap_sg_attrs(
+                super::device::as_raw(&self.dev),
+                (*sgt).sgl,
+                // CAST: `orig_nents` is bounded by the `c_uint` page count of `from_pages`
+                // and the C function takes it as an `int`.
+                (*sgt).orig_nents as c_int,
+                self.dir,
+                0,
+            );
+        }
     }
 }
 
 /// The part of a [`MappedSgTable`] the C side sees; `sgt` comes first so the
-/// `struct sg_table *` handed to the dma-buf core leads back to it. Fields
-/// drop after `MappedSgTable::drop` has unmapped and freed `sgt`: the
-/// device reference, then the page references.
+/// `struct sg_table *` handed to the dma-buf core leads back to it.
+/// `MappedSgTable::drop` drops the mapping, then frees `sgt`; the page
+/// references drop after that, with the fields.
 #[repr(C)]
 struct MappedInner {
     sgt: Opaque<bindings::sg_table>,
-    dev: ARef<Device>,
-    dir: bindings::dma_data_direction,
+    dma: Option<Devres<DmaMapping>>,
     pages: KVVec<PageRef>,
 }
 
-/// A scatter-gather table of pages, DMA-mapped for one device: what an
-/// exporter's `map_dma_buf` returns. It owns a reference on each of its
-/// pages, so they stay allocated while the device may access them; dropping
-/// it unmaps and frees the table, then puts the pages.
+/// A scatter-gather table of pages, DMA-mapped for the device of an
+/// [`Attachment`]: what an exporter's `map_dma_buf` returns. It owns a
+/// reference on each of its pages, so they stay allocated while the device
+/// may access them; dropping it unmaps (unless the device's unbinding did
+/// already) and frees the table, then puts the pages.
 ///
 /// # Invariants
 ///
 /// `inner.sgt` was filled by `sg_alloc_table_from_pages_segment()` with the
-/// pages of `inner.pages` and mapped with `dma_map_sgtable()` for
-/// `inner.dev` in direction `inner.dir`.
+/// pages of `inner.pages`; `inner.dma` is `Some`, the `Devres` of its mapping.
 pub struct MappedSgTable {
     inner: KBox<MappedInner>,
 }
 
+/// The DMA mapping of a [`MappedSgTable`] is device-managed: this fails to
+/// compile once the table holds it other than in a [`Devres`] (issue 24,
+/// item 5: unmapped only in `Drop`, with no ordering against the importer's
+/// unbinding).
+fn _assert_mapping_device_managed(t: &MappedSgTable) -> &Option<Devres<DmaMapping>> {
+    &t.inner.dma
+}
+
 impl MappedSgTable {
     /// Builds a table of `pages` (the first `size` bytes of them) and maps it
-    /// for DMA by `dev` in direction `dir`; the table keeps the references
-    /// `pages` holds. `EINVAL` for no pages, for more than `size` covers, for
-    /// [`DataDirection::None`] (which the DMA API cannot map) and for a
-    /// device that cannot take even one page per DMA segment.
+    /// for DMA by the device of `attachment` in direction `dir`; the table
+    /// keeps the references `pages` holds. `EINVAL` for no pages, for more
+    /// than `size` covers, for [`DataDirection::None`] (which the DMA API
+    /// cannot map) and for a device that cannot take even one page per DMA
+    /// segment.
+    ///
+    /// It maps for an attachment's device only, and only while the
+    /// attachment is borrowed, i.e. in [`Exporter::map`], the one time the
+    /// importer's device is known to be bound: a driver cannot map for a
+    /// device of its own choosing, nor hand an importer a table mapped for
+    /// another device. The mapping is undone when the table is dropped (the
+    /// importer unmaps) or when the importer's device is unbound, whichever
+    /// comes first.
     ///
     /// Segments are at most the device's maximum segment size
     /// (`dma_get_max_seg_size()`) and maximum mapping size
@@ -101,7 +201,7 @@ impl MappedSgTable {
     /// `drm_prime_pages_to_sg()` use), so they fit the device whether or not
     /// an IOMMU or bounce buffers merge or split them.
     pub fn from_pages(
-        dev: &Device<Bound>,
+        attachment: &Attachment,
         pages: KVVec<PageRef>,
         size: usize,
         dir: DataDirection,
@@ -115,13 +215,12 @@ impl MappedSgTable {
             return Err(EINVAL);
         }
         let n = c_uint::try_from(pages.len()).map_err(|_| EINVAL)?;
-        let max_segment = Self::max_segment(dev)?;
+        let max_segment = Self::max_segment(attachment.dev())?;
         let dir = bindings::dma_data_direction::from(dir);
-        let inner = KBox::new(
+        let mut inner = KBox::new(
             MappedInner {
                 sgt: Opaque::zeroed(),
-                dev: dev.into(),
-                dir,
+                dma: None,
                 pages,
             },
             GFP_KERNEL,
@@ -142,22 +241,30 @@ impl MappedSgTable {
                 bindings::GFP_KERNEL,
             )
         })?;
-        // SAFETY: `sgt` is a filled table and `dev` a device bound to a driver, so the DMA
-        // API may map for it.
-        let ret = unsafe { bindings::dma_map_sgtable(super::device::as_raw(dev), sgt, dir, 0) };
-        if ret != 0 {
-            // SAFETY: The table was allocated above and is not mapped.
-            unsafe { bindings::sg_free_table(sgt) };
-            return Err(Error::from_errno(ret));
+        // SAFETY: We are in `Exporter::map` for `attachment` (the only place one is borrowed),
+        // mapping its buffer; the device reference goes no further than the `Devres` below.
+        let dev = unsafe { attachment.bound_dev() };
+        // SAFETY: `sgt` is a filled table, in a box that neither moves nor frees it until
+        // `MappedSgTable::drop` has dropped the mapping (or, if this fails, below); `dir` is
+        // not `DMA_NONE` (checked above).
+        let mapping = unsafe { DmaMapping::new(NonNull::new_unchecked(sgt), dev, dir) };
+        match Devres::new(dev, mapping) {
+            Ok(dma) => inner.dma = Some(dma),
+            Err(e) => {
+                // SAFETY: The table was allocated above and is no longer mapped: the mapping
+                // failed, or it was dropped with the failed `Devres`.
+                unsafe { bindings::sg_free_table(sgt) };
+                return Err(e);
+            }
         }
-        // INVARIANT: Filled with `inner.pages` and mapped for `dev` in `dir`.
+        // INVARIANT: Filled with `inner.pages`; `dma` holds its mapping for `dev` in `dir`.
         Ok(Self { inner })
     }
 
     /// The largest scatterlist segment for `dev`, a page multiple; `EINVAL`
     /// if that is less than a page (`sg_alloc_table_from_pages_segment()`
     /// would warn and fail).
-    fn max_segment(dev: &Device<Bound>) -> Result<c_uint> {
+    fn max_segment(dev: &Device) -> Result<c_uint> {
         let raw = super::device::as_raw(dev);
         // SAFETY: `raw` is a live device; both only read its DMA parameters.
         let (seg, mapping) = unsafe {
@@ -203,21 +310,12 @@ impl MappedSgTable {
 
 impl Drop for MappedSgTable {
     fn drop(&mut self) {
-        let sgt = self.inner.sgt.get();
-        // SAFETY: By the type invariant the table is mapped for `dev` in `dir`; this is
-        // `dma_unmap_sgtable()` (an inline function), followed by freeing the table.
-        unsafe {
-            bindings::dma_unmap_sg_attrs(
-                super::device::as_raw(&self.inner.dev),
-                (*sgt).sgl,
-                // CAST: `orig_nents` is bounded by the `c_uint` page count of `from_pages`
-                // and the C function takes it as an `int`.
-                (*sgt).orig_nents as c_int,
-                self.inner.dir,
-                0,
-            );
-            bindings::sg_free_table(sgt);
-        }
+        // Unmaps, or waits until the unbinding of the device that revoked the mapping is done
+        // with it.
+        drop(self.inner.dma.take());
+        // SAFETY: By the type invariant the table was allocated; it is no longer mapped (see
+        // above) and nothing uses it any more. The pages are put after this, with `inner`.
+        unsafe { bindings::sg_free_table(self.inner.sgt.get()) };
     }
 }
 
@@ -225,7 +323,9 @@ impl Drop for MappedSgTable {
 /// buffer's private data. Its `Drop` is the buffer's `release`.
 #[vtable]
 pub trait Exporter: Send + Sync + Sized + 'static {
-    /// Maps the buffer for DMA by `attachment.dev()`, bound for the call.
+    /// Maps the buffer for DMA by the attachment's device: builds the table
+    /// with [`MappedSgTable::from_pages`], the only way to one, which maps
+    /// for that device only.
     ///
     /// The buffer (hence `self`) outlives the mapping: the dma-buf core
     /// unmaps every attachment before releasing it. The table owns references

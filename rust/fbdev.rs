@@ -11,14 +11,19 @@
 //! faults of `/dev/fbN`, and `fb_setcolreg`. User mappings are filled page by
 //! page on fault, never up front.
 //!
-//! Dropping the registration (when the device is unbound) revokes the device
-//! while the framebuffer is still registered: it closes the gate (from then
-//! on those calls fail with `ENODEV`, and touching a user mapping raises
-//! `SIGBUS`), waits for the accesses in flight, zaps every user mapping,
-//! drops the driver's data, unregisters the framebuffer and finally unmaps the
-//! memory and releases its region ([`IoMemWc`]). So once the device is
-//! unbound, nothing reaches its BAR any more, although `/dev/fbN` may stay
-//! open and mapped.
+//! The framebuffer is revoked when the [`Registration`] is dropped or when
+//! the device is unbound, whichever comes first: the registration keeps it
+//! in a [`DevresLt`] of the device whose memory it shows, as the kernel
+//! crate's bound-device resources (`pci::Bar::into_devres`) do. So a driver
+//! that leaks or `mem::forget`s the registration (both safe) still cannot
+//! leave fbcon or user mappings on a BAR after its device is unbound.
+//! Revoking the device happens while the framebuffer is still registered:
+//! it closes the gate (from then on those calls fail with `ENODEV`, and
+//! touching a user mapping raises `SIGBUS`), waits for the accesses in
+//! flight, zaps every user mapping, drops the driver's data, unregisters the
+//! framebuffer and finally unmaps the memory and releases its region
+//! ([`IoMemWc`]). So once the device is unbound, nothing reaches its BAR any
+//! more, although `/dev/fbN` may stay open and mapped.
 //!
 //! What is left, the `fb_info` with the ops, the palette and the closed gate,
 //! lives on until its last user is gone. The fbdev core then frees it with
@@ -35,7 +40,7 @@ use core::{
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
-    device::{self, Device},
+    devres::DevresLt,
     error::{from_result, to_result, VTABLE_DEFAULT_ERROR},
     ffi::{c_char, c_int},
     mm::virt::{flags as vm_flags, VmaNew},
@@ -43,7 +48,7 @@ use kernel::{
     prelude::*,
     str::CStr,
     sync::Completion,
-    types::Opaque,
+    types::{ForLt, Opaque},
     ThisModule,
 };
 
@@ -121,8 +126,8 @@ fn bitfield(offset: u32) -> bindings::fb_bitfield {
 /// for framebuffers in device memory (`FB_DEFAULT_IOMEM_OPS`).
 ///
 /// The driver's data lives in the `fb_info`, which C code frees: hence
-/// `'static`. It is dropped when the registration is, once no callback can
-/// use it any more.
+/// `'static`. It is dropped when the framebuffer is revoked (the registration
+/// dropped or the device unbound), once no callback can use it any more.
 #[vtable]
 pub trait Driver: Send + Sync + Sized + 'static {
     /// Computes the pseudo-palette entry for console colour `regno`
@@ -261,10 +266,10 @@ impl Drop for HeldMapping {
 ///
 /// # Invariants
 ///
-/// - `data` is initialised until [`Registration`] drops it after closing `gate`, and only
+/// - `data` is initialised until [`Framebuffer`] drops it after closing `gate`, and only
 ///   used within an [`Access`] of `gate` (or before the framebuffer is registered).
 /// - `mapped` is only used by `fb_mmap` within an [`Access`] under the `fb_info`'s `mm_lock`,
-///   and by [`Registration`] once `gate` is closed; it holds the address spaces of all files
+///   and by [`Framebuffer`] once `gate` is closed; it holds the address spaces of all files
 ///   that `mmap()` succeeded on.
 /// - User space may map `pages` pages from page frame `first_pfn`: the memory of the
 ///   registration's [`IoMemWc`], live while `gate` is open.
@@ -291,33 +296,99 @@ impl<T> Par<T> {
     }
 }
 
-/// A registered framebuffer in the memory of an [`IoMemWc`]; dropping it
-/// revokes the device and unregisters the framebuffer (see the module
-/// documentation for what lives on).
+/// A registered framebuffer in the memory of an [`IoMemWc`], as a driver
+/// holds it: dropping it, or unbinding the device whose BAR the memory is,
+/// revokes the device and unregisters the framebuffer, whichever comes first
+/// (see the module documentation for what lives on).
+///
+/// The framebuffer itself is kept in a [`DevresLt`] of that device: the
+/// driver cannot keep it past the device's binding, even by leaking or
+/// forgetting this handle. `_assert_registration_device_managed` below fails
+/// to compile if it stops being so.
 ///
 /// # Invariants
 ///
-/// `info` is a registered `fb_info` allocated by [`Registration::new`] whose `par` is an
-/// initialised `Par<T>` mapping `_memory` to user space; the registration owns the reference
+/// `node` is the minor of the framebuffer `_fb` registered.
+pub struct Registration<T: Driver> {
+    _fb: DevresLt<Framebuffer<'static, T>>,
+    node: i32,
+}
+
+impl<T: Driver> Registration<T> {
+    /// Allocates and registers a framebuffer of `mode` in `memory`, named
+    /// `id` (at most 15 bytes, `fix.id`), for the PCI device whose BAR
+    /// `memory` maps; it is revoked when that device is unbound at the
+    /// latest. `module` owns the `fb_ops` (`THIS_MODULE`), so it stays loaded
+    /// while the device is open.
+    pub fn new(
+        module: &ThisModule,
+        id: &CStr,
+        mode: Xrgb8888Mode,
+        memory: IoMemWc<'_>,
+        data: T,
+    ) -> Result<Self> {
+        let parent = memory.device().as_ref();
+        let fb = Framebuffer::new(module, id, mode, memory, data)?;
+        let node = fb.node();
+        // SAFETY: `DevresLt` may keep `fb` until `parent` is unbound, past the borrow of
+        // `memory`. That is sound because a `Framebuffer` holds only what stays valid for the
+        // device's whole bound scope: an `fb_info` of its own and the `IoMemWc`, which owns its
+        // mapping and region request and borrows the bound device itself, `parent` (as the
+        // kernel crate's `pci::Bar::into_devres` argues for its `Bar`). The framebuffer is
+        // dropped at the latest by the devres release of `parent`'s unbinding, before the
+        // device is unbound. Nothing takes the `'static` device reference out of it: the
+        // `DevresLt` is never accessed, only dropped.
+        // If this fails, `fb` is dropped: revoked and unregistered at once.
+        let fb = unsafe { DevresLt::new(parent, fb) }?;
+        // INVARIANT: `node` was read from `fb`, registered.
+        Ok(Self { _fb: fb, node })
+    }
+
+    /// The framebuffer's minor number: it is `/dev/fb<node>`.
+    pub fn node(&self) -> i32 {
+        self.node
+    }
+}
+
+/// The framebuffer of a [`Registration`] is device-managed: this fails to
+/// compile once the registration holds it other than in a [`DevresLt`]
+/// (issue 24, item 4: revoked only in `Drop`, a forgotten registration left
+/// fbcon and user mappings on a BAR the driver no longer owned).
+fn _assert_registration_device_managed<T: Driver>(
+    r: &Registration<T>,
+) -> &DevresLt<Framebuffer<'static, T>> {
+    &r._fb
+}
+
+/// A registered framebuffer in the memory of an [`IoMemWc`]; dropping it
+/// revokes the device and unregisters the framebuffer. Private: drivers get
+/// it only inside the device-managed [`Registration`].
+///
+/// # Invariants
+///
+/// `info` is a registered `fb_info` allocated by [`Framebuffer::new`] whose `par` is an
+/// initialised `Par<T>` mapping `_memory` to user space; the framebuffer owns the reference
 /// `register_framebuffer()` took, and `screen_base` points into `_memory`.
-pub struct Registration<'a, T: Driver> {
+struct Framebuffer<'a, T: Driver> {
     info: NonNull<bindings::fb_info>,
     _memory: IoMemWc<'a>,
     _t: PhantomData<T>,
 }
 
-// SAFETY: The registration only holds a pointer to a registered `fb_info`, which the fbdev core
-// lets any thread unregister, and the `Send` mapping; `T` is `Send + Sync`.
-unsafe impl<T: Driver> Send for Registration<'_, T> {}
-// SAFETY: `&Registration` only reads the immutable `node`.
-unsafe impl<T: Driver> Sync for Registration<'_, T> {}
+impl<T: Driver> ForLt for Framebuffer<'static, T> {
+    type Of<'a> = Framebuffer<'a, T>;
+}
 
-impl<'a, T: Driver> Registration<'a, T> {
-    /// Allocates and registers a framebuffer of `mode` in `memory` for the bound
-    /// `parent`, named `id` (at most 15 bytes, `fix.id`). `module` owns the
-    /// `fb_ops` (`THIS_MODULE`), so it stays loaded while the device is open.
-    pub fn new(
-        parent: &Device<device::Bound>,
+// SAFETY: The framebuffer only holds a pointer to a registered `fb_info`, which the fbdev core
+// lets any thread unregister, and the `Send` mapping; `T` is `Send + Sync`.
+unsafe impl<T: Driver> Send for Framebuffer<'_, T> {}
+// SAFETY: `&Framebuffer` only reads the immutable `node`.
+unsafe impl<T: Driver> Sync for Framebuffer<'_, T> {}
+
+impl<'a, T: Driver> Framebuffer<'a, T> {
+    /// Allocates and registers a framebuffer of `mode` in `memory`, named
+    /// `id`, with the device whose BAR `memory` maps as its parent.
+    fn new(
         module: &ThisModule,
         id: &CStr,
         mode: Xrgb8888Mode,
@@ -349,10 +420,10 @@ impl<'a, T: Driver> Registration<'a, T> {
             .ok_or(EINVAL)?
             >> PAGE_SHIFT;
 
+        let parent = kx_device::as_raw(memory.device().as_ref());
         // SAFETY: `parent` is a valid device; `framebuffer_alloc()` returns an `fb_info`
         // with `size` zeroed private bytes at `par`, aligned to `sizeof(long)`.
-        let info =
-            unsafe { bindings::framebuffer_alloc(size_of::<Par<T>>(), kx_device::as_raw(parent)) };
+        let info = unsafe { bindings::framebuffer_alloc(size_of::<Par<T>>(), parent) };
         let info = NonNull::new(info).ok_or(ENOMEM)?;
         let raw = info.as_ptr();
         // SAFETY: `info` is a fresh allocation nobody else knows about yet.
@@ -430,7 +501,7 @@ impl<'a, T: Driver> Registration<'a, T> {
     }
 
     /// The framebuffer's minor number: it is `/dev/fb<node>`.
-    pub fn node(&self) -> i32 {
+    fn node(&self) -> i32 {
         // SAFETY: By the type invariant `info` is registered; `node` does not change while it is.
         unsafe { (*self.info.as_ptr()).node }
     }
@@ -465,8 +536,8 @@ impl<'a, T: Driver> Registration<'a, T> {
     ///
     /// # Safety
     ///
-    /// `info` is an `fb_info` allocated by [`Registration::new`] that is still live (the
-    /// caller holds a reference: an open file, a VMA of one, or the registration) for `'b`.
+    /// `info` is an `fb_info` allocated by [`Framebuffer::new`] that is still live (the
+    /// caller holds a reference: an open file, a VMA of one, or the framebuffer) for `'b`.
     unsafe fn par<'b>(info: *mut bindings::fb_info) -> &'b Par<T> {
         // SAFETY: Per the safety requirements `par` is an initialised `Par<T>` that lives for
         // `'b`; it is only mutated through its `UnsafeCell`s and atomics.
@@ -674,7 +745,7 @@ impl<'a, T: Driver> Registration<'a, T> {
     }
 }
 
-impl<T: Driver> Drop for Registration<'_, T> {
+impl<T: Driver> Drop for Framebuffer<'_, T> {
     fn drop(&mut self) {
         let info = self.info.as_ptr();
         // SAFETY: By the type invariant `info` is ours and registered: we hold a reference.

@@ -2,9 +2,12 @@
 
 //! Write-combined mappings of device memory (`ioremap_wc()`).
 
-use super::{bindings, pci_resources::RegionRequest};
+use super::{
+    bindings,
+    pci_resources::{is_memory_bar, RegionRequest},
+};
 use core::ptr::NonNull;
-use kernel::prelude::*;
+use kernel::{device::Bound, pci, prelude::*};
 
 /// A write-combined kernel mapping of the memory BAR whose region request it
 /// owns, unmapped when dropped (and then the region released).
@@ -13,12 +16,14 @@ use kernel::prelude::*;
 /// which is what a frame of pixels wants and what register I/O must not
 /// have.
 ///
-/// Made only by [`RegionRequest::map_wc`]: the mapping owns the request of
-/// the range it maps, so it can neither map memory its owner did not claim
-/// nor outlive the claim. The object hands out the mapping's address, never
-/// references to the memory behind it; whoever it gives the address to (the
-/// fbdev core, through [`super::fbdev::Registration`]) must be done with it
-/// before it is dropped.
+/// Made only by [`IoMemWc::new`] from a [`RegionRequest`]: the mapping owns
+/// the request of the range it maps, so it can neither map memory its owner
+/// did not claim nor outlive the claim. The object hands out the mapping's
+/// address, never references to the memory behind it; whoever it gives the
+/// address to (the fbdev core, through [`super::fbdev::Registration`]) must
+/// be done with it before it is dropped.
+///
+/// This module depends on `pci_resources`, never the other way round.
 ///
 /// # Invariants
 ///
@@ -28,7 +33,7 @@ pub struct IoMemWc<'a> {
     addr: NonNull<u8>,
     len: usize,
     phys: bindings::resource_size_t,
-    _region: RegionRequest<'a>,
+    region: RegionRequest<'a>,
 }
 
 // SAFETY: The object owns the mapping and the region request, which any thread may release;
@@ -38,21 +43,21 @@ unsafe impl Send for IoMemWc<'_> {}
 unsafe impl Sync for IoMemWc<'_> {}
 
 impl<'a> IoMemWc<'a> {
-    /// Maps `len` bytes of device memory at `phys` write-combined, keeping
-    /// `region` until the mapping is gone.
-    ///
-    /// # Safety
-    ///
-    /// `phys..phys + len` is the memory resource of the BAR `region` requested.
-    pub(super) unsafe fn new(
-        region: RegionRequest<'a>,
-        phys: bindings::resource_size_t,
-        len: usize,
-    ) -> Result<Self> {
+    /// Maps the whole BAR `region` requested, write-combined; the mapping
+    /// takes over the request and releases it after unmapping. `EINVAL` if
+    /// it is not a memory BAR (or an empty one).
+    pub fn new(region: RegionRequest<'a>) -> Result<Self> {
+        let pdev = region.device();
+        let bar = region.bar();
+        if !is_memory_bar(pdev, bar) {
+            return Err(EINVAL);
+        }
+        let phys = pdev.resource_start(bar)?;
+        let len = usize::try_from(pdev.resource_len(bar)?)?;
         if len == 0 {
             return Err(EINVAL);
         }
-        // SAFETY: Per the safety requirements the range is a memory BAR `region` owns, so
+        // SAFETY: `phys..phys + len` is the memory resource of the BAR `region` requested, so
         // nobody else maps it with other cache attributes under us; `ioremap_wc()` fails
         // (NULL) rather than map RAM.
         let addr = unsafe { bindings::kx_ioremap_wc(phys, len) };
@@ -62,8 +67,13 @@ impl<'a> IoMemWc<'a> {
             addr,
             len,
             phys,
-            _region: region,
+            region,
         })
+    }
+
+    /// The bound PCI device whose BAR this maps.
+    pub fn device(&self) -> &'a pci::Device<Bound> {
+        self.region.device()
     }
 
     /// The kernel virtual address of the mapping (an `__iomem` pointer to C).
@@ -90,7 +100,7 @@ impl<'a> IoMemWc<'a> {
 impl Drop for IoMemWc<'_> {
     fn drop(&mut self) {
         // SAFETY: By the type invariant `addr` is a live mapping, and this is the only place
-        // that unmaps it; `_region` is released only afterwards, when the fields are dropped.
+        // that unmaps it; `region` is released only afterwards, when the fields are dropped.
         unsafe { bindings::kx_iounmap(self.addr.as_ptr().cast()) };
     }
 }

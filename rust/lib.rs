@@ -49,6 +49,8 @@ pub mod sysfs;
 pub mod uaccess;
 #[cfg(kx_mdev)]
 pub mod vfio;
+#[cfg(kx_mdev)]
+pub mod vfio_ops;
 #[cfg(any(kx_mdev, kx_dma_buf))]
 pub mod vm_fault;
 #[cfg(any(kx_mdev, kx_fbdev))]

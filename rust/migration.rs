@@ -66,6 +66,10 @@ use kernel::{
 use refusal_log::{RefusalLog, RefusalRate};
 use stream::{Origin, Section, Writer};
 
+// What `Migrate` types return from `vfio::DeviceOps::MIGRATION` (`VfioOps::new` is below): it
+// lives in `vfio_ops`, which `vfio` uses too, so that `vfio` does not depend on this module.
+pub use super::vfio_ops::VfioOps;
+
 /// A migration state (`enum vfio_device_mig_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -359,59 +363,18 @@ impl<T: Migrate> Migration<T> {
     }
 }
 
-/// The C migration and logging tables of a [`Migrate`] type `T`, for
-/// [`vfio::DeviceOps::MIGRATION`].
-///
-/// Only [`VfioOps::new`] makes one, and its fields are private to this
-/// module (read by `vfio` through `pub(in crate::kernel_ext)` accessors): a
-/// driver can neither build nor change a `VfioOps<T>` holding another type's
-/// tables (`tools/testing/misuse/` checks that it does not compile).
-///
-/// # Invariants
-///
-/// The tables' callbacks treat their `vfio_device` as a `vfio::Device<T>`.
-pub struct VfioOps<T> {
-    flags: u32,
-    mig_ops: &'static bindings::vfio_migration_ops,
-    log_ops: &'static bindings::vfio_log_ops,
-    _t: PhantomData<T>,
-}
-
-impl<T> VfioOps<T> {
-    /// The `VFIO_MIGRATION_*` flags.
-    pub(in crate::kernel_ext) const fn flags(&self) -> u32 {
-        self.flags
-    }
-
-    /// The migration table, made for a `vfio::Device<T>`.
-    pub(in crate::kernel_ext) const fn mig_ops(&self) -> &'static bindings::vfio_migration_ops {
-        self.mig_ops
-    }
-
-    /// The DMA logging table, made for a `vfio::Device<T>`.
-    pub(in crate::kernel_ext) const fn log_ops(&self) -> &'static bindings::vfio_log_ops {
-        self.log_ops
-    }
-}
-
-impl<T> Clone for VfioOps<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for VfioOps<T> {}
-
 impl<T: Migrate> VfioOps<T> {
     /// The tables for devices of type `T`: `STOP_COPY | P2P | PRE_COPY`.
     pub const fn new() -> Self {
-        // INVARIANT: `Tables::<T>` casts to `vfio::Device<T>`.
-        Self {
-            flags: bindings::VFIO_MIGRATION_STOP_COPY
-                | bindings::VFIO_MIGRATION_P2P
-                | bindings::VFIO_MIGRATION_PRE_COPY,
-            mig_ops: Tables::<T>::MIG_OPS_REF,
-            log_ops: Tables::<T>::LOG_OPS_REF,
-            _t: PhantomData,
+        // SAFETY: The callbacks of `Tables::<T>` cast their `vfio_device` to `vfio::Device<T>`.
+        unsafe {
+            Self::from_tables(
+                bindings::VFIO_MIGRATION_STOP_COPY
+                    | bindings::VFIO_MIGRATION_P2P
+                    | bindings::VFIO_MIGRATION_PRE_COPY,
+                Tables::<T>::MIG_OPS_REF,
+                Tables::<T>::LOG_OPS_REF,
+            )
         }
     }
 }

@@ -2,9 +2,10 @@
 
 //! PCI resources the kernel crate's `pci` module does not wrap on their own:
 //! enabling memory decoding, and requesting a BAR region to map it in a way
-//! `pci::Bar` does not offer: write-combined ([`RegionRequest::map_wc`]).
+//! `pci::Bar` does not offer (write-combined: `super::iomem_wc`, which
+//! builds on this module; this module knows nothing of mappings).
 
-use super::{bindings, iomem_wc::IoMemWc};
+use super::bindings;
 use kernel::{device, error::to_result, pci, prelude::*, str::CStr};
 
 /// Returns the C `struct pci_dev` behind `pdev`.
@@ -89,18 +90,15 @@ impl<'a> RegionRequest<'a> {
         Ok(Self { pdev, bar })
     }
 
-    /// Maps the whole BAR write-combined; the mapping takes over the request
-    /// and releases it after unmapping. `EINVAL` if it is not a memory BAR.
-    pub fn map_wc(self) -> Result<IoMemWc<'a>> {
-        let bar = u32::try_from(self.bar)?;
-        if !is_memory_bar(self.pdev, bar) {
-            return Err(EINVAL);
-        }
-        let start = self.pdev.resource_start(bar)?;
-        let len = usize::try_from(self.pdev.resource_len(bar)?)?;
-        // SAFETY: `start..start + len` is the memory resource of BAR `bar`, which `self`
-        // requested and hands over to the mapping.
-        unsafe { IoMemWc::new(self, start, len) }
+    /// The bound device whose BAR this is.
+    pub fn device(&self) -> &'a pci::Device<device::Bound> {
+        self.pdev
+    }
+
+    /// The requested BAR's number.
+    pub fn bar(&self) -> u32 {
+        // CAST: `new` checked `bar < PCI_STD_NUM_BARS`, so it is not negative.
+        self.bar as u32
     }
 }
 

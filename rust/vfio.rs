@@ -17,7 +17,7 @@
 //! `remove`. Drivers see devices only in their callbacks.
 
 use super::{
-    bindings, device as kx_device, migration, page_ref::PageLock, uaccess::UserWriter,
+    bindings, device as kx_device, page_ref::PageLock, uaccess::UserWriter, vfio_ops::VfioOps,
     vma::NewMapping,
 };
 use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
@@ -138,10 +138,9 @@ impl_plain_uapi!(
 #[vtable]
 pub trait DeviceOps: Send + Sync + Sized + 'static {
     /// Live migration: the tables of a type implementing
-    /// [`migration::Migrate`] ([`migration::VfioOps::new`]), installed
-    /// before the device is registered; `None` for a device that does not
-    /// migrate.
-    const MIGRATION: Option<migration::VfioOps<Self>> = None;
+    /// `migration::Migrate` (`VfioOps::new()`), installed before the device
+    /// is registered; `None` for a device that does not migrate.
+    const MIGRATION: Option<VfioOps<Self>> = None;
 
     /// The first user opened the device.
     fn open(_dev: &Device<Self>) -> Result {

@@ -34,6 +34,8 @@ impl kernel::Module for Misuse {
     }
 }
 
+pub mod dma_buf;
+pub mod fbdev;
 pub mod mdev_registration;
 pub mod page_ref;
 pub mod uaccess;

@@ -4,7 +4,9 @@
 //! in it cast their `vfio_device` to a `vfio::Device<T>`, so a driver must
 //! not be able to put another type's tables into a `VfioOps<T>` (issue 24,
 //! item 2: the fields were `pub(crate)`, and the layer is a module of the
-//! driver's crate).
+//! driver's crate). The type lives in `rust/vfio_ops.rs` (which `vfio` and
+//! `migration` both use); `migration` re-exports it and builds it with the
+//! layer's `unsafe` `VfioOps::from_tables`.
 
 use crate::kernel_ext::migration::VfioOps;
 
@@ -38,4 +40,14 @@ pub fn build<A>(
         log_ops,
         _t: core::marker::PhantomData,
     }
+}
+
+/// Builds a `VfioOps<A>` from any tables through the layer's constructor.
+#[cfg(kx_misuse_vfio_ops_from_tables)]
+pub fn from_tables<A>(
+    mig_ops: &'static crate::kernel_ext::bindings::vfio_migration_ops,
+    log_ops: &'static crate::kernel_ext::bindings::vfio_log_ops,
+) -> VfioOps<A> {
+    // SAFETY: None: the function is private to the layer.
+    unsafe { VfioOps::from_tables(0, mig_ops, log_ops) } //~ ERROR E0624
 }
