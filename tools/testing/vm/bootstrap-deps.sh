@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install the host tools: Debian packages, bindgen (cargo), virtme-ng (pip).
-# Idempotent: each step is skipped when its tool is already there.
+# Install the host tools: Debian packages (cargo too, when there is none),
+# bindgen (cargo), virtme-ng (pip, in a venv under the cache: $MDEV_RS_VENV).
+# Nothing is pip-installed outside that venv (Debian's python3 forbids it,
+# PEP 668). Idempotent: each step is skipped when its tool is already there.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -9,10 +11,14 @@ SUDO=
 
 PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 llvm-19 lld-19
       busybox-static flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
-      gcc make python3-pip curl ca-certificates socat rsync
+      gcc make python3-venv curl ca-certificates socat rsync
       rust-web-clippy rustfmt-web
       python3-gi gir1.2-glib-2.0
       mdevctl libvirt-daemon libvirt-clients udev jq)
+# cargo (bindgen-cli, mdev-probe): the one on PATH (e.g. rustup's), else
+# Debian's cargo-web, rustc-web's own (only a Recommends of it, which
+# --no-install-recommends leaves out; it depends on the same rustc-web version).
+command -v cargo >/dev/null || PKGS+=(cargo-web)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -61,10 +67,36 @@ if ! "$BINDGEN" --version 2>/dev/null | grep -q '0\.72\.1'; then
 	cargo install --locked --quiet bindgen-cli@0.72.1
 fi
 
-if ! command -v vng >/dev/null; then
-	say "pip: installing virtme-ng"
-	python3 -m pip install --quiet virtme-ng==1.42 || python3 -m pip install --quiet virtme-ng
+# virtme-ng in its own venv, made by Debian's python3 (python3-venv above);
+# its commands are linked into $MDEV_RS_VENV/commands, which env.sh puts
+# first on PATH (vng runs virtme-run and the others from PATH).
+VNG_VERSION=1.42
+if ! "$MDEV_RS_VENV/commands/vng" --version >/dev/null 2>&1; then
+	mkdir -p "$(dirname "$MDEV_RS_VENV")"
+	exec {venv_lock}> "$(dirname "$MDEV_RS_VENV")/.venv.lock"
+	flock "$venv_lock"	# another checkout's bootstrap may be at it
+	if ! "$MDEV_RS_VENV/commands/vng" --version >/dev/null 2>&1; then
+		py=/usr/bin/python3
+		[ -x "$py" ] || py=$(command -v python3) || die "no python3"
+		if ! "$MDEV_RS_VENV/bin/python3" -c '' 2>/dev/null; then
+			say "venv: creating $MDEV_RS_VENV ($("$py" --version 2>&1))"
+			rm -rf "$MDEV_RS_VENV"
+			"$py" -m venv "$MDEV_RS_VENV" ||
+				{ rm -rf "$MDEV_RS_VENV"; die "$py -m venv $MDEV_RS_VENV failed (python3-venv?)"; }
+		fi
+		say "pip (venv $MDEV_RS_VENV): installing virtme-ng $VNG_VERSION"
+		"$MDEV_RS_VENV/bin/python3" -m pip install --quiet "virtme-ng==$VNG_VERSION" ||
+			"$MDEV_RS_VENV/bin/python3" -m pip install --quiet virtme-ng ||
+			die "pip could not install virtme-ng into $MDEV_RS_VENV"
+		rm -rf "$MDEV_RS_VENV/commands"; mkdir -p "$MDEV_RS_VENV/commands"
+		for c in "$MDEV_RS_VENV"/bin/vng* "$MDEV_RS_VENV"/bin/virtme-*; do
+			if [ -e "$c" ]; then ln -s "$c" "$MDEV_RS_VENV/commands/"; fi
+		done
+	fi
+	exec {venv_lock}>&-
 fi
-command -v vng >/dev/null || die "vng not on PATH after pip install"
+hash -r
+[ "$(command -v vng)" = "$MDEV_RS_VENV/commands/vng" ] ||
+	die "vng on PATH is $(command -v vng || echo none), not the venv's $MDEV_RS_VENV/commands/vng (see env.sh)"
 "$RUSTC" --version >/dev/null || die "no rustc at $RUSTC"
 say "host tools ready: $("$RUSTC" --version), $("$BINDGEN" --version 2>&1 | head -1), vng $(vng --version 2>&1 | head -1)"

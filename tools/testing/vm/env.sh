@@ -7,12 +7,13 @@ MDEV_RS_CACHE=${MDEV_RS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mdev-rs}
 export RUSTC=${RUSTC:-/usr/bin/rustc}
 export BINDGEN=${BINDGEN:-bindgen}
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
-export PATH="$HOME/.cargo/bin:$HOME/.local/bin:$PATH"
-# pip --user / pyenv shims: make sure vng is found wherever pip put it.
-if command -v python3 >/dev/null; then
-	PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$PATH"
-fi
-export PATH
+# virtme-ng lives in a venv of its own (bootstrap-deps.sh: Debian's python3
+# refuses pip installs outside a venv, PEP 668). Its commands (vng, and
+# virtme-run, virtme-configkernel, ..., which vng runs from PATH) are linked
+# into $MDEV_RS_VENV/commands, first on PATH; the venv's bin/ is not on PATH
+# (its python3 would shadow the one the harness's scripts run with).
+MDEV_RS_VENV=${MDEV_RS_VENV:-$MDEV_RS_CACHE/venv}
+export PATH="$MDEV_RS_VENV/commands:$HOME/.cargo/bin:$HOME/.local/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
