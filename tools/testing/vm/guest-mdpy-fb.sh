@@ -104,17 +104,98 @@ mdpy_fb_quit() { # SOCK PIDFILE
 	kill "$(cat "$2" 2>/dev/null)" 2>/dev/null
 }
 
+# The guest being live-migrated redraws the whole of its screens until
+# pre-copy has sent more than this many times its framebuffers (in
+# quarters: 10 = 2.5x): the initial data and more than one full state of
+# re-sends (before commit 96e1583, pre-copy stopped re-sending after one
+# state's worth, at about 2x).
+MDPY_FB_RESEND_QUARTERS=10
+# Seconds the guest may redraw for without pre-copy getting there (measured:
+# it gets there in under 10 s): the test then fails, the guest too slow or
+# pre-copy not sending again what the guest redraws.
+MDPY_FB_REDRAW_LIMIT=120
+
+# The framebuffers' total bytes of TYPES, from the types' descriptions.
+mdpy_fb_bytes() { # "TYPES"
+	local type fbs=0
+	for type in $1; do
+		fbs=$((fbs + $(sed -n 's/.*, \([0-9]*\)x\([0-9]*\) framebuffer/\1 \2/p' \
+			"/sys/class/mdev_bus/mdpy/mdev_supported_types/$type/description" |
+			{ read -r w h; echo $((w * h * 4)); })))
+	done
+	echo "$fbs"
+}
+
+# Watches the live migration from its source (QMP SOCK) while the guest
+# redraws (nested_migrate_watch_vfio, its answers in PROGRESS) and once the
+# device state sent passes WANT bytes, or after MDPY_FB_REDRAW_LIMIT
+# seconds, tells the guest to stop (a line on its ttyS1, CTL). Writes the
+# watch's verdict into VERDICT ("reached|short SECONDS BYTES", "ended STATUS
+# SECONDS BYTES": then the guest was not told).
+mdpy_fb_watch() { # SOCK CTL WANT PROGRESS VERDICT
+	local v what secs bytes
+	v=$(nested_migrate_watch_vfio "$1" "$3" "$MDPY_FB_REDRAW_LIMIT" "$4")
+	echo "${v:-none}" > "$5"
+	read -r what secs bytes <<< "$v"
+	case $what in
+	reached|short)
+		log "  $secs s into the migration: $bytes bytes of device state sent ($([ "$what" = short ] && echo "not ")more than $3); the guest stops redrawing"
+		mdpy_fb_ctl "$2" ;;
+	*) log "  migration watch: ${v:-no answer}" ;;
+	esac
+}
+
+# Waits up to TIMEOUT seconds for the fixed string LINE in the concatenation
+# of FILES (a migrated guest's console: the source's, then the destination's).
+mdpy_fb_wait_any() { # "FILES" LINE TIMEOUT
+	local t=0
+	# shellcheck disable=SC2086
+	while ! cat $1 2>/dev/null | tr -d '\r' | grep -qF "$2"; do
+		[ $t -ge "$3" ] && return 1
+		sleep 2; t=$((t + 2))
+	done
+}
+
+# The result line of the redrawing guest's pre-copy, from the VERDICT of
+# mdpy_fb_watch and the guest's console (SERIALS: the source's, then the
+# destination's). usage: mdpy_fb_redraw_result NAME VERDICT "SERIALS" FBS WANT QEMU_LOG
+mdpy_fb_redraw_result() {
+	local name=$1 v what secs bytes pre redrawn
+	v=$(cat "$2" 2>/dev/null)
+	read -r what secs bytes <<< "$v"
+	# shellcheck disable=SC2086
+	redrawn=$(cat $3 | tr -d '\r' | sed -n 's/^NESTED-REDRAWN //p' | paste -sd, - | sed 's/,/, /g')
+	case $what in
+	reached)
+		if pre=$(qemu_precopy_bytes "$6") && [ "$pre" -gt "$5" ]; then
+			result "ok - $name: pre-copy went on while the guest redrew its whole screens: $pre bytes of device state for $4 bytes of framebuffers ($(awk "BEGIN { printf \"%.2f\", $pre / $4 }")x; the guest was told to stop ${secs} s into the migration, at $bytes bytes, having redrawn ${redrawn:-nothing}), then the migration converged"
+		else
+			result "not ok - $name: pre-copy sent '${pre:-?}' bytes of device state by QEMU's trace, want more than $5 (query-migrate said $bytes; see $name-qemu-trace.log)"
+		fi ;;
+	short)
+		result "not ok - $name: in ${secs} s of pre-copy with the guest redrawing its whole screens, only $bytes bytes of device state sent, want more than $5 ($MDPY_FB_RESEND_QUARTERS/4 of the $4 bytes of framebuffers): the guest redrew too slowly (${redrawn:-no NESTED-REDRAWN line}), or pre-copy stopped sending what it redrew" ;;
+	ended)
+		result "not ok - $name: the migration ended ($secs) with $bytes bytes of device state sent, less than $5, the guest still redrawing" ;;
+	*)
+		result "not ok - $name: no answer from the migration's watch ('$v'; see $name-migration-progress.txt)" ;;
+	esac
+}
+
 # Live migration of the running nested guest (Rust host driver), after its
 # pattern is drawn: first to a QEMU whose vga and xga slots hold mdevs of
 # the other type, which must refuse the stream while the source keeps
 # running with its screens intact; then to a QEMU on mdevs of the right
-# types, whose screens must show the pattern. The guest then goes on, on the
+# types, while the guest redraws the whole of its three screens (the
+# pattern's own pixels) until pre-copy has sent more than 2.5x the
+# framebuffers (mdpy_fb_watch); the migration must then converge, and the
+# destination's screens show the pattern. The guest then goes on, on the
 # destination (it draws the console text and, reloaded, the pattern again).
-# Sets MIG_SOCK MIG_CTL MIG_SERIAL MIG_PIDF to the destination's, or leaves
-# them empty if the migration failed.
-mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
-	local name=$1 sock=$2 pidf=$3 dst=$4 dir=/tmp/mig-$1 type swapped
-	local vga xga hd
+# The source's guest is waiting at step "drawn" (CTL answers it, SERIAL is
+# its console). Sets MIG_SOCK MIG_CTL MIG_SERIAL MIG_PIDF to the
+# destination's, or leaves them empty if the migration failed.
+mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS" CTL SERIAL
+	local name=$1 sock=$2 pidf=$3 dst=$4 ctl=$5 serial=$6 dir=/tmp/mig-$1 type swapped
+	local vga xga hd fbs want wpid sc t0
 	read -r vga xga hd <<< "$dst"
 	MIG_SOCK="" MIG_CTL="" MIG_SERIAL="" MIG_PIDF=""
 	mkdir -p "$dir"
@@ -133,34 +214,60 @@ mdpy_fb_migrate() { # NAME SOCK PIDFILE "DST_UUIDS"
 	fi
 	mdpy_fb_quit "$dir/refused.sock" "$dir/refused.pid"
 
-	log "  live migration to mdevs of the same types"
+	fbs=$(mdpy_fb_bytes "$MDPY_FB_TYPES")
+	want=$((fbs * MDPY_FB_RESEND_QUARTERS / 4))
+	log "  live migration to mdevs of the same types, the guest redrawing its whole screens until pre-copy has sent $want bytes"
 	MIG_SERIAL=$OUT/$name-migrated-serial.log
 	mdpy_fb_qemu rust "$(mdpy_fb_devs "$dst" "$MDPY_FB_TYPES")" "$MIG_SERIAL" "$dir/dst-ctl.sock" "$dir/dst.sock" \
 		"$dir/dst.pid" "unix:$dir/mig.sock" 2> "$OUT/$name-mig-dst.err" ||
 		result "not ok - $name: the destination's QEMU did not start"
-	# A switchover threshold of 3.2 MB (32 MB/s x 100 ms): more than the
-	# registers and the redrawn squares, less than the 12.7 MB of framebuffers,
-	# so QEMU iterates pre-copy until only what changed is left.
-	if ! NESTED_MIG_PARAMS='{"avail-switchover-bandwidth":33554432,"downtime-limit":100}' \
-		nested_migrate_live "$name" "$sock" "$dir/dst.sock" "unix:$dir/mig.sock" "$OUT/$name-migration.json"; then
+	# The go-ahead after "drawn": the guest starts redrawing.
+	mdpy_fb_ctl "$ctl"
+	if ! mdpy_fb_wait "$serial" "$pidf" "NESTED-WAIT redrawing" 120; then
+		result "not ok - $name: the guest did not start redrawing (see $(basename "$serial"))"
 		mdpy_fb_quit "$dir/dst.sock" "$dir/dst.pid"
 		MIG_SERIAL=""
 		return
 	fi
+	rm -f "$dir/verdict" "$OUT/$name-migration-progress.txt"
+	mdpy_fb_watch "$sock" "$ctl" "$want" "$OUT/$name-migration-progress.txt" "$dir/verdict" &
+	wpid=$!
+	t0=$SECONDS
+	# A switchover threshold of 3.2 MB (32 MB/s x 100 ms): more than the
+	# registers and what is left once the guest stops, less than the 12.7
+	# MB of framebuffers. While the guest redraws, everything is changed
+	# again faster than QEMU sends it (the guest writes about 150 MB/s under
+	# nested TCG, QEMU sends about 10): QEMU cannot switch over and iterates
+	# pre-copy. Once the guest stops, pre-copy sends what it redrew last and
+	# the migration converges.
+	if ! NESTED_MIG_PARAMS='{"avail-switchover-bandwidth":33554432,"downtime-limit":100}' \
+		nested_migrate_live "$name" "$sock" "$dir/dst.sock" "unix:$dir/mig.sock" "$OUT/$name-migration.json"; then
+		kill "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null
+		cp "${pidf%.pid}-qemu.log" "$OUT/$name-qemu-trace.log" 2>/dev/null
+		mdpy_fb_redraw_result "$name" "$dir/verdict" "$serial" "$fbs" "$want" "${pidf%.pid}-qemu.log"
+		mdpy_fb_quit "$dir/dst.sock" "$dir/dst.pid"
+		MIG_SERIAL=""
+		return
+	fi
+	wait "$wpid"
+	log "  migration: $((SECONDS - t0)) s"
+	# The guest's stop may have been printed on either side of the switchover.
+	# If the watch did not tell it to stop, it still redraws: the
+	# destination tells it.
+	case $(cat "$dir/verdict" 2>/dev/null) in reached*|short*) ;; *) mdpy_fb_ctl "$dir/dst-ctl.sock" ;; esac
+	mdpy_fb_wait_any "$serial $MIG_SERIAL" "NESTED-WAIT redrawn" 120 ||
+		result "not ok - $name: the guest did not stop redrawing when told to (no NESTED-WAIT redrawn on its console)"
 	for type in $MDPY_FB_TYPES; do
 		mdpy_fb_dump "$dir/dst.sock" "$name-migrated-$type" pattern "$type"
 	done
-	# The guest redrew a 64x64 square on each screen all along: stop-copy
-	# (the downtime's data) holds what changed since pre-copy last sent it
-	# and the registers, not the framebuffers.
-	local fbs=0 sc
-	for type in $MDPY_FB_TYPES; do
-		fbs=$((fbs + $(cat /sys/class/mdev_bus/mdpy/mdev_supported_types/$type/description |
-			sed -n 's/.*, \([0-9]*\)x\([0-9]*\) framebuffer/\1 \2/p' | { read -r w h; echo $((w * h * 4)); })))
-	done
 	cp "${pidf%.pid}-qemu.log" "$OUT/$name-qemu-trace.log" 2>/dev/null
+	mdpy_fb_redraw_result "$name" "$dir/verdict" "$serial $MIG_SERIAL" "$fbs" "$want" "${pidf%.pid}-qemu.log"
+	# Once the guest stopped, pre-copy sent what it had redrawn: stop-copy
+	# (the downtime's data) holds the registers and what changed since, not
+	# the framebuffers.
 	if sc=$(qemu_stop_copy_bytes "${pidf%.pid}-qemu.log") && [ "$sc" -gt 0 ] && [ "$sc" -lt $((fbs / 8)) ]; then
-		result "ok - $name: stop-copy after pre-copy sent $sc bytes for $fbs bytes of framebuffers, the guest redrawing a 64x64 square on each ($(nested_migrate_summary "$(cat "$OUT/$name-migration.json")"))"
+		result "ok - $name: stop-copy after pre-copy sent $sc bytes for $fbs bytes of framebuffers, the guest having redrawn its whole screens until told to stop ($(nested_migrate_summary "$(cat "$OUT/$name-migration.json")"))"
 	else
 		result "not ok - $name: stop-copy after pre-copy sent '${sc:-?}' bytes, want under 1/8 of the $fbs bytes of framebuffers (see $name-qemu-trace.log)"
 	fi
@@ -221,7 +328,7 @@ mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
 		fi
 		if [ $migrate = 1 ] && [ "$step" = drawn ]; then
 			# The rest of the steps run on the destination.
-			mdpy_fb_migrate "$name" "$sock" "$pidf" "$dst"
+			mdpy_fb_migrate "$name" "$sock" "$pidf" "$dst" "$ctl" "$serial"
 			[ -n "$MIG_SOCK" ] || break
 			sock=$MIG_SOCK ctl=$MIG_CTL serial=$MIG_SERIAL pidf=$MIG_PIDF
 			serials="$serials $serial"

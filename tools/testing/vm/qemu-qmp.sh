@@ -141,3 +141,83 @@ nested_migrate_live() {
 		result "not ok - $1: migration completed, but the destination is '$status'"
 	fi
 }
+
+# Watches the migration about to start (or under way) on the QEMU of SOCK
+# until it has sent more than WANT bytes of device state (query-migrate's
+# vfio "transferred"): query-migrate twice a second, from one process, on a
+# connection of its own each time (the monitor serves one client at a time:
+# nested_migrate gets its turn), each answer appended to PROGRESS_LOG as
+# "+SECONDS STATUS vfio BYTES ram BYTES". The status of an earlier migration
+# does not count until this one has started. Prints, and succeeds with:
+# "reached SECONDS BYTES" (SECONDS since it was seen started); fails with
+# "short SECONDS BYTES" after LIMIT seconds, or "ended STATUS SECONDS BYTES"
+# if it ended first.
+nested_migrate_watch_vfio() { # SOCK WANT LIMIT PROGRESS_LOG
+	timeout $(($3 + 120)) python3 - "$@" <<'PY'
+import json, socket, sys, time
+path, want, limit, log = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+def query():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    try:
+        s.connect(path)
+        f = s.makefile("rw")
+        f.readline()  # greeting
+        for c in ({"execute": "qmp_capabilities"}, {"execute": "query-migrate"}):
+            f.write(json.dumps(c) + "\n"); f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "return" in r or "error" in r:
+                    break
+        return r.get("return", {})
+    finally:
+        s.close()
+t0 = time.monotonic()
+started = None
+with open(log, "a") as out:
+    while True:
+        t = time.monotonic()
+        try:
+            r = query()
+        except (OSError, ValueError):
+            r = {}
+        st = r.get("status", "?")
+        vfio = r.get("vfio", {}).get("transferred", 0)
+        out.write("+%.1fs %s vfio %d ram %d\n" % (t - t0, st, vfio, r.get("ram", {}).get("transferred", 0)))
+        out.flush()
+        if started is None and st in ("setup", "active", "device", "pre-switchover", "wait-unplug"):
+            started = t
+        since = t - (started or t0)
+        if started is not None and st in ("completed", "failed", "cancelled"):
+            print("ended %s %.0f %d" % (st, since, vfio)); sys.exit(1)
+        if started is not None and vfio > want:
+            print("reached %.0f %d" % (since, vfio)); sys.exit(0)
+        if t - t0 >= limit:
+            print("short %.0f %d" % (since, vfio)); sys.exit(1)
+        time.sleep(0.5)
+PY
+}
+
+# The bytes a source QEMU read from its VFIO devices in pre-copy in the last
+# migration it made, from its log of the vfio_save_* trace events (see
+# qemu_stop_copy_bytes): per device, the blocks between its last
+# vfio_save_setup and its vfio_save_complete_precopy_start. Prints the sum
+# over the devices; fails without a migration that reached stop-copy.
+qemu_precopy_bytes() { # LOG
+	python3 -c 'import re, sys
+last, cur = {}, {}
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"vfio_save_(\w+)\s+\((\S+)\)(?:\s+data_size (-?\d+))?", line)
+    if not m:
+        continue
+    ev, dev, n = m.groups()
+    if ev == "setup":
+        cur[dev] = 0
+    elif ev == "block" and dev in cur and n:
+        cur[dev] += max(int(n), 0)
+    elif ev == "complete_precopy_start" and dev in cur:
+        last[dev] = cur.pop(dev)
+if not last:
+    sys.exit(1)
+print(sum(last.values()))' "$1" 2>/dev/null
+}

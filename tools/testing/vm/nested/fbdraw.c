@@ -22,10 +22,12 @@
  * reaches the device (a write and a read raise SIGBUS) and that mmap() fails
  * with ENODEV, unmaps and closes.
  *
- * --redraw keeps redrawing a small region (a 64x64 square at the top left)
- * with the pattern's own pixels, 10 times a second, until it is killed: a
- * guest that keeps changing a little of its screen (what pre-copy migration
- * must send again), while every screendump still shows the pattern.
+ * --redraw keeps redrawing the whole screen with the pattern's own pixels,
+ * as fast as it can (row by row, from a copy of the pattern made once),
+ * until SIGTERM: a guest that keeps changing all of its screen while it is
+ * migrated (every page is what pre-copy must send again), while every
+ * screendump still shows the pattern. On SIGTERM it finishes the row it is
+ * writing and prints "fbdraw: redrew WxH N.NN times in S.S s".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -111,23 +114,41 @@ static int hold_across_unbind(const char *dev, int fd, uint8_t *fb, uint32_t len
 	return 0;
 }
 
-/* --redraw: see the top of the file. */
-static int redraw_forever(uint8_t *fb, uint32_t w, uint32_t h, uint32_t stride)
+static volatile sig_atomic_t redraw_stop;
+
+static void on_sigterm(int sig)
 {
-	const struct timespec frame = { .tv_nsec = 100 * 1000 * 1000 };
-	uint32_t side = 64 < w && 64 < h ? 64 : 1;
+	(void)sig;
+	redraw_stop = 1;
+}
 
-	printf("fbdraw: redrawing a %ux%u square\n", side, side);
-	fflush(stdout);
-	for (;;) {
-		for (uint32_t y = 0; y < side; y++) {
-			volatile uint32_t *row = (volatile uint32_t *)(fb + (uint64_t)y * stride);
+/* --redraw: see the top of the file. */
+static int redraw_until_sigterm(uint8_t *fb, uint32_t w, uint32_t h, uint32_t stride)
+{
+	struct sigaction sa = { .sa_handler = on_sigterm };
+	uint64_t rows = 0;
+	struct timespec t0, t1;
+	uint32_t *pat;
+	double secs;
 
-			for (uint32_t x = 0; x < side; x++)
-				row[x] = pattern_pixel(x, y, w, h);
-		}
-		nanosleep(&frame, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	pat = malloc((size_t)w * h * 4);
+	if (!pat) {
+		perror("fbdraw: malloc");
+		return 1;
 	}
+	pattern_draw((uint8_t *)pat, w, h, w * 4);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	printf("fbdraw: redrawing the whole %ux%u screen\n", w, h);
+	fflush(stdout);
+	while (!redraw_stop) {
+		memcpy(fb + (uint64_t)(rows % h) * stride, pat + (uint64_t)(rows % h) * w, (size_t)w * 4);
+		rows++;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("fbdraw: redrew %ux%u %.2f times in %.1f s\n", w, h, (double)rows / h, secs);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -158,7 +179,7 @@ int main(int argc, char **argv)
 	if (hold)
 		return hold_across_unbind(dev, fd, fb, fix.smem_len);
 	if (redraw)
-		return redraw_forever(fb, var.xres, var.yres, fix.line_length);
+		return redraw_until_sigterm(fb, var.xres, var.yres, fix.line_length);
 	pattern_draw(fb, var.xres, var.yres, fix.line_length);
 	msync(fb, fix.smem_len, MS_SYNC);
 	if (flush && ioctl(fd, FBIOPAN_DISPLAY, &var)) {
