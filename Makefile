@@ -17,6 +17,9 @@
 #   make bench           benchmark: C samples vs Rust modules, table in out/bench/
 #   make fuzz            long fuzz run (FUZZ_OPS, default 10^6) of Rust and C, out/fuzz/
 #   make kernel          fetch and build the test kernel (cached), print its path
+#   make debian-kernel   build the modules for Debian's own kernel (linux-image-7.3.x+deb13-amd64,
+#                        trixie-backports) into out/debian-modules: its Rust metadata reproduced
+#                        with Debian's rustc 1.85.1 in a trixie chroot (root: debootstrap; cached)
 #   make kernel-dir      print the cached test kernel's path (make KDIR=$(make -s kernel-dir))
 #   make clippy          build with CLIPPY=1 (warnings are errors; against KDIR, default: the test kernel)
 #   make rustfmtcheck    check formatting
@@ -68,7 +71,7 @@ fi; \
 	exit 1; }
 endef
 
-.PHONY: modules all install clean check check-static check-full demo bench fuzz kernel kernel-dir deps clippy rustfmt rustfmtcheck selftests help
+.PHONY: modules all install clean check check-static check-full demo bench fuzz kernel kernel-dir debian-kernel deps clippy rustfmt rustfmtcheck selftests help
 
 all: modules
 
@@ -104,6 +107,10 @@ kernel-dir:
 
 deps:
 	$(VM)/bootstrap-deps.sh
+
+debian-kernel:
+	@k=$$($(VM)/bootstrap-debian-kernel.sh --modules $(TOP)/out/debian-modules) && \
+	echo "Debian kernel build tree: $$k ($$(cat $$k/debian-krel)); modules: $(TOP)/out/debian-modules/{mdpy,mbochs,mdpy-fb}/*.ko"
 
 kernel: deps
 	@t=$$($(VM)/bootstrap-kernel.sh) && echo "test kernel: $$t (build against it: make KDIR=$$t)"
