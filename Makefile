@@ -18,7 +18,7 @@
 #   make fuzz            long fuzz run (FUZZ_OPS, default 10^6) of Rust and C, out/fuzz/
 #   make kernel          fetch and build the test kernel (cached), print its path
 #   make debian-kernel   build the modules for Debian's own kernel (linux-image-7.3.x+deb13-amd64,
-#                        trixie-backports) into out/debian-modules: its Rust metadata reproduced
+#                        trixie-backports) into out/debian/: its Rust metadata reproduced
 #                        with Debian's rustc 1.85.1 in a trixie chroot (root: debootstrap; cached)
 #   make kernel-dir      print the cached test kernel's path (make KDIR=$(make -s kernel-dir))
 #   make clippy          build with CLIPPY=1 (warnings are errors; against KDIR, default: the test kernel)
@@ -108,9 +108,13 @@ kernel-dir:
 deps:
 	$(VM)/bootstrap-deps.sh
 
+# The modules are built in a copy of the sources outside the tree (Kbuild's
+# clean of M=$(TOP) would delete them), then copied to out/debian/.
 debian-kernel:
-	@k=$$($(VM)/bootstrap-debian-kernel.sh --modules $(TOP)/out/debian-modules) && \
-	echo "Debian kernel build tree: $$k ($$(cat $$k/debian-krel)); modules: $(TOP)/out/debian-modules/{mdpy,mbochs,mdpy-fb}/*.ko"
+	@$(ENV) d=$$MDEV_RS_CACHE/debian-modules-$$(printf %s "$(TOP)" | sha256sum | cut -c1-12); \
+	k=$$($(VM)/bootstrap-debian-kernel.sh --modules $$d) && mkdir -p $(TOP)/out/debian && \
+	cp $$d/mdpy/mdpy.ko $$d/mbochs/mbochs.ko $$d/mdpy-fb/mdpy-fb.ko $(TOP)/out/debian/ && \
+	echo "Debian kernel build tree: $$k ($$(cat $$k/debian-krel)); modules: $(TOP)/out/debian/{mdpy,mbochs,mdpy-fb}.ko"
 
 kernel: deps
 	@t=$$($(VM)/bootstrap-kernel.sh) && echo "test kernel: $$t (build against it: make KDIR=$$t)"
