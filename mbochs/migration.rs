@@ -9,7 +9,12 @@
 //! |---------------------------|------------|------------------------------------------------|
 //! | [`SECTION_DISPI`] (0x100) | 0          | the 11 DISPI registers (u16 LE)                |
 //! | [`SECTION_EDID`] (0x101)  | 0          | `edid_size`, `link_state` (u32 LE), 1 KiB blob |
-//! | `SECTION_MEM_PAGE` (2)    | page index | one VRAM page; only the pages that exist       |
+//! | `SECTION_MEM_RUN` (3)     | first page | a run of VRAM pages; only the pages that exist |
+//!
+//! (A 1.x stream holds `SECTION_MEM_PAGE` (2) sections, one VRAM page each,
+//! instead of runs; the migration layer hands the pages of both to
+//! `Migrate::load_page`
+//! one by one.)
 //!
 //! VRAM pages are allocated on first touch; a page the source never touched
 //! is not sent, and after loading a destination page the stream does not

@@ -97,11 +97,6 @@ impl Vram {
         self.pages.lock().len()
     }
 
-    /// Number of pages allocated.
-    pub(crate) fn allocated_count(&self) -> usize {
-        self.pages.lock().iter().filter(|p| p.is_some()).count()
-    }
-
     /// Swaps the VRAM's pages with `pages` (as many), e.g. a migration's
     /// staged VRAM: O(1), no page is copied. The caller removes the old
     /// pages from user mappings.
@@ -155,8 +150,11 @@ impl TrackedMemory for Vram {
         Ok(self.pages.lock().get(index).ok_or(EINVAL)?.clone())
     }
 
-    fn existing_count(&self) -> usize {
-        self.allocated_count()
+    fn existing_from(&self, from: usize, f: &mut dyn FnMut(bool)) {
+        let pages = self.pages.lock();
+        for page in pages.get(from..).unwrap_or(&[]) {
+            f(page.is_some());
+        }
     }
 }
 

@@ -87,7 +87,10 @@ impl TrackedMemory for Framebuffer {
         self.buf.page(index).map(Some)
     }
 
-    fn existing_count(&self) -> usize {
-        self.dirty.len()
+    fn existing_from(&self, from: usize, f: &mut dyn FnMut(bool)) {
+        // Every page exists.
+        for _ in from..self.dirty.len() {
+            f(true);
+        }
     }
 }

@@ -9,7 +9,12 @@
 //! | section                  | key        | payload                                  |
 //! |--------------------------|------------|------------------------------------------|
 //! | [`SECTION_MODE`] (0x100) | 0          | format, width, height, stride (u32 LE)   |
-//! | `SECTION_MEM_PAGE` (2)   | page index | one framebuffer page, every page of BAR0 |
+//! | `SECTION_MEM_RUN` (3)    | first page | runs of framebuffer pages, all of BAR0   |
+//!
+//! (A 1.x stream holds `SECTION_MEM_PAGE` (2) sections, one page each,
+//! instead of runs; the migration layer hands the pages of both to
+//! `Migrate::load_page`
+//! one by one.)
 //!
 //! The mode is fixed by the mdev type, so a destination only checks it.
 //! Every page must come at least once; a destination keeps a staging copy

@@ -19,8 +19,8 @@
 //! and the others) gets VFIO live migration ([`super::migration`]): the
 //! stream holds the configuration space, saved and restored here, the
 //! driver's register sections, and its memory ([`DeviceOps::memory`]),
-//! which the migration layer sends page by page, and in pre-copy again page
-//! by page as user space changes it ([`super::write_tracking`]).
+//! which the migration layer sends in runs of pages, and in pre-copy again
+//! the pages user space changes ([`super::write_tracking`]).
 
 use super::{
     bindings,
@@ -240,8 +240,9 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Migration: the device memory, saved as [`stream::SECTION_MEM_PAGE`]
-    /// sections (key the page index) and tracked in pre-copy.
+    /// Migration: the device memory, saved as [`stream::SECTION_MEM_RUN`]
+    /// sections (runs of pages, key the first page's index) and tracked in
+    /// pre-copy.
     fn memory(&self) -> &dyn TrackedMemory {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -266,9 +267,10 @@ pub trait DeviceOps: Send + Sync + Sized + 'static {
     }
 
     /// Migration: copies `len` bytes of `data` to byte `offset` of memory
-    /// page `key` in `staged` (a [`stream::SECTION_MEM_PAGE`] section of one
-    /// page, whose bytes arrive in pieces); refuses a key past the memory
-    /// with [`stream::page_index`].
+    /// page `key` in `staged` (a page of a [`stream::SECTION_MEM_RUN`] or a
+    /// [`stream::SECTION_MEM_PAGE`] section, whose bytes arrive in pieces,
+    /// never past the page's end); refuses a key past the memory with
+    /// [`stream::page_index`].
     fn load_page(
         &self,
         _staged: &mut Self::Staged,

@@ -9,7 +9,7 @@
 //!
 //! A VFIO device data type implements [`Migrate`]: it saves its registers
 //! as [`stream`] sections and exposes its memory as a [`TrackedMemory`],
-//! which the stream carries page by page; on the destination it checks
+//! which the stream carries in runs of pages; on the destination it checks
 //! each section as it arrives into a staging copy, and takes the staging
 //! copy at the end (a step that cannot fail, so a stream is never half
 //! applied). It keeps a [`Migration`] (the state and the open data files)
@@ -152,16 +152,16 @@ pub trait Migrate: vfio::DeviceOps {
     /// space, registers) as sections to `w`.
     fn save_registers(dev: &vfio::Device<Self>, w: &mut Writer<'_>) -> Result;
 
-    /// The device's memory, sent page by page.
+    /// The device's memory, sent in runs of pages.
     fn memory(dev: &vfio::Device<Self>) -> &dyn TrackedMemory;
 
     /// A fresh staging copy, for a resuming session.
     fn load_begin(dev: &vfio::Device<Self>) -> Result<Self::Staged>;
 
     /// Checks `section` (framed already; not the end marker, nor a page
-    /// section of one page, see [`Migrate::load_page`]) and copies it into
-    /// `staged`; each refusal is said through `log`. Nothing of the
-    /// device's state changes.
+    /// section of one page nor a run of pages, see [`Migrate::load_page`])
+    /// and copies it into `staged`; each refusal is said through `log`.
+    /// Nothing of the device's state changes.
     fn load_section(
         dev: &vfio::Device<Self>,
         staged: &mut Self::Staged,
@@ -170,8 +170,9 @@ pub trait Migrate: vfio::DeviceOps {
     ) -> Result;
 
     /// Copies `len` bytes of `data` to byte `offset` of memory page `key` in
-    /// `staged` (a page section's bytes, as they arrive); refuses (through
-    /// `log`) a key past the device's memory.
+    /// `staged` (a page section's or a run's bytes, as they arrive, never
+    /// past the page's end); refuses (through `log`) a key past the
+    /// device's memory.
     fn load_page(
         dev: &vfio::Device<Self>,
         staged: &mut Self::Staged,

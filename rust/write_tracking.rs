@@ -95,13 +95,9 @@ impl DirtyPages {
         self.marks.get(index).is_some_and(|m| m.xchg(false, Full))
     }
 
-    /// Number of pages marked now below page `end`.
-    pub fn count_below(&self, end: usize) -> usize {
-        self.marks
-            .iter()
-            .take(end)
-            .filter(|m| m.load(Relaxed))
-            .count()
+    /// Whether page `index` is marked now.
+    pub fn is_marked(&self, index: usize) -> bool {
+        self.marks.get(index).is_some_and(|m| m.load(Relaxed))
     }
 
     /// The first marked page from `index` on.
@@ -142,6 +138,8 @@ pub trait TrackedMemory: Send + Sync {
     /// as zeros and is not saved.
     fn existing_page(&self, index: usize) -> Result<Option<PageRef>>;
 
-    /// Number of pages that exist now.
-    fn existing_count(&self) -> usize;
+    /// Calls `f` for each page from page `from` to the end of the memory,
+    /// in order, with whether it exists now (a consistent view, e.g. under
+    /// one lock; `f` must not call back into the memory).
+    fn existing_from(&self, from: usize, f: &mut dyn FnMut(bool));
 }

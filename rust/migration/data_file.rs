@@ -51,6 +51,10 @@ impl<T: Migrate> Sink for Staging<'_, T> {
     fn page(&mut self, key: u64, offset: usize, data: &mut UserSliceReader, len: usize) -> Result {
         T::load_page(self.dev, self.staged, key, offset, data, len, self.log)
     }
+
+    fn pages(&self) -> usize {
+        T::memory(self.dev).dirty_pages().len()
+    }
 }
 
 /// What the file's lock protects.

@@ -9,8 +9,11 @@
 //! device at once, which checks it and copies it to its staging copy, so
 //! a stream has no length limit: pre-copy may send a page any number of
 //! times, and each copy only overwrites the staged one. The bytes of a
-//! page section go from user space straight to the page's place in the
-//! staging copy ([`Sink::page`]): one copy per byte.
+//! page section, or of a run of pages (2.x), go from user space straight to
+//! their pages' places in the staging copy ([`Sink::page`]), page by page
+//! as they arrive: one copy per byte, whatever the `write()`s' sizes, and
+//! never a whole run held. A run's bounds are checked when its header is
+//! in, before any of its bytes.
 //!
 //! The first refusal ends the session: every later `write()` and
 //! `RESUMING -> STOP` fail with the same errno, and nothing more is logged.
@@ -18,8 +21,9 @@
 use super::{
     refusal_log::RefusalLog,
     stream::{
-        check_header, le_u16, le_u32, le_u64, Origin, Section, ERR_CORRUPT, ERR_TRUNCATED,
-        MAX_HEADER_LEN, MAX_SECTION_LEN, SECTION_END, SECTION_HEADER_LEN, SECTION_MEM_PAGE,
+        check_header, le_u16, le_u32, le_u64, Origin, Section, ERR_CORRUPT, ERR_INVALID,
+        ERR_TRUNCATED, MAX_HEADER_LEN, MAX_SECTION_LEN, SECTION_END, SECTION_HEADER_LEN,
+        SECTION_MEM_PAGE, SECTION_MEM_RUN,
     },
 };
 use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
@@ -31,9 +35,13 @@ pub(super) trait Sink {
     fn section(&mut self, section: &Section<'_>) -> Result;
 
     /// Copies `len` bytes of `data` to byte `offset` of page `key` (a page
-    /// section's key) in the staging copy, as the section's bytes arrive;
-    /// refuses a key past the device's memory.
+    /// section's key, or a page of a run) in the staging copy, as the
+    /// section's bytes arrive (never past the page's end); refuses a key
+    /// past the device's memory.
     fn page(&mut self, key: u64, offset: usize, data: &mut UserSliceReader, len: usize) -> Result;
+
+    /// The number of pages of the device's memory (a run must end inside).
+    fn pages(&self) -> usize;
 }
 
 /// The section whose header is in and whose payload is being received.
@@ -47,8 +55,9 @@ struct Current {
     have: usize,
     /// Byte offset of its header in the stream, for refusals.
     at: u64,
-    /// A page section, written straight into its place ([`Sink::page`]).
-    page: bool,
+    /// A page section or a run of pages, written straight into its
+    /// pages' places ([`Sink::page`]).
+    pages: bool,
 }
 
 /// A stream being received.
@@ -57,8 +66,8 @@ pub(super) struct Receiver {
     received: u64,
     /// The header while it is incomplete; freed once it is accepted.
     header: KVVec<u8>,
-    /// Whether the header was accepted.
-    header_done: bool,
+    /// The major version of the accepted header (0 before).
+    major: u16,
     /// The section header being received.
     sec_hdr: [u8; SECTION_HEADER_LEN],
     /// Bytes of `sec_hdr` received.
@@ -79,7 +88,7 @@ impl Receiver {
         Self {
             received: 0,
             header: KVVec::new(),
-            header_done: false,
+            major: 0,
             sec_hdr: [0; SECTION_HEADER_LEN],
             sec_hdr_have: 0,
             current: None,
@@ -119,9 +128,9 @@ impl Receiver {
         loop {
             if let Some(cur) = self.current.as_ref().filter(|c| c.have == c.len) {
                 let (id, flags, key, len, at) = (cur.id, cur.flags, cur.key, cur.len, cur.at);
-                let page = cur.page;
+                let pages = cur.pages;
                 self.current = None;
-                if page {
+                if pages {
                     // Already in its place.
                     continue;
                 }
@@ -151,12 +160,17 @@ impl Receiver {
                     format_args!("{} bytes after the end marker", data.len()),
                 ));
             }
-            if !self.header_done {
+            if self.major == 0 {
                 self.take_header(data, expect, log)?;
             } else if let Some(cur) = self.current.as_mut() {
-                let n = (cur.len - cur.have).min(data.len());
-                if cur.page {
-                    sink.page(cur.key, cur.have, data, n)?;
+                let mut n = (cur.len - cur.have).min(data.len());
+                if cur.pages {
+                    // Up to the end of the page: a run goes page by page.
+                    let (page, offset) = (cur.have / PAGE_SIZE, cur.have % PAGE_SIZE);
+                    n = n.min(PAGE_SIZE - offset);
+                    // CAST: `usize` to `u64` is lossless on every kernel target.
+                    let key = cur.key.checked_add(page as u64).ok_or(EINVAL)?;
+                    sink.page(key, offset, data, n)?;
                 } else {
                     match self.payload.get_mut(cur.have..cur.have + n) {
                         Some(out) if cur.len <= MAX_SECTION_LEN => data.read_slice(out)?,
@@ -167,7 +181,7 @@ impl Receiver {
                 cur.have += n;
                 self.add_received(n);
             } else {
-                self.take_section_header(data, log)?;
+                self.take_section_header(data, log, sink)?;
             }
         }
     }
@@ -195,8 +209,8 @@ impl Receiver {
         self.header.resize(have + n, 0, GFP_KERNEL_ACCOUNT)?;
         data.read_slice(self.header.get_mut(have..).ok_or(EINVAL)?)?;
         self.add_received(n);
-        if check_header(&self.header, expect, log)?.is_some() {
-            self.header_done = true;
+        if let Some((_, major)) = check_header(&self.header, expect, log)? {
+            self.major = major;
             self.header = KVVec::new();
         }
         Ok(())
@@ -204,7 +218,12 @@ impl Receiver {
 
     /// Takes section header bytes; a whole header starts a section, or ends
     /// the stream.
-    fn take_section_header(&mut self, data: &mut UserSliceReader, log: &RefusalLog<'_>) -> Result {
+    fn take_section_header(
+        &mut self,
+        data: &mut UserSliceReader,
+        log: &RefusalLog<'_>,
+        sink: &dyn Sink,
+    ) -> Result {
         let have = self.sec_hdr_have;
         let n = (SECTION_HEADER_LEN - have).min(data.len());
         data.read_slice(self.sec_hdr.get_mut(have..have + n).ok_or(EINVAL)?)?;
@@ -235,10 +254,15 @@ impl Receiver {
         }
         // CAST: `u32` to `usize` is lossless on every kernel target.
         let len = len as usize;
+        // A run (2.x; in 1.x it is an unknown section) is checked now, before its bytes.
+        let run = id == SECTION_MEM_RUN && self.major >= 2;
+        if run {
+            self.check_run(key, len, at, log, sink.pages())?;
+        }
         // A page section of the right length goes straight to its place; any other
         // length is kept and refused by the device's check.
-        let page = id == SECTION_MEM_PAGE && len == PAGE_SIZE;
-        if !page && len <= MAX_SECTION_LEN {
+        let pages = run || (id == SECTION_MEM_PAGE && len == PAGE_SIZE);
+        if !pages && len <= MAX_SECTION_LEN {
             self.payload.resize(len, 0, GFP_KERNEL_ACCOUNT)?;
         }
         self.current = Some(Current {
@@ -248,8 +272,45 @@ impl Receiver {
             len,
             have: 0,
             at,
-            page,
+            pages,
         });
+        Ok(())
+    }
+
+    /// Checks the header of a run of `len` bytes from page `key` (at byte
+    /// `at`): a whole number of pages, at least one, all inside the
+    /// memory's `pages`.
+    fn check_run(
+        &self,
+        key: u64,
+        len: usize,
+        at: u64,
+        log: &RefusalLog<'_>,
+        pages: usize,
+    ) -> Result {
+        if len == 0 || len % PAGE_SIZE != 0 {
+            return Err(log.refuse(
+                ERR_CORRUPT,
+                format_args!(
+                    "run at byte {} has {} bytes, not a whole number of {}-byte pages",
+                    at, len, PAGE_SIZE
+                ),
+            ));
+        }
+        let n = len / PAGE_SIZE;
+        // CAST: `usize` to `u64` is lossless on every kernel target.
+        let inside = key
+            .checked_add(n as u64)
+            .is_some_and(|end| end <= pages as u64);
+        if !inside {
+            return Err(log.refuse(
+                ERR_INVALID,
+                format_args!(
+                    "run of {} pages from page {} at byte {} past the {}-page memory",
+                    n, key, at, pages
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -267,7 +328,7 @@ impl Receiver {
     }
 
     fn check_complete(&self, log: &RefusalLog<'_>) -> Result {
-        if !self.header_done {
+        if self.major == 0 {
             return Err(match le_u32(&self.header, 12) {
                 Some(len) => log.refuse(
                     ERR_TRUNCATED,

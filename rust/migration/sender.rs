@@ -3,9 +3,9 @@
 //! The source's side of a stream: sections made at `read()` time.
 //!
 //! Nothing of the device's memory is copied ahead: a [`Sender`] keeps the
-//! sections made and not yet read (the header and registers, a page
-//! section's header), the page whose bytes follow that header (copied from
-//! the page straight to the reader's buffer: one copy per byte) and two
+//! sections made and not yet read (the header and registers, a run
+//! section's header), the pages whose bytes follow that header (copied from
+//! each page straight to the reader's buffer: one copy per byte) and two
 //! cursors over the memory's pages:
 //!
 //! - the *pass*, which sends every page that exists once, in order (the
@@ -14,47 +14,107 @@
 //! - the *scan*, which, once the pass is over, sends the pages marked
 //!   changed since they were sent ([`DirtyPages`]), going round the memory.
 //!
-//! Sending a page takes its mark first, then looks the page up and, in
-//! pre-copy, write-protects it before copying it, so a change after that
-//! marks it again (see [`super::super::write_tracking`]); a stopped device
-//! is not write-protected. So every byte changed is sent again, once per
-//! change noticed, and a page is counted once: as initial data while the
-//! pass has not reached it, as dirty data once it has.
+//! Both send runs of consecutive pages, one [`SECTION_MEM_RUN`] each: the
+//! pass a run of pages that exist, the scan a run of marked pages (from
+//! the first marked page before the one it found, so that a run is a whole
+//! group of marked pages). A run never crosses a multiple of [`RUN_PAGES`]
+//! pages, so the runs to send are a function of which pages exist or are
+//! marked, which is what makes the byte counts below exact.
+//!
+//! A run is decided before its header is made (the header says its
+//! length): for each of its pages, in order, the mark is taken first, then
+//! the page is looked up (a page that does not exist ends the run; its
+//! mark stays taken, as it reads as zeros) and, in pre-copy,
+//! write-protected; the run holds a reference on each page until its bytes
+//! are read, so exactly the pages announced are sent. A change after the
+//! write-protection marks the page again (see
+//! [`super::super::write_tracking`]); a stopped device is not
+//! write-protected. So every byte changed is sent again, once per change
+//! noticed, and a page is counted once: as initial data while the pass has
+//! not reached it, as dirty data once it has.
 
 use super::{
-    stream::{Writer, HEADER_LEN, SECTION_HEADER_LEN, SECTION_MEM_PAGE},
+    stream::{Writer, HEADER_LEN, RUN_PAGES, SECTION_HEADER_LEN, SECTION_MEM_RUN},
     Migrate,
 };
-use crate::kernel_ext::{page_ref::PageRef, uaccess::UserWriter, vfio, write_tracking::DirtyPages};
+use crate::kernel_ext::{
+    page_ref::PageRef,
+    uaccess::UserWriter,
+    vfio,
+    write_tracking::{DirtyPages, TrackedMemory},
+};
 use kernel::{page::PAGE_SIZE, prelude::*};
 
-/// The bytes of a memory page's section.
-pub(super) const PAGE_SECTION_LEN: usize = SECTION_HEADER_LEN + PAGE_SIZE;
+/// Counts the runs the sender makes of a sequence of pages, each present
+/// (exists, or is marked) or not, visited in order from some page on: a run
+/// is a group of consecutive present pages that does not cross a multiple
+/// of [`RUN_PAGES`].
+struct RunCount {
+    /// Pages present.
+    pages: usize,
+    /// Runs.
+    runs: usize,
+    /// Whether the page visited last was present.
+    last: bool,
+}
 
-/// A page whose section header is made and whose bytes are being read.
-struct PageInFlight {
-    page: PageRef,
-    /// Bytes of the page read.
-    sent: usize,
-    /// Where in `pending` its bytes go: after its header, before anything
-    /// made later.
-    at: usize,
+impl RunCount {
+    fn new() -> Self {
+        Self {
+            pages: 0,
+            runs: 0,
+            last: false,
+        }
+    }
+
+    /// Page `index`, present or not, follows the pages visited so far.
+    fn visit(&mut self, index: usize, present: bool) {
+        if present {
+            self.pages += 1;
+            if !self.last || index % RUN_PAGES == 0 {
+                self.runs += 1;
+            }
+        }
+        self.last = present;
+    }
+
+    /// The bytes of their sections.
+    fn bytes(&self) -> usize {
+        self.pages
+            .saturating_mul(PAGE_SIZE)
+            .saturating_add(self.runs.saturating_mul(SECTION_HEADER_LEN))
+    }
+}
+
+/// The bytes of the runs of the pages that exist from page `from` on.
+fn existing_bytes(mem: &dyn TrackedMemory, from: usize) -> usize {
+    let mut count = RunCount::new();
+    let mut index = from;
+    mem.existing_from(from, &mut |exists| {
+        count.visit(index, exists);
+        index += 1;
+    });
+    count.bytes()
 }
 
 /// What a saving session has sent and has left to send.
 pub(super) struct Sender {
-    /// Sections made and not all read yet (the bytes of a page excepted).
+    /// Sections made and not all read yet (the bytes of the run excepted).
     pending: KVVec<u8>,
     /// Bytes of `pending` read.
     pos: usize,
-    /// The page being read.
-    in_flight: Option<PageInFlight>,
-    /// Bytes not read yet (of `pending` and the page) that are initial data.
+    /// The pages of the run whose header is made and whose bytes are being
+    /// read (empty when there is none); room for [`RUN_PAGES`].
+    run: KVVec<PageRef>,
+    /// Bytes of the run read.
+    run_sent: usize,
+    /// Where in `pending` the run's bytes go: after its header, before
+    /// anything made later.
+    run_at: usize,
+    /// Bytes not read yet (of `pending` and the run) that are initial data.
     initial_unread: usize,
     /// The pass: the next page it looks at; `None` once it looked at all.
     pass: Option<usize>,
-    /// Pages the pass sent.
-    pass_sent: usize,
     /// Where the scan for changed pages goes on.
     scan: usize,
     /// Whether pages are write-protected as they are sent (pre-copy).
@@ -75,9 +135,10 @@ impl Sender {
             initial_unread: pending.len(),
             pending,
             pos: 0,
-            in_flight: None,
+            run: KVVec::with_capacity(RUN_PAGES, GFP_KERNEL_ACCOUNT)?,
+            run_sent: 0,
+            run_at: 0,
             pass: Some(0),
-            pass_sent: 0,
             scan: 0,
             protect: precopy,
             end_made: false,
@@ -96,16 +157,20 @@ impl Sender {
 
     /// Frees the bytes read, if that is all of them.
     fn drop_read(&mut self) {
-        if self.pos == self.pending.len() && self.in_flight.is_none() {
+        if self.pos == self.pending.len() && self.run.is_empty() {
             self.pending.clear();
             self.pos = 0;
         }
     }
 
+    /// The bytes of the run not read yet.
+    fn run_unread(&self) -> usize {
+        (self.run.len() * PAGE_SIZE).saturating_sub(self.run_sent)
+    }
+
     /// Bytes made and not read yet.
     fn unread(&self) -> usize {
-        let page = self.in_flight.as_ref().map_or(0, |f| PAGE_SIZE - f.sent);
-        (self.pending.len() - self.pos).saturating_add(page)
+        (self.pending.len() - self.pos).saturating_add(self.run_unread())
     }
 
     /// Copies the stream to `out` as far as it goes now: until `out` is
@@ -119,12 +184,16 @@ impl Sender {
     ) -> Result<usize> {
         let mut total = 0;
         while !out.is_empty() {
-            let page_next = self.in_flight.as_ref().is_some_and(|f| f.at == self.pos);
-            let res = if page_next {
-                // The page's bytes come right after its header.
-                self.send_page(out)
+            let run_next = !self.run.is_empty() && self.run_at == self.pos;
+            let res = if run_next {
+                // The run's bytes come right after its header.
+                self.send_run(out)
             } else {
-                let end = self.in_flight.as_ref().map_or(self.pending.len(), |f| f.at);
+                let end = if self.run.is_empty() {
+                    self.pending.len()
+                } else {
+                    self.run_at
+                };
                 if self.pos == end {
                     self.drop_read();
                     if !self.make_next(dev, stop_copy)? {
@@ -153,39 +222,51 @@ impl Sender {
         Ok(total)
     }
 
-    /// Copies what `out` takes of the page in flight, straight from the
+    /// Copies what `out` takes of the run's current page, straight from the
     /// page; the number of bytes.
-    fn send_page(&mut self, out: &mut UserWriter) -> Result<usize> {
-        let Some(f) = self.in_flight.as_mut() else {
+    fn send_run(&mut self, out: &mut UserWriter) -> Result<usize> {
+        let (index, offset) = (self.run_sent / PAGE_SIZE, self.run_sent % PAGE_SIZE);
+        let Some(page) = self.run.get(index) else {
             return Ok(0);
         };
-        let n = (PAGE_SIZE - f.sent).min(out.len());
-        f.page.copy_to_user(f.sent, n, out)?;
-        f.sent += n;
-        if f.sent == PAGE_SIZE {
-            self.in_flight = None;
+        let n = (PAGE_SIZE - offset).min(out.len());
+        page.copy_to_user(offset, n, out)?;
+        self.run_sent += n;
+        if self.run_unread() == 0 {
+            // Drops the page references.
+            self.run.clear();
+            self.run_sent = 0;
         }
         Ok(n)
     }
 
-    /// Makes the next section: a page of the pass, a changed page, or in
-    /// stop-copy the end marker. `false` if there is none now.
+    /// Makes the next section: a run of the pass, a run of changed pages,
+    /// or in stop-copy the end marker. `false` if there is none now.
     fn make_next<T: Migrate>(&mut self, dev: &vfio::Device<T>, stop_copy: bool) -> Result<bool> {
-        let pages = T::memory(dev).dirty_pages().len();
-        while let Some(index) = self.pass {
-            if index >= pages {
+        let log = T::memory(dev).dirty_pages();
+        let pages = log.len();
+        while let Some(first) = self.pass {
+            if first >= pages {
                 self.pass = None;
                 break;
             }
-            self.pass = Some(index + 1);
-            if self.make_page(dev, index)? {
-                self.pass_sent += 1;
-                self.initial_unread += PAGE_SECTION_LEN;
+            let next = self.make_run(dev, first, false)?;
+            self.pass = Some(next);
+            if !self.run.is_empty() {
+                self.initial_unread += SECTION_HEADER_LEN + self.run_unread();
                 return Ok(true);
             }
         }
-        while let Some(index) = self.next_marked(T::memory(dev).dirty_pages()) {
-            if self.make_page(dev, index)? {
+        while let Some(found) = self.next_marked(log) {
+            // From the first of the marked pages just before it, in its stretch of
+            // `RUN_PAGES`: a run is a whole group of marked pages.
+            let floor = found - found % RUN_PAGES;
+            let mut first = found;
+            while first > floor && log.is_marked(first - 1) {
+                first -= 1;
+            }
+            self.scan = self.make_run(dev, first, true)?;
+            if !self.run.is_empty() {
                 return Ok(true);
             }
         }
@@ -198,75 +279,114 @@ impl Sender {
     }
 
     /// The next marked page from the scan cursor on, going round once.
-    fn next_marked(&mut self, log: &DirtyPages) -> Option<usize> {
-        let index = log
-            .next_marked(self.scan)
-            .or_else(|| log.next_marked(0).filter(|&i| i < self.scan))?;
-        self.scan = index + 1;
-        Some(index)
+    fn next_marked(&self, log: &DirtyPages) -> Option<usize> {
+        log.next_marked(self.scan)
+            .or_else(|| log.next_marked(0).filter(|&i| i < self.scan))
     }
 
-    /// Makes page `index`'s section header, if the page exists, with the
-    /// page in flight after it; takes its mark. Only when nothing is in
-    /// flight.
-    fn make_page<T: Migrate>(&mut self, dev: &vfio::Device<T>, index: usize) -> Result<bool> {
+    /// Makes the run from page `first` (only when no run is in flight): its
+    /// pages up to the first that does not exist (the pass, `marked` false)
+    /// or is not marked (the scan), at most up to the next multiple of
+    /// [`RUN_PAGES`] or the end of memory; each page's mark taken before it
+    /// is looked up, then the run's header. The page after the run's pages
+    /// and the pages looked at; the run is empty if the first page does not
+    /// exist (or, scanning, is not marked).
+    fn make_run<T: Migrate>(
+        &mut self,
+        dev: &vfio::Device<T>,
+        first: usize,
+        marked: bool,
+    ) -> Result<usize> {
         let mem = T::memory(dev);
         let log = mem.dirty_pages();
-        let was_marked = log.take(index);
-        let res = (|| {
-            let Some(page) = mem.existing_page(index)? else {
+        let end = (first - first % RUN_PAGES)
+            .saturating_add(RUN_PAGES)
+            .min(log.len());
+        let mut index = first;
+        while index < end {
+            let was_marked = log.take(index);
+            if marked && !was_marked {
+                // Not changed: not part of the run (a page the run did not look at).
+                if index == first {
+                    index += 1;
+                }
+                break;
+            }
+            let page = match mem.existing_page(index) {
+                Ok(page) => page,
+                Err(e) => {
+                    if was_marked {
+                        // Not sent: still changed.
+                        log.mark(index);
+                    }
+                    if self.run.is_empty() {
+                        return Err(e);
+                    }
+                    // The pages so far go as a shorter run.
+                    break;
+                }
+            };
+            index += 1;
+            let Some(page) = page else {
                 // Never touched: reads as zeros, nothing to send. A first touch from now on
                 // marks it.
-                return Ok(false);
+                break;
             };
             if self.protect {
-                log.protect(&dev.user_mappings(), mem.file_pgoff() + index, &page);
+                log.protect(&dev.user_mappings(), mem.file_pgoff() + index - 1, &page);
             }
-            // CAST: `usize` to `u64` is lossless on every kernel target.
-            Writer::new(&mut self.pending).section_header(
-                SECTION_MEM_PAGE,
-                index as u64,
-                PAGE_SIZE,
-            )?;
-            self.in_flight = Some(PageInFlight {
-                page,
-                sent: 0,
-                at: self.pending.len(),
-            });
-            Ok(true)
-        })();
-        if res.is_err() && was_marked {
-            // Not sent: still changed.
-            log.mark(index);
+            // Within the capacity reserved: no allocation.
+            if let Err(e) = self.run.push(page, GFP_KERNEL_ACCOUNT) {
+                log.mark(index - 1);
+                if self.run.is_empty() {
+                    return Err(e.into());
+                }
+                index -= 1;
+                break;
+            }
         }
-        res
+        if !self.run.is_empty() {
+            let len = self.run.len() * PAGE_SIZE;
+            // CAST: `usize` to `u64` is lossless on every kernel target.
+            let header =
+                Writer::new(&mut self.pending).section_header(SECTION_MEM_RUN, first as u64, len);
+            if let Err(e) = header {
+                // Not sent: still changed.
+                for i in first..first + self.run.len() {
+                    log.mark(i);
+                }
+                self.run.clear();
+                return Err(e);
+            }
+            self.run_sent = 0;
+            self.run_at = self.pending.len();
+        }
+        Ok(index)
     }
 
     /// `VFIO_MIG_GET_PRECOPY_INFO`'s `initial_bytes`: what is left of the
-    /// header, registers and pass (the pages that exist and the pass has not
-    /// reached; an estimate while pages are first touched behind it).
+    /// header, registers and pass (the runs of the pages that exist and the
+    /// pass has not reached; an estimate while pages are first touched
+    /// behind it).
     pub(super) fn initial_bytes<T: Migrate>(&self, dev: &vfio::Device<T>) -> usize {
         let pass_left = match self.pass {
-            Some(_) => T::memory(dev)
-                .existing_count()
-                .saturating_sub(self.pass_sent),
+            Some(next) => existing_bytes(T::memory(dev), next),
             None => 0,
         };
-        self.initial_unread
-            .saturating_add(pass_left.saturating_mul(PAGE_SECTION_LEN))
+        self.initial_unread.saturating_add(pass_left)
     }
 
-    /// `VFIO_MIG_GET_PRECOPY_INFO`'s `dirty_bytes`: the changed page section
-    /// being read, and the pages marked behind the pass (all marked pages
-    /// once it is over), each once.
+    /// `VFIO_MIG_GET_PRECOPY_INFO`'s `dirty_bytes`: the changed pages' run
+    /// being read, and the runs of the pages marked behind the pass (all
+    /// marked pages once it is over), each page once.
     pub(super) fn dirty_bytes<T: Migrate>(&self, dev: &vfio::Device<T>) -> usize {
         let log = T::memory(dev).dirty_pages();
-        let marked = match self.pass {
-            Some(next) => log.count_below(next),
-            None => log.count_below(log.len()),
-        };
-        (self.unread() - self.initial_unread.min(self.unread()))
-            .saturating_add(marked.saturating_mul(PAGE_SECTION_LEN))
+        let below = self.pass.unwrap_or(log.len()).min(log.len());
+        let mut count = RunCount::new();
+        for index in 0..below {
+            count.visit(index, log.is_marked(index));
+        }
+        (self.unread() - self.initial_unread.min(self.unread())).saturating_add(count.bytes())
     }
 
     /// What a stop-copy would send now, after pre-copy: what is made and
@@ -281,12 +401,10 @@ impl Sender {
     }
 }
 
-/// The length of a whole stream of `dev` now: header, registers, the pages
-/// that exist, the end marker (a stop-copy from `STOP`).
+/// The length of a whole stream of `dev` now: header, registers, the runs
+/// of the pages that exist, the end marker (a stop-copy from `STOP`).
 pub(super) fn full_len<T: Migrate>(dev: &vfio::Device<T>) -> usize {
-    T::memory(dev)
-        .existing_count()
-        .saturating_mul(PAGE_SECTION_LEN)
+    existing_bytes(T::memory(dev), 0)
         .saturating_add(HEADER_LEN + SECTION_HEADER_LEN)
         .saturating_add(T::registers_len(dev))
 }

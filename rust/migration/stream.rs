@@ -5,7 +5,7 @@
 //! ```text
 //! header   magic "MDEVRSMG", major u16, minor u16, header_len u32,
 //!          driver [u8; 16], type [u8; 32] (NUL padded),
-//!          mem_size u64, page_size u32, flags u32        (80 bytes in 1.0)
+//!          mem_size u64, page_size u32, flags u32        (80 bytes in x.0)
 //! section  id u16, flags u16, len u32, key u64, then len payload bytes
 //! ...
 //! end      a section with id 0, flags 0, len 0, key 0; nothing after it
@@ -17,9 +17,16 @@
 //! lets pre-copy send a section and stop-copy send it again when it
 //! changed. A section flagged [`SECTION_OPTIONAL`] that the destination does
 //! not know (from a newer minor version) is skipped; an unknown section
-//! without that flag is refused. A stream of another major version is
-//! refused; a newer minor may have a longer header, whose extra bytes are
-//! skipped.
+//! without that flag is refused. A newer minor may have a longer header,
+//! whose extra bytes are skipped.
+//!
+//! Versions: 2.0 is written. It adds [`SECTION_MEM_RUN`], a run of
+//! consecutive memory pages under one section header, which the source
+//! sends instead of [`SECTION_MEM_PAGE`]s; a 1.x destination does not know
+//! it (a mandatory section), hence the new major. A destination reads
+//! majors [`OLDEST_MAJOR`] to [`MAJOR`]: a 1.x stream (page sections) is
+//! read as 1.0 defines it (a run section in it is an unknown section); any
+//! other major is refused with [`ERR_MAJOR`].
 //!
 //! [`Writer`] builds a stream; [`super::receiver::Receiver`] takes a received
 //! one apart as it arrives, with [`check_header`] and [`Section`]'s checks:
@@ -31,12 +38,16 @@ use kernel::prelude::*;
 
 /// The first bytes of every stream.
 pub const MAGIC: [u8; 8] = *b"MDEVRSMG";
-/// Format major version: a destination refuses any other.
-pub const MAJOR: u16 = 1;
+/// Format major version written; a destination reads it and the majors
+/// from [`OLDEST_MAJOR`] on, and refuses any other.
+pub const MAJOR: u16 = 2;
+/// The oldest major version a destination still reads (1.x: page sections
+/// only).
+pub const OLDEST_MAJOR: u16 = 1;
 /// Format minor version: newer minors only add optional sections or
 /// header fields.
 pub const MINOR: u16 = 0;
-/// Size of the 1.0 header.
+/// Size of the header of every x.0 version.
 pub const HEADER_LEN: usize = 80;
 /// Size of a section header.
 pub const SECTION_HEADER_LEN: usize = 16;
@@ -52,7 +63,20 @@ pub const SECTION_PCI_CONFIG: u16 = 1;
 /// Section id of one page of device memory (framebuffer, VRAM): key the
 /// page index, `PAGE_SIZE` bytes. Only pages that exist are sent; a
 /// destination page the stream does not hold reads as zeros after loading.
+/// Every version reads it; since 2.0 the source sends [`SECTION_MEM_RUN`]s.
 pub const SECTION_MEM_PAGE: u16 = 2;
+/// Section id of a run of consecutive pages of device memory (from 2.0):
+/// key the index of its first page, `n * PAGE_SIZE` bytes for its `n >= 1`
+/// pages, which must all be inside the memory. A destination refuses a
+/// length that is not a whole number of pages ([`ERR_CORRUPT`]) and a run
+/// past the end of memory ([`ERR_INVALID`]) as soon as its header is in,
+/// and copies the payload page by page as it arrives, never holding a
+/// whole run. The source sends at most [`RUN_PAGES`] pages per run.
+pub const SECTION_MEM_RUN: u16 = 3;
+/// The most pages a source puts in one run: a run never crosses a multiple
+/// of `RUN_PAGES` pages (1 MiB of 4 KiB pages), so its pages can be held
+/// while it is read. A destination takes any run inside the memory.
+pub const RUN_PAGES: usize = 256;
 /// First section id a driver may use for its own sections.
 pub const SECTION_DRIVER_FIRST: u16 = 0x100;
 
@@ -63,7 +87,7 @@ const TYPE_LEN: usize = 32;
 
 /// Errno of a stream with a bad magic.
 pub const ERR_MAGIC: Error = EINVAL;
-/// Errno of a stream of another major version.
+/// Errno of a stream of a major version the destination does not read.
 pub const ERR_MAJOR: Error = EPROTONOSUPPORT;
 /// Errno of a stream from another driver or mdev type.
 pub const ERR_FOREIGN: Error = EXDEV;
@@ -73,13 +97,14 @@ pub const ERR_SIZE: Error = ERANGE;
 /// before its end marker, or lacks a section the device needs.
 pub const ERR_TRUNCATED: Error = ENODATA;
 /// Errno of a corrupt stream: a section or header length that is wrong for
-/// what it holds, or bytes after the end marker.
+/// what it holds (a run that is not a whole number of pages), or bytes
+/// after the end marker.
 pub const ERR_CORRUPT: Error = EBADMSG;
 /// Errno of a stream with a mandatory section the device does not know.
 pub const ERR_UNKNOWN: Error = EPROTO;
 /// Errno of a stream whose contents are invalid for the device (a value out
-/// of range, a page past the end of memory, a read-only configuration byte
-/// that differs).
+/// of range, a page or a run of pages past the end of memory, a read-only
+/// configuration byte that differs).
 pub const ERR_INVALID: Error = EINVAL;
 /// The longest section payload a destination takes (a page, registers);
 /// a longer one is corrupt ([`ERR_CORRUPT`]) once it is all there.
@@ -318,7 +343,7 @@ pub(super) fn le_u64(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Checks the header at the start of `bytes` against `expect`: `Some` of
-/// its length and minor version, or `None` while `bytes` is too short to
+/// its length and major version, or `None` while `bytes` is too short to
 /// tell; each refusal is logged with its reason. A destination checks it as
 /// soon as it has it, so that a stream from another device fails while it
 /// is written (QEMU changes the device's state only when the destination VM
@@ -337,17 +362,20 @@ pub fn check_header(
     if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
         return Err(log.refuse(ERR_MAGIC, format_args!("bad magic")));
     }
-    if major != MAJOR {
+    if !(OLDEST_MAJOR..=MAJOR).contains(&major) {
         return Err(log.refuse(
             ERR_MAJOR,
-            format_args!("format {}.{}, this driver reads {}.x", major, minor, MAJOR),
+            format_args!(
+                "format {}.{}, this driver reads {}.x to {}.x",
+                major, minor, OLDEST_MAJOR, MAJOR
+            ),
         ));
     }
     // CAST: `u32` to `usize` is lossless on every kernel target.
     let header_len = header_len as usize;
-    // A newer minor may only grow the header; 1.0 has exactly 80 bytes.
+    // A newer minor may only grow the header; an x.0 header has exactly 80 bytes.
     if !(HEADER_LEN..=MAX_HEADER_LEN).contains(&header_len)
-        || (minor == MINOR && header_len != HEADER_LEN)
+        || (minor == 0 && header_len != HEADER_LEN)
     {
         return Err(log.refuse(
             ERR_CORRUPT,
@@ -389,5 +417,5 @@ pub fn check_header(
             ),
         ));
     }
-    Ok(Some((header_len, minor)))
+    Ok(Some((header_len, major)))
 }

@@ -19,6 +19,17 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: &str = "MDEVRSMG";
 pub const HEADER_LEN: usize = 80;
 
+/// The source majors a destination of major `dst` reads (its own, and for
+/// 2.x the 1.x streams it still reads; see `OLDEST_MAJOR` in
+/// rust/migration/stream.rs): 1.x reads 1.x, 2.x reads 1.x and 2.x. Of a
+/// major this tool does not know, only its own.
+pub fn reads_major(dst: u16, src: u16) -> bool {
+    match dst {
+        2 => src == 1 || src == 2,
+        _ => src == dst,
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Header {
     /// The first 8 bytes (printable) or their hex.
@@ -156,12 +167,17 @@ pub fn compat(src: &Report, dst: &Report) -> Verdict {
         errno.get_or_insert_with(|| e.to_string());
         v.reasons.push(why);
     };
-    if s.major != d.major {
+    if !reads_major(d.major, s.major) {
+        let reads = if d.major == 2 {
+            "1.x and 2.x"
+        } else {
+            "its own major"
+        };
         broken(
             "EPROTONOSUPPORT",
             format!(
-                "format {}.{}, the destination reads {}.x",
-                s.major, s.minor, d.major
+                "format {}.{}, the destination ({}.{}) reads {reads}",
+                s.major, s.minor, d.major, d.minor
             ),
         );
     }
@@ -194,15 +210,23 @@ pub fn compat(src: &Report, dst: &Report) -> Verdict {
         v.errno = Some(e);
     } else {
         v.verdict = "compatible".into();
-        if s.minor > d.minor {
+        if s.major < d.major {
+            v.reasons.push(format!(
+                "format {}.{} from an older major: the destination ({}.{}) still reads it",
+                s.major, s.minor, d.major, d.minor
+            ));
+        } else if s.minor > d.minor {
             v.reasons.push(format!(
                 "format {}.{} from a newer minor: the destination ({}.{}) skips its optional sections",
                 s.major, s.minor, d.major, d.minor
             ));
         }
         v.reasons.push(format!(
-            "same format major {}, driver {}, type {}, memory {} bytes",
+            "format {}.{} read by {}.{}, driver {}, type {}, memory {} bytes",
             s.major,
+            s.minor,
+            d.major,
+            d.minor,
             s.driver.unwrap_or_default(),
             s.type_name.unwrap_or_default(),
             s.mem_size.unwrap_or(0)
@@ -290,7 +314,25 @@ mod tests {
         assert_eq!(v.errno.as_deref(), Some("EXDEV"));
         let v = verdict(&xga, &header(1, 0, "mdpy", "mdpy-xga", 8 << 20));
         assert_eq!(v.errno.as_deref(), Some("ERANGE"));
+        // 1.x reads only 1.x: a 2.0 source (runs of pages) is refused.
         let v = verdict(&header(2, 0, "mdpy", "mdpy-xga", 4 << 20), &xga);
+        assert_eq!(v.errno.as_deref(), Some("EPROTONOSUPPORT"));
+        // 2.x reads 2.x and 1.x.
+        let xga2 = header(2, 0, "mdpy", "mdpy-xga", 4 << 20);
+        let v = verdict(&xga2, &xga2);
+        assert_eq!((v.verdict.as_str(), v.errno), ("compatible", None));
+        let v = verdict(&xga, &xga2);
+        assert_eq!((v.verdict.as_str(), v.errno), ("compatible", None));
+        assert!(v.reasons[0].contains("older major"), "{:?}", v.reasons);
+        let v = verdict(&header(2, 1, "mdpy", "mdpy-xga", 4 << 20), &xga2);
+        assert_eq!(v.verdict, "compatible");
+        // Other majors stay refused, in both directions.
+        let v = verdict(&header(3, 0, "mdpy", "mdpy-xga", 4 << 20), &xga2);
+        assert_eq!(v.errno.as_deref(), Some("EPROTONOSUPPORT"));
+        let v = verdict(&header(0, 0, "mdpy", "mdpy-xga", 4 << 20), &xga2);
+        assert_eq!(v.errno.as_deref(), Some("EPROTONOSUPPORT"));
+        // The version rule comes first, as in the kernel.
+        let v = verdict(&header(3, 0, "mdpy", "mdpy-hd", 4 << 20), &xga2);
         assert_eq!(v.errno.as_deref(), Some("EPROTONOSUPPORT"));
         // A newer minor is read by an older destination.
         let v = verdict(&header(1, 3, "mdpy", "mdpy-xga", 4 << 20), &xga);

@@ -311,8 +311,8 @@ probe_mdevctl() {
 	mdevctl start -u "$v" -p mdpy -t mdpy-xga 2>> "$PD/mdevctl.err"
 	mdevctl start -u "$w" -p mbochs -t mbochs-small 2>> "$PD/mdevctl.err"
 	mdevctl list -v --dumpjson > "$PD/mdevctl-list.json" 2>> "$PD/mdevctl.err"
-	for x in "$v mdpy-xga region no none stop-copy,p2p,pre-copy MDEVRSMG 1.0 mdpy/mdpy-xga" \
-		"$w mbochs-small dmabuf yes max 800x600 stop-copy,p2p,pre-copy MDEVRSMG 1.0 mbochs/mbochs-small"; do
+	for x in "$v mdpy-xga region no none stop-copy,p2p,pre-copy MDEVRSMG 2.0 mdpy/mdpy-xga" \
+		"$w mbochs-small dmabuf yes max 800x600 stop-copy,p2p,pre-copy MDEVRSMG 2.0 mbochs/mbochs-small"; do
 		set -- $x
 		local id=$1 t=$2 disp=$3 gl=$4
 		attrs=$(jq -c --arg u "$id" '[.. | objects | select(has($u)) | .[$u].attrs] | first | add' "$PD/mdevctl-list.json" 2>/dev/null)

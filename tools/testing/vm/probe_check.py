@@ -137,7 +137,7 @@ def check(path, impl, typ, source):
         eq("migration.stop_copy_size.state", get("migration", "stop_copy_size", "state"), "running")
         hd = get("migration", "stream", "header") or {}
         eq("stream.magic", hd.get("magic"), "MDEVRSMG")
-        eq("stream.major", hd.get("major"), 1)
+        eq("stream.major", hd.get("major"), 2)
         eq("stream.minor", hd.get("minor"), 0)
         eq("stream.header_len", hd.get("header_len"), 80)
         eq("stream.driver", hd.get("driver"), driver)

@@ -49,7 +49,10 @@
 #define SEC_LEN 16
 #define SEC_END 0
 #define SEC_CONFIG 1
-#define SEC_PAGE 2
+#define SEC_PAGE 2	/* format 1.x: one page */
+#define SEC_RUN 3	/* format 2.x: a run of pages, key the first */
+#define RUN_PAGES 256	/* the most pages per run a source sends (runs never cross a multiple) */
+#define MAJOR 2		/* the format version written */
 #define SEC_MDPY_MODE 0x100
 #define SEC_DISPI 0x100
 #define SEC_EDID 0x101
@@ -150,6 +153,61 @@ static int count_sections(const struct buf *s, uint16_t id)
 	for (int i = 0; section_at(s, i, &sec); i++)
 		n += sec.id == id;
 	return n;
+}
+
+/* Pages held by the page and run sections of s. */
+static long count_pages(const struct buf *s)
+{
+	struct section sec;
+	long n = 0;
+
+	for (int i = 0; section_at(s, i, &sec); i++)
+		n += sec.id == SEC_PAGE ? 1 : sec.id == SEC_RUN ? sec.len / PAGE : 0;
+	return n;
+}
+
+/* The first run section of s; false if none. */
+static bool first_run(const struct buf *s, struct section *out)
+{
+	for (int i = 0; section_at(s, i, out); i++)
+		if (out->id == SEC_RUN)
+			return true;
+	return false;
+}
+
+/* The runs a source sends for a memory of `pages` pages that all go. */
+static size_t full_runs(size_t pages)
+{
+	return (pages + RUN_PAGES - 1) / RUN_PAGES;
+}
+
+/*
+ * The format 1.0 copy of a 2.x stream s (as an older source writes it):
+ * major 1, each run of pages as page sections, one per page.
+ */
+static struct buf to_v1(const struct buf *s)
+{
+	struct buf out = {};
+	struct section sec;
+	uint8_t h[SEC_LEN];
+
+	buf_put(&out, s->p, le32(s->p + 12));
+	put16(out.p + 8, 1);
+	for (int i = 0; section_at(s, i, &sec); i++) {
+		if (sec.id != SEC_RUN) {
+			buf_put(&out, s->p + sec.at, SEC_LEN + sec.len);
+			continue;
+		}
+		for (uint32_t o = 0; o < sec.len; o += PAGE) {
+			memset(h, 0, sizeof(h));
+			put16(h, SEC_PAGE);
+			put32(h + 4, PAGE);
+			put64(h + 8, sec.key + o / PAGE);
+			buf_put(&out, h, SEC_LEN);
+			buf_put(&out, s->p + sec.at + SEC_LEN + o, PAGE);
+		}
+	}
+	return out;
 }
 
 /* A copy of s with `len` bytes at `at` replaced by `ins` (ins_len bytes). */
@@ -791,7 +849,7 @@ TEST_F(mig, stopcopy_data_fd)
 	EXPECT_EQ(size, (long)s.len);
 	/* the header */
 	EXPECT_EQ(0, memcmp(s.p, "MDEVRSMG", 8));
-	EXPECT_EQ(1, le16(s.p + 8));
+	EXPECT_EQ(MAJOR, le16(s.p + 8));
 	EXPECT_EQ(0, le16(s.p + 10));
 	EXPECT_EQ(HDR_LEN, le32(s.p + 12));
 	EXPECT_STREQ(is_mbochs() ? "mbochs" : "mdpy", (char *)s.p + 16);
@@ -802,7 +860,11 @@ TEST_F(mig, stopcopy_data_fd)
 	EXPECT_EQ(1, count_sections(&s, SEC_CONFIG));
 	EXPECT_EQ(0, le16(s.p + s.len - SEC_LEN));
 	/* mdpy: every page; mbochs: only the 65 written */
-	EXPECT_EQ(is_mbochs() ? 65 : (int)(self->src.memsize / PAGE), count_sections(&s, SEC_PAGE));
+	EXPECT_EQ(is_mbochs() ? 65 : (long)(self->src.memsize / PAGE), count_pages(&s));
+	/* in runs: mbochs' first 64 pages and the one far out; mdpy's by RUN_PAGES */
+	EXPECT_EQ(0, count_sections(&s, SEC_PAGE));
+	EXPECT_EQ(is_mbochs() ? 2 : (int)full_runs(self->src.memsize / PAGE),
+		  count_sections(&s, SEC_RUN));
 	close(dfd);
 	buf_free(&s);
 }
@@ -1116,14 +1178,19 @@ static void expect_refused(struct __test_metadata *_metadata, struct dev *dst, b
 
 TEST_F(mig, refused_streams)
 {
-	struct buf good = {}, bad;
-	struct section sec = {}, cfg = {}, page = {};
+	struct buf good = {}, v1, bad;
+	struct section sec = {}, cfg = {}, page = {}, run = {};
+	uint64_t pages = self->src.memsize / PAGE, n;
 	uint8_t b[64];
 
 	ASSERT_EQ(0, make_state(&self->src, 21));
 	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
 	ASSERT_TRUE(find_section(&good, SEC_CONFIG, 0, &cfg));
-	ASSERT_TRUE(find_section(&good, SEC_PAGE, 1, &page));
+	ASSERT_TRUE(first_run(&good, &run));
+	n = run.len / PAGE;
+	/* the pages' refusals of format 1.0, which a destination still reads */
+	v1 = to_v1(&good);
+	ASSERT_TRUE(find_section(&v1, SEC_PAGE, 1, &page));
 
 #define REFUSE(err, at, why, what) do { \
 		expect_refused(_metadata, &self->dst, variant->cdev, &bad, err, at, why, what); \
@@ -1133,9 +1200,12 @@ TEST_F(mig, refused_streams)
 	/* header */
 	bad = splice(&good, 0, 1, "X", 1);
 	REFUSE(-EINVAL, AT_WRITE, "bad magic", "bad magic");
-	put16(b, 2);
+	put16(b, MAJOR + 1);
 	bad = splice(&good, 8, 2, b, 2);
-	REFUSE(-EPROTONOSUPPORT, AT_WRITE, "format 2.0", "major 2");
+	REFUSE(-EPROTONOSUPPORT, AT_WRITE, "format 3.0", "major 3");
+	put16(b, 0);
+	bad = splice(&good, 8, 2, b, 2);
+	REFUSE(-EPROTONOSUPPORT, AT_WRITE, "format 0.0", "major 0");
 	bad = splice(&good, 16, 1, "x", 1);
 	REFUSE(-EXDEV, AT_WRITE, "saved from", "foreign driver");
 	bad = splice(&good, 32 + strlen(type_name()) - 1, 1, "X", 1);
@@ -1174,12 +1244,28 @@ TEST_F(mig, refused_streams)
 		       "config space of 255 bytes");
 	}
 	{
-		struct buf t = splice(&good, page.at + SEC_LEN, 1, NULL, 0);
+		struct buf t = splice(&v1, page.at + SEC_LEN, 1, NULL, 0);
 
 		put32(b, PAGE - 1);
 		bad = splice(&t, page.at + 4, 4, b, 4);
 		buf_free(&t);
-		REFUSE(-EBADMSG, AT_WRITE, "has 4095 bytes", "page of 4095 bytes");
+		REFUSE(-EBADMSG, AT_WRITE, "has 4095 bytes", "1.0: page of 4095 bytes");
+	}
+	{
+		struct buf t = splice(&good, run.at + SEC_LEN, 1, NULL, 0);
+
+		put32(b, run.len - 1);
+		bad = splice(&t, run.at + 4, 4, b, 4);
+		buf_free(&t);
+		REFUSE(-EBADMSG, AT_WRITE, "not a whole number", "run a byte short of its pages");
+	}
+	{
+		struct buf t = splice(&good, run.at + SEC_LEN, run.len, NULL, 0);
+
+		put32(b, 0);
+		bad = splice(&t, run.at + 4, 4, b, 4);
+		buf_free(&t);
+		REFUSE(-EBADMSG, AT_WRITE, "not a whole number", "run of no page");
 	}
 	bad = splice(&good, good.len, 0, "junk", 4);
 	REFUSE(-EBADMSG, AT_WRITE, "after the end marker", "bytes after the end marker");
@@ -1198,9 +1284,20 @@ TEST_F(mig, refused_streams)
 	put32(b + 4, 8);
 	bad = splice(&good, good.len - SEC_LEN, 0, b, SEC_LEN + 8);
 	REFUSE(-EPROTO, AT_WRITE, "unknown mandatory section", "unknown mandatory section");
-	put64(b, self->src.memsize / PAGE);
-	bad = splice(&good, page.at + 8, 8, b, 8);
-	REFUSE(-EINVAL, AT_WRITE, "past the", "page past the end of memory");
+	put64(b, pages);
+	bad = splice(&v1, page.at + 8, 8, b, 8);
+	REFUSE(-EINVAL, AT_WRITE, "past the", "1.0: page past the end of memory");
+	/* a run whose last page is one past the memory, or whose end overflows */
+	put64(b, pages - n + 1);
+	bad = splice(&good, run.at + 8, 8, b, 8);
+	REFUSE(-EINVAL, AT_WRITE, "past the", "run past the end of memory");
+	put64(b, UINT64_MAX);
+	bad = splice(&good, run.at + 8, 8, b, 8);
+	REFUSE(-EINVAL, AT_WRITE, "past the", "run from page 2^64-1");
+	/* format 1.0 has no runs: as a 1.0 destination, a mandatory section it does not know */
+	put16(b, SEC_RUN);
+	bad = splice(&v1, page.at, 2, b, 2);
+	REFUSE(-EPROTO, AT_WRITE, "unknown mandatory section", "1.0: a run section");
 	{
 		uint8_t v[2];
 
@@ -1221,9 +1318,19 @@ TEST_F(mig, refused_streams)
 		put32(b, le32(good.p + sec.at + SEC_LEN + 4) + 1);
 		bad = splice(&good, sec.at + SEC_LEN + 4, 4, b, 4);
 		REFUSE(-EINVAL, AT_WRITE, "another display mode", "another mode");
-		bad = splice(&good, page.at, SEC_LEN + PAGE, NULL, 0);
+		bad = splice(&v1, page.at, SEC_LEN + PAGE, NULL, 0);
 		REFUSE(-ENODATA, AT_EITHER, "framebuffer page 1 missing",
-		       "a framebuffer page missing");
+		       "1.0: a framebuffer page missing");
+		/* 2.0: the first run one page short (its last page missing) */
+		{
+			struct buf t = splice(&good, run.at + SEC_LEN + run.len - PAGE, PAGE, NULL,
+					      0);
+
+			put32(b, run.len - PAGE);
+			bad = splice(&t, run.at + 4, 4, b, 4);
+			buf_free(&t);
+			REFUSE(-ENODATA, AT_EITHER, "missing", "2.0: a framebuffer page missing");
+		}
 	}
 	/* after all that, the good stream loads */
 	ASSERT_EQ(0, reset(self->dst.fd));
@@ -1233,7 +1340,72 @@ TEST_F(mig, refused_streams)
 	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
 	expect_same_device(_metadata, &self->src, &self->dst);
 	buf_free(&good);
+	buf_free(&v1);
 #undef REFUSE
+}
+
+/*
+ * A 2.x destination still reads format 1.0 (one page section per page, as
+ * an older module's source writes it): it loads, byte for byte.
+ */
+TEST_F(mig, v1_stream_accepted)
+{
+	struct buf good = {}, v1;
+
+	ASSERT_EQ(0, make_state(&self->src, 27));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	v1 = to_v1(&good);
+	EXPECT_EQ(1, le16(v1.p + 8));
+	EXPECT_EQ(0, count_sections(&v1, SEC_RUN));
+	EXPECT_EQ(count_pages(&good), count_sections(&v1, SEC_PAGE));
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	EXPECT_EQ(0, load(&self->dst, &v1));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&v1);
+	buf_free(&good);
+}
+
+/*
+ * Runs of pages taken apart by write()s of odd sizes: headers and pages
+ * split anywhere, a run across any number of write()s. It loads, byte for
+ * byte.
+ */
+TEST_F(mig, runs_straddle_writes)
+{
+	static const size_t sizes[] = { 1, 15, 4097, 3, 8191, 17, 12289, 4095, 100003 };
+	struct buf good = {};
+	struct section run;
+	size_t at = 0;
+	int dfd, i = 0, ret = 0;
+
+	ASSERT_EQ(0, make_state(&self->src, 29));
+	ASSERT_EQ(0, save_stopcopy(&self->src, &good));
+	ASSERT_TRUE(first_run(&good, &run));
+	EXPECT_LE(64 * PAGE, run.len) TH_LOG("the first run has %u bytes", run.len);
+	ASSERT_EQ(-1, set_state(self->dst.fd, STOP));
+	dfd = set_state(self->dst.fd, RESUMING);
+	ASSERT_LE(0, dfd);
+	while (at < good.len && !ret) {
+		size_t len = sizes[i++ % (sizeof(sizes) / sizeof(sizes[0]))];
+		ssize_t w;
+
+		if (len > good.len - at)
+			len = good.len - at;
+		w = write(dfd, good.p + at, len);
+		if (w <= 0)
+			ret = w < 0 ? -errno : -EIO;
+		else
+			at += w;
+	}
+	close(dfd);
+	EXPECT_EQ(0, ret) TH_LOG("write() at byte %zu: %s", at, strerror(-ret));
+	EXPECT_EQ(-1, set_state(self->dst.fd, STOP));
+	EXPECT_EQ(-1, set_state(self->dst.fd, RUNNING));
+	EXPECT_EQ(-1, set_state(self->src.fd, RUNNING));
+	expect_same_device(_metadata, &self->src, &self->dst);
+	buf_free(&good);
 }
 
 /* Fills len bytes (whole words) with words made of `seed` and their offset `at` on. */
@@ -1486,7 +1658,7 @@ TEST_F_TIMEOUT(mig, bad_write_flood_log_bounded, 120)
 /* ---- pre-copy sends only what changed --------------------------------------------------- */
 
 /* The bytes of one page in a stream: its section header and the page. */
-#define PAGE_SEC (SEC_LEN + PAGE)
+#define PAGE_SEC (SEC_LEN + PAGE)	/* a run of one page: spread pages are never adjacent */
 #define MAX_DIRTY 64
 
 /* How the tests change the source's memory while pre-copy runs. */
@@ -1533,6 +1705,7 @@ static int change_page(struct dev *d, uint8_t *const map[2], enum dirty_path pat
 struct tally {
 	bool framed;		/* whole sections up to the end of the buffer */
 	int pages, config, regs, end, other;
+	int runs;		/* run sections (each holds one or more of the pages) */
 	bool end_last;		/* the end marker is the last section */
 	int stray_keys;		/* pages whose key is none of idx[] (or past the memory) */
 	int hits[MAX_DIRTY];	/* page sections with key idx[i] */
@@ -1564,18 +1737,23 @@ static struct tally tally_sections(const struct buf *s, size_t from, const size_
 		len = le32(s->p + at + 4);
 		key = le64(s->p + at + 8);
 		t.end_last = false;
-		if (id == SEC_PAGE) {
-			for (int i = 0; idx && i < k; i++)
-				if (idx[i] == key) {
-					t.hits[i]++;
-					known = true;
-				}
-			if (!idx)
-				known = key < pages;
-			t.stray_keys += !known;
-			t.pages++;
-			if (len != PAGE)
+		if (id == SEC_RUN) {
+			/* a whole number of pages, at least one; each page counts */
+			if (!len || len % PAGE)
 				t.framed = false;
+			t.runs++;
+			for (uint64_t p = key; p < key + len / PAGE; p++) {
+				known = false;
+				for (int i = 0; idx && i < k; i++)
+					if (idx[i] == p) {
+						t.hits[i]++;
+						known = true;
+					}
+				if (!idx)
+					known = p < pages;
+				t.stray_keys += !known;
+				t.pages++;
+			}
 		} else {
 			t.config += id == SEC_CONFIG;
 			t.regs += id == SEC_MDPY_MODE || (is_mbochs() && id == SEC_EDID);
@@ -1945,7 +2123,7 @@ static int rewrite_memory(struct dev *d, uint8_t *map, enum dirty_path path, uin
 	return err;
 }
 
-/* How many distinct pages the page sections of s hold; -1 for a key past `pages`. */
+/* How many distinct pages the run sections of s hold; -1 for a page past `pages`. */
 static long distinct_pages(const struct buf *s, size_t pages)
 {
 	uint8_t *seen = calloc(pages, 1);
@@ -1954,16 +2132,20 @@ static long distinct_pages(const struct buf *s, size_t pages)
 	if (!seen)
 		return -1;
 	for (size_t at = 0; at + SEC_LEN <= s->len; at += SEC_LEN + le32(s->p + at + 4)) {
-		uint64_t key = le64(s->p + at + 8);
+		uint64_t key = le64(s->p + at + 8), len = le32(s->p + at + 4);
 
-		if (le16(s->p + at) != SEC_PAGE)
+		if (le16(s->p + at) != SEC_RUN)
 			continue;
-		if (key >= pages) {
-			n = -1;
-			break;
+		for (uint64_t p = key; p < key + len / PAGE && n >= 0; p++) {
+			if (p >= pages) {
+				n = -1;
+				break;
+			}
+			n += !seen[p];
+			seen[p] = 1;
 		}
-		n += !seen[key];
-		seen[key] = 1;
+		if (n < 0)
+			break;
 	}
 	free(seen);
 	return n;
@@ -1983,7 +2165,9 @@ static long distinct_pages(const struct buf *s, size_t pages)
 static void precopy_rewrites(struct __test_metadata *_metadata, struct dev *src, struct dev *dst,
 			     enum dirty_path path)
 {
-	size_t pages = src->memsize / PAGE, round_len = pages * PAGE_SEC, sent;
+	size_t pages = src->memsize / PAGE, sent;
+	/* every page, in runs of RUN_PAGES (the last may be shorter) */
+	size_t runs = full_runs(pages), round_len = pages * PAGE + runs * SEC_LEN;
 	int fd = src->fd, dfd, ddfd, end;
 	struct vfio_precopy_info info;
 	struct buf chunk = {};
@@ -2023,6 +2207,9 @@ static void precopy_rewrites(struct __test_metadata *_metadata, struct dev *src,
 		t = tally_sections(&chunk, 0, NULL, 0, pages);
 		EXPECT_TRUE(t.framed);
 		EXPECT_EQ(pages, t.pages) TH_LOG("round %d", round);
+		/* coalesced: one section per run of RUN_PAGES, not per page */
+		EXPECT_EQ((int)runs, t.runs) TH_LOG("round %d: %zu pages", round, pages);
+		EXPECT_GE(pages / 16, (size_t)t.runs) TH_LOG("round %d", round);
 		EXPECT_EQ(0, t.stray_keys);
 		EXPECT_EQ(0, t.config + t.regs + t.end + t.other);
 		EXPECT_EQ((long)pages, distinct_pages(&chunk, pages)) TH_LOG("round %d", round);
