@@ -8,6 +8,8 @@ use std::io;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Bad command line: no arguments, an unknown option, a missing one.
+    Usage,
     /// Anything else (an unexpected ioctl failure, I/O error).
     Other,
     /// No such mdev: unknown UUID, a path that does not exist.
@@ -31,6 +33,7 @@ pub enum Kind {
 impl Kind {
     pub fn exit_code(self) -> i32 {
         match self {
+            Kind::Usage => 2,
             Kind::Other => 1,
             Kind::NoDevice => 3,
             Kind::NotMdev => 4,
@@ -40,6 +43,22 @@ impl Kind {
             Kind::CreateFailed => 8,
             Kind::BadReport => 12,
             Kind::Interrupted(sig) => 128 + sig,
+        }
+    }
+
+    /// Its name in a `--json` error object.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Usage => "usage",
+            Kind::Other => "other",
+            Kind::NoDevice => "no-device",
+            Kind::NotMdev => "not-mdev",
+            Kind::Busy => "busy",
+            Kind::Permission => "permission",
+            Kind::NoType => "no-type",
+            Kind::CreateFailed => "create-failed",
+            Kind::BadReport => "bad-report",
+            Kind::Interrupted(_) => "interrupted",
         }
     }
 }
@@ -54,11 +73,39 @@ pub const EXIT_UNDECIDED: i32 = 11;
 pub struct Fail {
     pub kind: Kind,
     pub msg: String,
+    /// The OS error behind it, if one is.
+    pub errno: Option<i32>,
 }
 
 impl Fail {
     pub fn new(kind: Kind, msg: String) -> Self {
-        Fail { kind, msg }
+        Fail {
+            kind,
+            msg,
+            errno: None,
+        }
+    }
+
+    /// `kind` as it is, with the errno of `e` (if it has one) kept.
+    pub fn with_errno(kind: Kind, msg: String, e: &io::Error) -> Self {
+        Fail {
+            errno: e.raw_os_error(),
+            ..Fail::new(kind, msg)
+        }
+    }
+
+    /// The error as the JSON object `--json` prints: `error` (the
+    /// message), `kind`, `exit_status`, and `errno` / `errno_name` (null
+    /// without an OS error).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "schema": crate::report::SCHEMA,
+            "error": self.msg,
+            "kind": self.kind.name(),
+            "exit_status": self.kind.exit_code(),
+            "errno": self.errno,
+            "errno_name": self.errno.map(crate::uapi::errno_name_of),
+        })
     }
 
     /// `what`: an I/O error; EBUSY and EACCES/EPERM get their own kinds.
@@ -77,7 +124,7 @@ impl Fail {
             }
             _ => "",
         };
-        Fail::new(kind, format!("{what}: {e}{hint}"))
+        Fail::with_errno(kind, format!("{what}: {e}{hint}"), e)
     }
 }
 

@@ -9,7 +9,42 @@ use crate::uapi::{self, vb};
 use crate::vfio::Device;
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "mdev-probe/1";
+/// The report's schema, `mdev-probe/MAJOR.MINOR`. A new minor only adds
+/// fields (a reader of an older minor ignores them; this tool reads a
+/// report of an older minor, whose missing fields are null); anything else
+/// (a field removed, renamed or given another meaning) is a new major,
+/// which `compat` refuses. History: `mdev-probe/1` (read as 1.0), 1.1
+/// (`migration.state_after`; the stream is read only with `--stream`).
+pub const SCHEMA: &str = "mdev-probe/1.1";
+pub const SCHEMA_MAJOR: u32 = 1;
+
+/// The (major, minor) of a `schema` string: `mdev-probe/1` is 1.0.
+pub fn schema_version(schema: &str) -> Option<(u32, u32)> {
+    let v = schema.strip_prefix("mdev-probe/")?;
+    let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
+    let num = |s: &str| {
+        if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    Some((num(major)?, num(minor)?))
+}
+
+/// Whether this tool reads a report of `schema`: `Err` says why not.
+pub fn schema_readable(schema: &str) -> Result<(u32, u32), String> {
+    match schema_version(schema) {
+        None => Err(format!(
+            "schema '{schema}' is not an mdev-probe schema (mdev-probe/MAJOR.MINOR)"
+        )),
+        Some((SCHEMA_MAJOR, minor)) => Ok((SCHEMA_MAJOR, minor)),
+        Some((major, minor)) => Err(format!(
+            "schema mdev-probe/{major}.{minor}: this tool ({}) reads mdev-probe/{SCHEMA_MAJOR}.x reports only (another major changes what fields mean): use an mdev-probe that reads {major}.x, or probe again with this one",
+            env!("CARGO_PKG_VERSION")
+        )),
+    }
+}
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Report {
@@ -125,7 +160,12 @@ pub struct Migration {
     pub probe: String,
     pub flags: u64,
     pub flags_decoded: Vec<String>,
+    /// The state when the probe began (`MIG_DEVICE_STATE`).
     pub state: Option<String>,
+    /// The state when the probe ended, the device still open (1.1; null
+    /// in 1.0 reports). Without `--stream` nothing changes it.
+    #[serde(default)]
+    pub state_after: Option<String>,
     pub stop_copy_size: StopCopySize,
     /// VFIO_DEVICE_FEATURE(PROBE|SET, DMA_LOGGING_START): "ok" or the
     /// errno. With it QEMU's enable-migration=auto accepts the device
@@ -145,7 +185,8 @@ pub struct StopCopySize {
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Stream {
-    /// How it was obtained ("stop-copy of this device"), or why not.
+    /// How it was obtained ("stop-copy of this device"), or "not read"
+    /// (`error` says why: no `--stream`, or the device is not running).
     pub obtained: String,
     pub error: Option<String>,
     /// Length of the whole stop-copy stream read.
@@ -284,7 +325,7 @@ pub fn probe(
     dev: &Device,
     source: &str,
     transient: bool,
-    stream_limit: u64,
+    stream: Option<u64>,
 ) -> Result<Report, crate::error::Fail> {
     let ti = crate::sysfs::type_info(&m.type_dir);
     let info = dev.info().map_err(|e| {
@@ -411,7 +452,7 @@ pub fn probe(
         });
     }
 
-    let migration = probe_migration(dev, stream_limit);
+    let migration = probe_migration(dev, stream);
 
     let reset = Reset {
         flag: info.flags & vb::VFIO_DEVICE_FLAGS_RESET != 0,
@@ -452,7 +493,18 @@ pub fn probe(
     })
 }
 
-fn probe_migration(dev: &Device, stream_limit: u64) -> Migration {
+/// `stream`: read the stop-copy stream, at most that many bytes (the
+/// device goes `RUNNING -> STOP -> STOP_COPY` and back); `None`: change
+/// nothing (only `GET`s and `PROBE`s).
+fn probe_migration(dev: &Device, stream: Option<u64>) -> Migration {
+    let mut m = probe_migration_state(dev, stream);
+    if m.supported {
+        m.state_after = dev.mig_state().ok().map(uapi::state_name);
+    }
+    m
+}
+
+fn probe_migration_state(dev: &Device, stream: Option<u64>) -> Migration {
     let probe = dev.feature(
         vb::VFIO_DEVICE_FEATURE_PROBE
             | vb::VFIO_DEVICE_FEATURE_GET
@@ -465,6 +517,7 @@ fn probe_migration(dev: &Device, stream_limit: u64) -> Migration {
         flags: 0,
         flags_decoded: vec![],
         state: None,
+        state_after: None,
         stop_copy_size: StopCopySize {
             bytes: None,
             state: None,
@@ -524,6 +577,17 @@ fn probe_migration(dev: &Device, stream_limit: u64) -> Migration {
     if m.flags & vb::VFIO_MIGRATION_STOP_COPY as u64 == 0 {
         return m;
     }
+    let Some(stream_limit) = stream else {
+        m.stream = Some(Stream {
+            obtained: "not read".into(),
+            error: Some(
+                "not asked for: --stream reads it (RUNNING -> STOP -> STOP_COPY -> RUNNING)".into(),
+            ),
+            length: None,
+            header: None,
+        });
+        return m;
+    };
     if state != Some(uapi::STATE_RUNNING) {
         m.stream = Some(Stream {
             obtained: "not read".into(),
@@ -556,6 +620,33 @@ fn probe_migration(dev: &Device, stream_limit: u64) -> Migration {
     m
 }
 
+/// QEMU's dma-buf display that this project proved on a machine without a
+/// GPU (QEMU 10.0.2, Mesa 25.0.7, vgem's render node; Documentation/mdev-rs/
+/// mbochs.rst): QEMU passes the dma-buf to a D-Bus display client.
+pub const DMABUF_DISPLAY: &str = "-display dbus,p2p=on,gl=on";
+
+/// The migration note: what QEMU does with the device, from what the
+/// report says (`dma_logging` decides the claim about enable-migration=auto).
+fn migration_note(mig: &Migration) -> String {
+    if !mig.supported {
+        return format!(
+            "migration: none (VFIO_DEVICE_FEATURE_MIGRATION: {}): QEMU adds a migration blocker",
+            mig.probe
+        );
+    }
+    match mig.dma_logging.as_deref() {
+        Some("ok") => format!(
+            "migration: {} (QEMU >= 8.1); the device does DMA logging (DMA_LOGGING_START probe: ok), so enable-migration=auto accepts it without IOMMU dirty tracking",
+            mig.flags_decoded.join(",")
+        ),
+        other => format!(
+            "migration: {} (QEMU >= 8.1); DMA logging: {}: enable-migration=auto accepts the device only if its IOMMU (container or iommufd) does dirty tracking, enable-migration=on accepts it anyway",
+            mig.flags_decoded.join(","),
+            other.unwrap_or("not probed")
+        ),
+    }
+}
+
 fn integration(
     uuid: &str,
     source: &str,
@@ -573,8 +664,11 @@ fn integration(
     let mut lnotes = Vec::new();
     let qdisplay = match d.kind.as_str() {
         "dmabuf" => {
-            qnotes.push("dma-buf display: QEMU needs an OpenGL display (egl-headless with a render node, or gtk/sdl/spice/dbus with gl=on); without one it refuses to start".into());
-            Some("-display egl-headless,rendernode=/dev/dri/renderD128".to_string())
+            qnotes.push("dma-buf display: QEMU needs an OpenGL display; without one it refuses to start (\"vfio-display-dmabuf: opengl not available\")".into());
+            qnotes.push(format!("{DMABUF_DISPLAY} (shown) with a D-Bus display client attached through QMP (add_client protocol=@dbus-display, e.g. tools/testing/vm/dbus_display_listener.py) works without a GPU; it needs a DRM render node (,rendernode=/dev/dri/renderDN), vgem's (modprobe vgem) on a host without a GPU"));
+            qnotes.push("on a desktop with a GPU: -display gtk,gl=on (or -display dbus,gl=on and a client on the session bus)".into());
+            qnotes.push("-display egl-headless needs a GPU's render node: with a software one (vgem, Mesa's llvmpipe) QEMU crashes at the guest's first frame".into());
+            Some(DMABUF_DISPLAY.to_string())
         }
         "region" => {
             qnotes.push("region display: any QEMU display works (vnc, gtk, none + screendump); no OpenGL needed".into());
@@ -596,22 +690,15 @@ fn integration(
         ));
         lnotes.push(format!("EDID: the mode QEMU advertises is {lim}"));
     }
-    if mig.supported {
-        qnotes.push(
-            "migration: QEMU >= 8.1 (enable-migration=auto works: the device reports DMA logging)"
-                .into(),
-        );
-    } else {
-        qnotes.push("migration: none (QEMU adds a migration blocker)".into());
-    }
+    qnotes.push(migration_note(mig));
     let hostdev = format!(
         "<hostdev mode='subsystem' type='mdev' model='vfio-pci' display='{}'>\n  <source>\n    <address uuid='{uuid}'/>\n  </source>\n</hostdev>",
         if on { "on" } else { "off" }
     );
     let graphics = match d.kind.as_str() {
         "dmabuf" => {
-            lnotes.push("dma-buf display: needs a GL display: spice with <gl enable='yes'/> (shown), or <graphics type='egl-headless'><gl rendernode='/dev/dri/renderD128'/></graphics>, or dbus with gl".into());
-            Some("<graphics type='spice'>\n  <listen type='none'/>\n  <gl enable='yes' rendernode='/dev/dri/renderD128'/>\n</graphics>".to_string())
+            lnotes.push("dma-buf display: needs a GL display: dbus with <gl enable='yes'/> (shown: QEMU's -display dbus,gl=on on a bus libvirt starts; a render node must exist, vgem's on a host without a GPU), or on a host with a GPU spice or egl-headless with <gl enable='yes'/>".into());
+            Some("<graphics type='dbus'>\n  <gl enable='yes'/>\n</graphics>".to_string())
         }
         "region" => {
             lnotes.push("region display: any <graphics> (vnc or spice, no gl)".into());
@@ -747,11 +834,13 @@ pub fn table(r: &Report) -> String {
     if m.supported {
         let _ = writeln!(
             s,
-            "  {:<16} {} (flags {:#x}), state {}",
+            "  {:<16} {} (flags {:#x}), state {} (after the probe: {}), DMA logging {}",
             "migration",
             m.flags_decoded.join(","),
             m.flags,
-            opt(&m.state)
+            opt(&m.state),
+            opt(&m.state_after),
+            opt(&m.dma_logging)
         );
         match m.stop_copy_size.bytes {
             Some(b) => {
@@ -790,7 +879,7 @@ pub fn table(r: &Report) -> String {
                     );
                 }
                 None => {
-                    let _ = writeln!(s, "  {:<16} {}", "stream", opt(&st.error));
+                    let _ = writeln!(s, "  {:<16} {}: {}", "stream", st.obtained, opt(&st.error));
                 }
             }
         }
@@ -822,4 +911,126 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(s, "  <!-- {n} -->");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_versions() {
+        assert_eq!(schema_version(SCHEMA), Some((SCHEMA_MAJOR, 1)));
+        assert_eq!(schema_version("mdev-probe/1"), Some((1, 0)));
+        assert_eq!(schema_version("mdev-probe/1.12"), Some((1, 12)));
+        assert_eq!(schema_version("mdev-probe/1.x"), None);
+        assert_eq!(schema_version("mdev-probe/"), None);
+        assert!(schema_readable("mdev-probe/1.0").is_ok());
+        assert!(schema_readable("mdev-probe/2.0").is_err());
+    }
+
+    fn display(kind: &str) -> Display {
+        Display {
+            kind: kind.into(),
+            probe_region: "x".into(),
+            probe_dmabuf: "x".into(),
+            needs_gl: kind == "dmabuf",
+        }
+    }
+
+    fn mig(supported: bool, dma_logging: Option<&str>) -> Migration {
+        Migration {
+            supported,
+            probe: if supported { "ok" } else { "ENOTTY" }.into(),
+            flags: 7,
+            flags_decoded: vec!["stop-copy".into(), "p2p".into(), "pre-copy".into()],
+            state: Some("running".into()),
+            state_after: Some("running".into()),
+            stop_copy_size: StopCopySize {
+                bytes: None,
+                state: None,
+                error: None,
+            },
+            dma_logging: dma_logging.map(Into::into),
+            stream: None,
+        }
+    }
+
+    #[test]
+    fn dmabuf_advice_is_the_display_that_works() {
+        let (q, l) = integration(
+            "u",
+            "device",
+            &display("dmabuf"),
+            None,
+            &mig(true, Some("ok")),
+        );
+        assert_eq!(q.display.as_deref(), Some("-display dbus,p2p=on,gl=on"));
+        let notes = q.notes.join("\n");
+        assert!(notes.contains("dbus_display_listener.py"), "{notes}");
+        assert!(notes.contains("-display gtk,gl=on"), "{notes}");
+        assert!(
+            notes.contains("egl-headless needs a GPU's render node"),
+            "egl-headless's need said plainly: {notes}"
+        );
+        // egl-headless is never the advice, only said what it needs.
+        for n in &q.notes {
+            assert!(!n.contains("-display egl-headless,"), "{n}");
+        }
+        let g = l.graphics.expect("graphics");
+        assert!(g.starts_with("<graphics type='dbus'>") && g.contains("<gl enable='yes'/>"));
+        let (q, l) = integration("u", "device", &display("region"), None, &mig(true, None));
+        assert_eq!(q.display, None);
+        assert!(!l.graphics.expect("graphics").contains("<gl"));
+        assert!(q.notes[0].contains("any QEMU display works"));
+    }
+
+    #[test]
+    fn notes_follow_the_report() {
+        let note = |m: &Migration| {
+            let (q, _) = integration("u", "device", &display("region"), None, m);
+            q.notes.last().cloned().expect("a migration note")
+        };
+        let ok = note(&mig(true, Some("ok")));
+        assert!(ok.contains("enable-migration=auto accepts it"), "{ok}");
+        assert!(ok.contains("DMA_LOGGING_START probe: ok"), "{ok}");
+        for d in [Some("ENOTTY"), None] {
+            let n = note(&mig(true, d));
+            assert!(
+                !n.contains("auto accepts it without"),
+                "claimed without DMA logging: {n}"
+            );
+            assert!(n.contains(d.unwrap_or("not probed")), "{n}");
+            assert!(n.contains("only if its IOMMU"), "{n}");
+        }
+        let n = note(&mig(false, None));
+        assert!(
+            n.contains("none (VFIO_DEVICE_FEATURE_MIGRATION: ENOTTY)"),
+            "{n}"
+        );
+        assert!(!n.contains("enable-migration"), "{n}");
+        // EDID notes only with an EDID region, with its limits.
+        let e = Edid {
+            region_index: 9,
+            edid_offset: 0x800,
+            edid_max_size: 0x400,
+            edid_size: 0,
+            max_xres: 800,
+            max_yres: 600,
+            link_state: 1,
+        };
+        let (q, l) = integration(
+            "u",
+            "device",
+            &display("dmabuf"),
+            Some(&e),
+            &mig(true, None),
+        );
+        assert!(q
+            .notes
+            .iter()
+            .any(|n| n.contains("EDID") && n.contains("at most 800x600")));
+        assert!(l.notes.iter().any(|n| n.contains("at most 800x600")));
+        let (q, _) = integration("u", "device", &display("dmabuf"), None, &mig(true, None));
+        assert!(!q.notes.iter().any(|n| n.contains("EDID")));
+    }
 }

@@ -151,7 +151,7 @@ pub fn compat(src: &Report, dst: &Report) -> Verdict {
     let hdr = |r: &Report| r.migration.stream.as_ref().and_then(|s| s.header.clone());
     let (Some(s), Some(d)) = (hdr(src), hdr(dst)) else {
         v.reasons
-            .push("a report has no stream header (the stop-copy stream could not be read)".into());
+            .push("a report has no stream header (probed without --stream, or the stop-copy stream could not be read: see its migration.stream.error)".into());
         return v;
     };
     if s.magic != MAGIC || d.magic != MAGIC {

@@ -14,12 +14,10 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 
 pub use vfio_bindings::bindings::vfio as vb;
 
-/// `_IO(type, nr)`: VFIO and iommufd ioctls carry no size or direction.
-const fn io(ty: u8, nr: u32) -> libc::c_ulong {
-    ((ty as libc::c_ulong) << 8) | nr as libc::c_ulong
-}
+/// `_IO(VFIO_TYPE, VFIO_BASE + n)`: VFIO and iommufd ioctls carry no size
+/// or direction.
 const fn vfio(n: u32) -> libc::c_ulong {
-    io(vb::VFIO_TYPE, vb::VFIO_BASE + n)
+    nix::request_code_none!(vb::VFIO_TYPE, vb::VFIO_BASE + n) as libc::c_ulong
 }
 
 pub const VFIO_SET_IOMMU: libc::c_ulong = vfio(2);
@@ -35,7 +33,7 @@ pub const VFIO_DEVICE_BIND_IOMMUFD: libc::c_ulong = vfio(18);
 pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: libc::c_ulong = vfio(19);
 
 /// `IOMMUFD_TYPE` is `';'`, like `VFIO_TYPE`; `IOMMUFD_CMD_IOAS_ALLOC` 0x81.
-pub const IOMMU_IOAS_ALLOC: libc::c_ulong = io(b';', 0x81);
+pub const IOMMU_IOAS_ALLOC: libc::c_ulong = nix::request_code_none!(b';', 0x81) as libc::c_ulong;
 
 /// `struct iommu_ioas_alloc` (include/uapi/linux/iommufd.h).
 #[repr(C)]
@@ -186,35 +184,15 @@ pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 
 /// The symbolic name of an errno ("EBUSY").
 pub fn errno_name(e: &io::Error) -> String {
-    let n = e.raw_os_error().unwrap_or(0);
-    let name = match n {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EIO => "EIO",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::ENOTTY => "ENOTTY",
-        libc::EFBIG => "EFBIG",
-        libc::ERANGE => "ERANGE",
-        libc::ENODATA => "ENODATA",
-        libc::EPROTO => "EPROTO",
-        libc::EBADMSG => "EBADMSG",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        libc::EXDEV => "EXDEV",
-        libc::EUSERS => "EUSERS",
-        libc::ENOMSG => "ENOMSG",
-        _ => return format!("errno {n}"),
-    };
-    name.into()
+    errno_name_of(e.raw_os_error().unwrap_or(0))
+}
+
+/// The symbolic name of errno `n` ("EBUSY"), or "errno N".
+pub fn errno_name_of(n: i32) -> String {
+    match nix::errno::Errno::from_raw(n) {
+        nix::errno::Errno::UnknownErrno => format!("errno {n}"),
+        e => format!("{e:?}"),
+    }
 }
 
 /// A `vfio_device_gfx_plane_info` with `argsz` set and everything else 0.
@@ -243,4 +221,28 @@ pub fn plane_id(p: &vb::vfio_device_gfx_plane_info) -> u32 {
     // SAFETY: Both members of the union are `u32`s at offset 0: reading
     // either is reading the same initialised four bytes.
     unsafe { p.__bindgen_anon_1.region_index }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_codes() {
+        // include/uapi/linux/vfio.h: _IO(';', 100 + n); iommufd.h: _IO(';', 0x81).
+        assert_eq!(VFIO_DEVICE_GET_INFO, 0x3b6b);
+        assert_eq!(VFIO_DEVICE_FEATURE, 0x3b75);
+        assert_eq!(VFIO_DEVICE_ATTACH_IOMMUFD_PT, 0x3b77);
+        assert_eq!(IOMMU_IOAS_ALLOC, 0x3b81);
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name_of(libc::EBUSY), "EBUSY");
+        assert_eq!(errno_name_of(libc::EPROTONOSUPPORT), "EPROTONOSUPPORT");
+        assert_eq!(errno_name_of(libc::EOPNOTSUPP), "EOPNOTSUPP");
+        assert_eq!(errno_name_of(libc::ENOTTY), "ENOTTY");
+        assert_eq!(errno_name_of(0), "errno 0");
+        assert_eq!(errno_name_of(4095), "errno 4095");
+    }
 }

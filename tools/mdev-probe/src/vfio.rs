@@ -60,12 +60,13 @@ fn open_cdev(m: &Mdev) -> Result<Option<Device>, Fail> {
         // The cdev refuses a second user with EINVAL (only the group path
         // may open a device twice), or EBUSY when the group holds it.
         if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EBUSY) {
-            Fail::new(
+            Fail::with_errno(
                 Kind::Busy,
                 format!(
                     "VFIO_DEVICE_BIND_IOMMUFD on {}: {e}: the device is in use (opened by QEMU or another program); close it first",
                     node.display()
                 ),
+                &e,
             )
         } else {
             Fail::io(Kind::Other, format!("VFIO_DEVICE_BIND_IOMMUFD on {}", node.display()), &e)

@@ -6,18 +6,23 @@
 # result).
 #
 # MODE=test:
-#  - mdev-probe type PARENT TYPE on every type of both drivers, C sample
-#    and Rust module; each JSON report checked field by field
+#  - mdev-probe --stream type PARENT TYPE on every type of both drivers, C
+#    sample and Rust module; each JSON report checked field by field
 #    (probe_check.py); the transient mdev is gone afterwards;
 #  - an existing device by UUID (table) and by sysfs path, through the
-#    iommufd cdev and the group/container;
+#    iommufd cdev and the group/container, without --stream;
+#  - without --stream nothing changes the device: under strace, no
+#    migration data file (vfio_mig) is opened and the report's state is
+#    RUNNING before and after; with --stream the stream is read from one
+#    and the device is RUNNING afterwards;
 #  - compat verdicts (same type, other type, other driver, a C source), each
 #    checked against the kernel's own verdict on the same devices;
-#  - bad input: unknown UUID, not a UUID, a path that is not an mdev, a busy
-#    device, no permission, a parent without that type, SIGTERM/SIGINT
-#    during a type probe: each its exit status and message, nothing left;
-#  - mdevctl: types, define, start, list (with our callout's attributes),
-#    stop, undefine;
+#  - bad input: no arguments, an unknown option, unknown UUID, not a UUID,
+#    a path that is not an mdev, a busy device, no permission, a parent
+#    without that type, SIGTERM/SIGINT during a type probe: each its exit
+#    status and message (and under --json the error object), nothing left;
+#  - mdevctl: types, define, start, list (with our callout's attributes,
+#    the callout changing no device's state), stop, undefine;
 #  - libvirt: libvirtd's node device driver lists our parents and types.
 
 . "$TOP/tools/testing/vm/mbochs-c-kmemleak.sh"
@@ -88,6 +93,23 @@ probe_expect() {
 	fi
 }
 
+# NAME WANT_RC KIND ARGS...: under --json the error is an object on stdout
+# with that exit status and kind, its errno named if it has one.
+probe_expect_json() {
+	local name=$1 want=$2 kind=$3 j
+	shift 3
+	probe_run --json "$@"
+	j=$(jq -c '{kind, exit_status, errno, errno_name}' "$PD/last.out" 2>/dev/null)
+	if [ "$PROBE_RC" = "$want" ] && jq -e --arg k "$kind" --argjson rc "$want" \
+		'.kind == $k and .exit_status == $rc and (.error | type == "string") and
+		 ((.errno == null) == (.errno_name == null)) and (.errno == null or (.errno_name | startswith("E")))' \
+		"$PD/last.out" > /dev/null 2>&1; then
+		result "ok - probe: bad input: $name: exit $want, JSON error $j"
+	else
+		result "not ok - probe: bad input: $name: exit $PROBE_RC (expected $want), stdout '$(head -c 300 "$PD/last.out")'"
+	fi
+}
+
 # Type probes of every type of DRIVER (IMPL c|rust, module loaded).
 probe_types() { # IMPL DRIVER TYPE...
 	local impl=$1 drv=$2 type f msg before after
@@ -95,14 +117,14 @@ probe_types() { # IMPL DRIVER TYPE...
 	for type in "$@"; do
 		f=$PD/$impl-$type.json
 		before=$(probe_mdevs)
-		probe_run --json type "$drv" "$type"
+		probe_run --json --stream type "$drv" "$type"
 		after=$(probe_mdevs)
 		cp "$PD/last.out" "$f"
 		if [ "$PROBE_RC" != 0 ]; then
 			result "not ok - probe: $impl $type: mdev-probe type exited $PROBE_RC: $(head -c 300 "$PD/last.err")"
 			continue
 		fi
-		probe_check_later "$impl $type: type probe JSON" "$f" "$impl" "$type" type
+		probe_check_later "$impl $type: type probe JSON (--stream)" "$f" "$impl" "$type" type+stream
 		if [ "$before" = "$after" ]; then
 			result "ok - probe: $impl $type: the transient mdev was removed"
 		else
@@ -143,14 +165,55 @@ probe_existing() { # IMPL DRIVER TYPE
 		pre="${pre:-not opened through the group/container}"
 	probe_check_later "$impl $type: existing device through the group/container, JSON" \
 		"$PD/$impl-$type-group.json" "$impl" "$type" device "$pre"
+	[ "$impl" = rust ] && probe_state_kept "$impl $type" "$u" "$type"
 	echo 1 > "/sys/bus/mdev/devices/$u/remove"
+}
+
+# Whether mdev-probe ARGS... opened a migration data file (the anon inode
+# "vfio_mig" the drivers' STOP_COPY hands out) and read from it: its strace
+# (-y names each fd's file) in FILE. Prints "N ioctls on the device, M
+# reads of a vfio_mig data file".
+probe_strace() { # FILE ARGS...
+	local f=$1
+	shift
+	strace -f -qq -y -e trace=ioctl,read -o "$f" "$PROBE" "$@" > "$f.out" 2> "$f.err"
+	PROBE_RC=$?
+	echo "$(grep -c '^[0-9 ]*ioctl([0-9]*</dev/vfio/' "$f") ioctls on the device, $(grep -c 'read([0-9]*<anon_inode:\[vfio_mig\]>' "$f") reads of a vfio_mig data file"
+}
+
+# A probe without --stream changes nothing: no data file (no STOP_COPY),
+# the state RUNNING before and after; with --stream the stream is read
+# from a data file and the device is back to RUNNING. An independent
+# witness (strace) and the report's own.
+probe_state_kept() { # LABEL UUID TYPE
+	local label=$1 u=$2 type=$3 t n r
+	command -v strace > /dev/null ||
+		{ result "not ok - probe: $label: default probe changes no state: strace not installed (bootstrap-deps.sh installs it)"; return; }
+	t=$PD/strace-default-$type
+	n=$(probe_strace "$t" --json "$u")
+	r=$(jq -r '"\(.migration.state) -> \(.migration.state_after), stream \(.migration.stream.obtained)"' "$t.out" 2>/dev/null)
+	if [ "$PROBE_RC" = 0 ] && [[ $n == [1-9]*" ioctls on the device, 0 reads"* ]] &&
+		! grep -q vfio_mig "$t" && [ "$r" = "running -> running, stream not read" ]; then
+		result "ok - probe: $label: a probe without --stream changes no state: strace: $n, no data file opened; report: $r"
+	else
+		result "not ok - probe: $label: a probe without --stream: exit $PROBE_RC, strace: $n, vfio_mig opened $(grep -c vfio_mig "$t") times, report: $r (see probe/$(basename "$t"))"
+	fi
+	t=$PD/strace-stream-$type
+	n=$(probe_strace "$t" --json --stream "$u")
+	r=$(jq -r '"\(.migration.state) -> \(.migration.state_after), stream \(.migration.stream.length) bytes, header \(.migration.stream.header.type)"' "$t.out" 2>/dev/null)
+	if [ "$PROBE_RC" = 0 ] && [[ $n == [1-9]*" ioctls on the device, "[1-9]* ]] &&
+		[[ $r == "running -> running, stream "[1-9]*" bytes, header $type" ]]; then
+		result "ok - probe: $label: --stream reads the stream from a data file and leaves the device RUNNING: strace: $n; report: $r"
+	else
+		result "not ok - probe: $label: --stream: exit $PROBE_RC, strace: $n, report: $r (see probe/$(basename "$t"))"
+	fi
 }
 
 # compat SRC DST against the kernel: NAME SRC-UUID DST-UUID WANT-VERDICT WANT-ERRNO
 probe_compat_vs_kernel() {
 	local name=$1 s=$2 d=$3 want=$4 werr=$5 v e rc k kacc kerr
-	"$PROBE" --json "$s" > "$PD/compat-src.json" 2>> "$PD/compat.err" &&
-		"$PROBE" --json "$d" > "$PD/compat-dst.json" 2>> "$PD/compat.err" ||
+	"$PROBE" --json --stream "$s" > "$PD/compat-src.json" 2>> "$PD/compat.err" &&
+		"$PROBE" --json --stream "$d" > "$PD/compat-dst.json" 2>> "$PD/compat.err" ||
 		{ result "not ok - probe: compat $name: probing the devices failed ($(tail -c 200 "$PD/compat.err"))"; return; }
 	"$PROBE" --json compat "$PD/compat-src.json" "$PD/compat-dst.json" > "$PD/compat-$name.json" 2>> "$PD/compat.err"
 	rc=$?
@@ -213,6 +276,8 @@ probe_wait_open() { # PID GLOB
 
 probe_bad_inputs() {
 	local u holder rc before after sig name
+	probe_expect "no arguments (usage)" 2 'nothing to do'
+	probe_expect "an unknown option (usage)" 2 "unexpected argument '--nosuch'" --nosuch "$(probe_new_uuid)"
 	probe_expect "unknown UUID" 3 'no mdev' "$(probe_new_uuid)"
 	probe_expect "not a UUID" 3 'neither a UUID nor a sysfs path' not-a-uuid
 	probe_expect "no such path" 3 'no such file' /sys/bus/mdev/devices/nothing-here
@@ -229,6 +294,7 @@ probe_bad_inputs() {
 	if probe_wait_open $holder /dev/vfio/devices/; then
 		probe_expect "a device already open (cdev holder)" 5 'in use' "$u"
 		probe_expect "a device already open, group/container asked" 5 'in use' --interface group "$u"
+		probe_expect_json "a device already open, --json" 5 busy "$u"
 	else
 		result "not ok - probe: bad input: busy: the holder never opened the device"
 	fi
@@ -240,6 +306,7 @@ probe_bad_inputs() {
 	PROBE_AS="setpriv --reuid=65534 --regid=65534 --clear-groups"
 	probe_expect "no permission to open the device (user nobody)" 6 'ermission denied' "$u"
 	probe_expect "no permission to create an mdev (user nobody)" 6 'ermission denied' type mdpy mdpy-xga
+	probe_expect_json "no permission, --json" 6 permission "$u"
 	PROBE_AS=
 	echo 1 > "/sys/bus/mdev/devices/$u/remove"
 
@@ -310,24 +377,42 @@ probe_mdevctl() {
 	v=$(probe_new_uuid) w=$(probe_new_uuid)
 	mdevctl start -u "$v" -p mdpy -t mdpy-xga 2>> "$PD/mdevctl.err"
 	mdevctl start -u "$w" -p mbochs -t mbochs-small 2>> "$PD/mdevctl.err"
-	mdevctl list -v --dumpjson > "$PD/mdevctl-list.json" 2>> "$PD/mdevctl.err"
-	for x in "$v mdpy-xga region no none stop-copy,p2p,pre-copy MDEVRSMG 2.0 mdpy/mdpy-xga" \
-		"$w mbochs-small dmabuf yes max 800x600 stop-copy,p2p,pre-copy MDEVRSMG 2.0 mbochs/mbochs-small"; do
+	# The callout runs mdev-probe under strace (an independent witness
+	# that it changes no device: no migration data file opened).
+	rm -f "$PD"/callout-strace.*
+	printf '#!/bin/sh\nexec strace -f -qq -y -e trace=ioctl,read -o "%s/callout-strace.$$" "%s" "$@"\n' "$PD" "$PROBE" > "$PD/probe-traced"
+	chmod 755 "$PD/probe-traced"
+	MDEV_PROBE=$PD/probe-traced mdevctl list -v --dumpjson > "$PD/mdevctl-list.json" 2>> "$PD/mdevctl.err"
+	for x in "$v mdpy-xga region no none stop-copy,p2p,pre-copy" \
+		"$w mbochs-small dmabuf yes max 800x600 stop-copy,p2p,pre-copy"; do
 		set -- $x
 		local id=$1 t=$2 disp=$3 gl=$4
 		attrs=$(jq -c --arg u "$id" '[.. | objects | select(has($u)) | .[$u].attrs] | first | add' "$PD/mdevctl-list.json" 2>/dev/null)
-		local want_edid want_mig want_stream
-		if [ "$t" = mdpy-xga ]; then want_edid=none want_mig=$6 want_stream="$7 $8 $9"
-		else want_edid="$5 $6" want_mig=$7 want_stream="$8 $9 ${10}"; fi
-		if printf '%s' "$attrs" | jq -e --arg d "$disp" --arg g "$gl" --arg e "$want_edid" --arg m "$want_mig" --arg s "$want_stream" '
+		local want_edid want_mig
+		if [ "$t" = mdpy-xga ]; then want_edid=none want_mig=$6
+		else want_edid="$5 $6" want_mig=$7; fi
+		if printf '%s' "$attrs" | jq -e --arg d "$disp" --arg g "$gl" --arg e "$want_edid" --arg m "$want_mig" '
 			.["mdev-probe.display"] == $d and .["mdev-probe.display-needs-gl"] == $g and
 			.["mdev-probe.edid"] == $e and .["mdev-probe.migration"] == $m and
-			(.["mdev-probe.stream"] | startswith($s)) and (.["mdev-probe.stop-copy-bytes"] | test("^[0-9]+$"))' > /dev/null; then
+			.["mdev-probe.dma-logging"] == "ok" and (has("mdev-probe.stream") | not) and
+			(.["mdev-probe.stop-copy-bytes"] | test("^[0-9]+$"))' > /dev/null; then
 			result "ok - probe: mdevctl list -v --dumpjson shows the callout's attributes of $t: $attrs"
 		else
 			result "not ok - probe: mdevctl list -v --dumpjson, $t: attributes $attrs (see probe/mdevctl-list.json)"
 		fi
 	done
+	local traces=0 probed=0 mig=0 f
+	for f in "$PD"/callout-strace.*; do
+		[ -f "$f" ] || continue
+		traces=$((traces + 1))
+		grep -q '^[0-9 ]*ioctl([0-9]*</dev/vfio/' "$f" && probed=$((probed + 1))
+		grep -q vfio_mig "$f" && mig=$((mig + 1))
+	done
+	if [ $traces -ge 2 ] && [ $probed = $traces ] && [ $mig = 0 ]; then
+		result "ok - probe: mdevctl list -v: the callout's $traces probes changed no device (strace: VFIO ioctls, no migration data file opened)"
+	else
+		result "not ok - probe: mdevctl list -v: callout probes traced $traces, with VFIO ioctls $probed, opening a migration data file $mig (see probe/callout-strace.*)"
+	fi
 	# define of a running device would save the report as sysfs settings:
 	# the callout refuses it, and nothing is defined.
 	if ! mdevctl define -u "$v" 2> "$PD/mdevctl-define-running.err" &&
