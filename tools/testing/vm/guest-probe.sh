@@ -178,7 +178,7 @@ probe_strace() { # FILE ARGS...
 	shift
 	strace -f -qq -y -e trace=ioctl,read -o "$f" "$PROBE" "$@" > "$f.out" 2> "$f.err"
 	PROBE_RC=$?
-	echo "$(grep -c '^[0-9 ]*ioctl([0-9]*</dev/vfio/' "$f") ioctls on the device, $(grep -c 'read([0-9]*<anon_inode:\[vfio_mig\]>' "$f") reads of a vfio_mig data file"
+	echo "$(grep -c '^[0-9 ]*ioctl([0-9]*</dev/vfio/' "$f") ioctls on the device, $(grep -c 'read([0-9]*<anon_inode:[^>]*vfio_mig' "$f") reads of a vfio_mig data file"
 }
 
 # A probe without --stream changes nothing: no data file (no STOP_COPY),
