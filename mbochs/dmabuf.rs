@@ -51,8 +51,8 @@ impl Buffers {
     /// Marks buffer `index` most recently used; returns its new index.
     fn touch(&mut self, index: usize) -> Result<usize> {
         let buf = self.list.remove(index).map_err(|_| EINVAL)?;
-        // Cannot fail: the element just removed left room.
-        self.list.push(buf, GFP_KERNEL)?;
+        // Cannot fail: the element just removed left room (so no reallocation either).
+        self.list.push_within_capacity(buf).map_err(|_| ENOMEM)?;
         Ok(self.list.len() - 1)
     }
 
@@ -61,7 +61,7 @@ impl Buffers {
     pub(crate) fn get_or_create(&mut self, mode: &Mode, vram: &Vram) -> Result<u32> {
         if let Some(index) = self.list.iter().position(|b| b.mode == *mode) {
             let index = self.touch(index)?;
-            return Ok(self.list[index].id);
+            return self.list.get(index).map(|b| b.id).ok_or(EINVAL);
         }
         // `mode` lies within VRAM (see `Regs::mode`), so these pages do too;
         // `Vram::pages` checks it again.

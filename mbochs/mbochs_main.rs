@@ -72,12 +72,29 @@ pub(crate) struct TypeInfo {
     pub(crate) max_x: u32,
     /// Largest vertical resolution; 0 for no limit.
     pub(crate) max_y: u32,
+    /// Video memory in bytes.
+    memsize: u32,
 }
 
 impl TypeInfo {
+    /// A type of `mbytes` MiB of video memory whose EDID allows modes up to
+    /// `max_x` x `max_y`. Evaluated when the module is compiled (the types
+    /// are constants): an overflow is a build error, and the running module
+    /// carries no arithmetic for it.
+    // `#[inline]`: only for constants, so no copy of it is compiled into the module.
+    #[inline]
+    const fn new(mbytes: u32, max_x: u32, max_y: u32) -> Self {
+        Self {
+            mbytes,
+            max_x,
+            max_y,
+            memsize: mbytes * 1024 * 1024,
+        }
+    }
+
     /// Video memory in bytes.
     pub(crate) const fn memsize(&self) -> u32 {
-        self.mbytes * 1024 * 1024
+        self.memsize
     }
 }
 
@@ -140,29 +157,17 @@ impl mdev::Driver for Mbochs {
         mdev::Type {
             sysfs_name: c"small",
             pretty_name: c"mbochs-small",
-            data: TypeInfo {
-                mbytes: 4,
-                max_x: 800,
-                max_y: 600,
-            },
+            data: TypeInfo::new(4, 800, 600),
         },
         mdev::Type {
             sysfs_name: c"medium",
             pretty_name: c"mbochs-medium",
-            data: TypeInfo {
-                mbytes: 16,
-                max_x: 1920,
-                max_y: 1440,
-            },
+            data: TypeInfo::new(16, 1920, 1440),
         },
         mdev::Type {
             sysfs_name: c"large",
             pretty_name: c"mbochs-large",
-            data: TypeInfo {
-                mbytes: 64,
-                max_x: 0,
-                max_y: 0,
-            },
+            data: TypeInfo::new(64, 0, 0),
         },
     ];
     const ATTRIBUTES: &'static [&'static CStr] = &[c"memory"];

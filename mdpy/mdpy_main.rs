@@ -51,21 +51,40 @@ pub(crate) struct Mode {
     pub(crate) width: u32,
     /// Height in pixels.
     pub(crate) height: u32,
+    /// Bytes per line.
+    stride: u32,
+    /// Framebuffer (BAR0) size.
+    memsize: u32,
 }
 
 impl Mode {
     /// Bytes per pixel of XRGB8888, the only format.
     pub(crate) const BYTES_PER_PIXEL: u32 = 4;
 
+    /// A `width` x `height` mode. Evaluated when the module is compiled (the
+    /// types are constants): an overflow is a build error, and the running
+    /// module carries no arithmetic for it.
+    // `#[inline]`: only for constants, so no copy of it is compiled into the module.
+    #[inline]
+    const fn new(width: u32, height: u32) -> Self {
+        let stride = width * Self::BYTES_PER_PIXEL;
+        Self {
+            width,
+            height,
+            stride,
+            memsize: (stride * height).next_power_of_two(),
+        }
+    }
+
     /// Bytes per line.
     pub(crate) const fn stride(&self) -> u32 {
-        self.width * Self::BYTES_PER_PIXEL
+        self.stride
     }
 
     /// Framebuffer (BAR0) size: the visible area rounded up to a power of
     /// two, as a PCI BAR must be.
     pub(crate) const fn memsize(&self) -> u32 {
-        (self.stride() * self.height).next_power_of_two()
+        self.memsize
     }
 }
 
@@ -82,26 +101,17 @@ impl mdev::Driver for Mdpy {
         mdev::Type {
             sysfs_name: c"vga",
             pretty_name: c"mdpy-vga",
-            data: Mode {
-                width: 640,
-                height: 480,
-            },
+            data: Mode::new(640, 480),
         },
         mdev::Type {
             sysfs_name: c"xga",
             pretty_name: c"mdpy-xga",
-            data: Mode {
-                width: 1024,
-                height: 768,
-            },
+            data: Mode::new(1024, 768),
         },
         mdev::Type {
             sysfs_name: c"hd",
             pretty_name: c"mdpy-hd",
-            data: Mode {
-                width: 1920,
-                height: 1080,
-            },
+            data: Mode::new(1920, 1080),
         },
     ];
     const ATTRIBUTES: &'static [&'static CStr] = &[c"resolution"];

@@ -127,6 +127,7 @@ impl DmaMapping {
 }
 
 impl Drop for DmaMapping {
+    #[inline]
     fn drop(&mut self) {
         let sgt = self.sgt.as_ptr();
         // SAFETY: By the type invariant the table is live and mapped for `dev` in `dir`; this is
@@ -355,11 +356,13 @@ unsafe impl Sync for DmaBuf {}
 // SAFETY: `get_dma_buf()` and `dma_buf_put()` take and drop a reference on the buffer's
 // file, which keeps the buffer alive.
 unsafe impl AlwaysRefCounted for DmaBuf {
+    #[inline]
     fn inc_ref(&self) {
         // SAFETY: `self` is live, so its file has a reference we can add to.
         unsafe { bindings::kx_get_dma_buf(self.0.get()) };
     }
 
+    #[inline]
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: The caller owns a reference, which is given up here.
         unsafe { bindings::dma_buf_put(obj.as_ptr().cast()) };

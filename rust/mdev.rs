@@ -244,49 +244,53 @@ impl<T: Driver> Inner<T> {
             GFP_KERNEL,
         )?;
 
+        // Every vector has its final capacity already: filling it never reallocates (nor
+        // carries the code to), and the error below cannot happen.
+        let r = &mut *inner;
         for (index, ty) in T::TYPES.iter().enumerate() {
-            inner.types.push(
-                TypeEntry {
-                    mtype: Opaque::zeroed(),
-                    index,
-                    data,
-                },
-                GFP_KERNEL,
-            )?;
-            let entry = &inner.types[index];
-            // SAFETY: `entry.mtype` is ours and not yet shared with C.
+            let mtype = Opaque::<bindings::mdev_type>::zeroed();
+            // SAFETY: `mtype` is ours and not yet shared with C.
             unsafe {
-                (*entry.mtype.get()).sysfs_name = ty.sysfs_name.as_char_ptr();
-                (*entry.mtype.get()).pretty_name = ty.pretty_name.as_char_ptr();
+                (*mtype.get()).sysfs_name = ty.sysfs_name.as_char_ptr();
+                (*mtype.get()).pretty_name = ty.pretty_name.as_char_ptr();
             }
+            r.types
+                .push_within_capacity(TypeEntry { mtype, index, data })
+                .map_err(|_| ENOMEM)?;
         }
-        for i in 0..inner.types.len() {
-            let p = inner.types[i].mtype.get();
-            inner.type_ptrs.push(p, GFP_KERNEL)?;
+        for entry in r.types.iter() {
+            r.type_ptrs
+                .push_within_capacity(entry.mtype.get())
+                .map_err(|_| ENOMEM)?;
         }
 
         for (index, name) in T::ATTRIBUTES.iter().enumerate() {
-            inner.attrs.push(
-                AttrEntry {
-                    attr: Opaque::zeroed(),
-                    index,
-                },
-                GFP_KERNEL,
-            )?;
-            let a = inner.attrs[index].attr.get();
+            let attr = Opaque::<bindings::device_attribute>::zeroed();
+            let a = attr.get();
             // SAFETY: `a` is ours and not yet shared with C.
             unsafe {
                 (*a).attr.name = name.as_char_ptr();
                 (*a).attr.mode = 0o444;
                 (*a).__bindgen_anon_1.show = Some(show_attribute::<T>);
-                bindings::kx_sysfs_attr_init(&raw mut (*a).attr);
             }
+            r.attrs
+                .push_within_capacity(AttrEntry { attr, index })
+                .map_err(|_| ENOMEM)?;
+        }
+        for entry in r.attrs.iter() {
+            let a = entry.attr.get();
+            // SAFETY: `a` points to a live `device_attribute` of ours, which does not move
+            // any more (the vector is full and never reallocates); not yet shared with C.
+            unsafe { bindings::kx_sysfs_attr_init(&raw mut (*a).attr) };
             // SAFETY: `a` points to a live `device_attribute`.
             let ap = unsafe { &raw mut (*a).attr };
-            inner.attr_ptrs.push(ap, GFP_KERNEL)?;
+            r.attr_ptrs.push_within_capacity(ap).map_err(|_| ENOMEM)?;
         }
         if !T::ATTRIBUTES.is_empty() {
-            inner.attr_ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
+            inner
+                .attr_ptrs
+                .push_within_capacity(core::ptr::null_mut())
+                .map_err(|_| ENOMEM)?;
             let g = inner.group.get();
             // SAFETY: `g` is ours and not yet shared with C.
             unsafe {

@@ -333,13 +333,12 @@ impl<T: Migrate> Migration<T> {
     /// state.
     fn stop_copy_len(dev: &vfio::Device<T>) -> usize {
         let inner = T::migration(dev).state.lock();
-        match (inner.state, inner.saving.as_ref()) {
-            (State::PreCopy | State::PreCopyP2p, Some(saving)) => saving
-                .data
-                .stop_copy_len()
-                .unwrap_or_else(|_| sender::full_len(dev)),
-            _ => sender::full_len(dev),
-        }
+        let left = match (inner.state, inner.saving.as_ref()) {
+            (State::PreCopy | State::PreCopyP2p, Some(saving)) => saving.data.stop_copy_len().ok(),
+            _ => None,
+        };
+        // One call of `full_len`, under the lock still (`inner` lives to the end).
+        left.unwrap_or_else(|| sender::full_len(dev))
     }
 
     /// `migration_set_state`: moves to `new` arc by arc; the data file of

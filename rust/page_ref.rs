@@ -54,6 +54,7 @@ unsafe impl Sync for PageRef {}
 impl PageRef {
     /// Allocates a zeroed page for memory that user space maps
     /// (`GFP_HIGHUSER | __GFP_ZERO`).
+    #[inline]
     pub fn alloc_zeroed() -> Result<Self> {
         // SAFETY: FFI call without preconditions; it may sleep, which callers of this
         // function may.
@@ -77,6 +78,7 @@ impl PageRef {
 
     /// Locks the page (`lock_page()`, which may sleep) until the guard is
     /// dropped.
+    #[inline]
     pub fn lock(&self) -> PageLock<'_> {
         // SAFETY: By the type invariant the page is live; we hold a reference for as long as
         // the guard borrows `self`.
@@ -170,6 +172,7 @@ impl PageRef {
 }
 
 impl Clone for PageRef {
+    #[inline]
     fn clone(&self) -> Self {
         // SAFETY: By the type invariant the page is live and we hold a reference.
         unsafe { bindings::kx_get_page(self.as_ptr()) };
@@ -179,6 +182,7 @@ impl Clone for PageRef {
 }
 
 impl Drop for PageRef {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant we own one reference, which is given up here.
         unsafe { bindings::kx_put_page(self.as_ptr()) };
@@ -202,6 +206,7 @@ impl PageLock<'_> {
 }
 
 impl Drop for PageLock<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant we hold the lock of this live page.
         unsafe { bindings::kx_unlock_page(self.page.as_ptr()) };

@@ -224,11 +224,13 @@ unsafe impl<T: DeviceOps> Sync for Device<T> {}
 // SAFETY: `get_device()`/`put_device()` on the embedded `struct device` keep the allocation
 // alive; the last `put_device()` runs `release`, which drops `T`, and frees it.
 unsafe impl<T: DeviceOps> AlwaysRefCounted for Device<T> {
+    #[inline]
     fn inc_ref(&self) {
         // SAFETY: `self` is live, so its reference count is non-zero.
         unsafe { bindings::kx_vfio_get_device(self.as_raw()) };
     }
 
+    #[inline]
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: The caller owns a reference, which is given up here.
         unsafe { bindings::kx_vfio_put_device(obj.as_ptr().cast()) };
@@ -376,6 +378,7 @@ impl UserMappings<'_> {
     /// Sound for any arguments: it only lowers the permissions of page table
     /// entries that map exactly `page` at `pgoff` in the device's files, and
     /// a later access faults and is served by the mapping's own handler.
+    #[inline]
     pub fn write_protect(&self, pgoff: usize, locked: &PageLock<'_>) {
         // SAFETY: By the type invariant `vdev` is live (its inode with it); the page is live
         // (its `PageRef` is borrowed by the lock) and locked.
@@ -391,6 +394,7 @@ impl UserMappings<'_> {
     /// Sound for any arguments: it only removes page table entries (each put
     /// its page reference); a mapping with no fault handler then faults with
     /// `SIGBUS`, a user-visible error, not a kernel one.
+    #[inline]
     pub fn zap(&self, pgoff: usize, pages: usize) {
         // SAFETY: By the type invariant `vdev` is live (its inode with it).
         unsafe { bindings::kx_vfio_device_zap_range(self.vdev, pgoff, pages) };

@@ -210,6 +210,9 @@ impl<T: VmOperations> OpsTable<T> {
     /// # Safety
     ///
     /// `data` is a leaked `Arc<T>` whose reference the caller owns and gives up.
+    // Not inlined: it is also the VMA's release function, so `close` calls this one copy of
+    // the drop of `T`.
+    #[inline(never)]
     unsafe fn release(data: *mut c_void) {
         // SAFETY: Per the safety requirements.
         drop(unsafe { Arc::from_raw(data.cast::<T>()) });

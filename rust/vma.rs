@@ -147,6 +147,7 @@ mod new_mapping {
         /// makes every page inserted later once the hook returns, because the
         /// operations it installed want to be told of writes (`page_mkwrite`,
         /// see `vm_fault`). Lowers permissions only.
+        #[inline]
         pub(in crate::kernel_ext) fn set_write_notify_prot(&self) {
             // SAFETY: The VMA is being set up in an `mmap()` hook, under the mmap write lock:
             // its `vm_page_prot` may be changed, and the mm core recomputes it (to the same

@@ -162,6 +162,7 @@ impl UserBuffer {
 }
 
 impl Drop for UserBuffer {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant `ptr` is a live `vmalloc` allocation we own. Pages
         // still mapped into user VMAs hold their own references and outlive this.

@@ -68,6 +68,7 @@ impl DirtyPages {
     /// Records that page `index` changed (nothing past the end). Call it
     /// after the change (`write()`), or with the page locked before it is
     /// made writable (`page_mkwrite`).
+    #[inline]
     pub fn mark(&self, index: usize) {
         if let Some(m) = self.marks.get(index) {
             // Release: whoever takes the mark sees the bytes written before it.
@@ -90,6 +91,7 @@ impl DirtyPages {
     /// set. Saving a page takes its mark *before* it looks at the page (and
     /// before [`DirtyPages::protect`]), so a change made after that marks
     /// it again, even the first touch that creates it.
+    #[inline]
     pub fn take(&self, index: usize) -> bool {
         // Full: the mark is taken before the page is looked up, locked and copied.
         self.marks.get(index).is_some_and(|m| m.xchg(false, Full))
