@@ -136,6 +136,7 @@ impl MbochsDevice {
 
     /// Drops the scanout buffers (and forgets the last plane): the next
     /// query makes them again from the VRAM's pages.
+    #[inline]
     pub(crate) fn drop_scanouts(&self) {
         let mut state = self.state.lock();
         self.last_plane.forget();
@@ -287,6 +288,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         &self.regions
     }
 
+    #[inline]
     fn read(&self, index: u32, offset: usize, len: usize, out: &mut UserWriter) -> Result {
         match index {
             regions::BAR0 => self.vram_access(offset, len, UserIo::Read(out)),
@@ -294,6 +296,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         }
     }
 
+    #[inline]
     fn write(&self, index: u32, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
         match index {
             regions::BAR0 => self.vram_access(offset, len, UserIo::Write(data)),
@@ -301,6 +304,7 @@ impl emulated_pci::DeviceOps for MbochsDevice {
         }
     }
 
+    #[inline]
     fn mmap(&self, _index: u32, _offset: usize, vma: &NewMapping<'_>) -> Result {
         // BAR0 is the only mappable region; the fault handler maps its pages by offset.
         vm_fault::install(vma, self.vram.clone())

@@ -138,6 +138,7 @@ impl PoolReservation {
 }
 
 impl Drop for PoolReservation {
+    #[inline]
     fn drop(&mut self) {
         self.pool.avail_mbytes.fetch_add(self.mbytes, Relaxed);
     }
@@ -180,6 +181,7 @@ impl mdev::Driver for Mbochs {
         device::MbochsDevice::new(pool, mdev, ty)
     }
 
+    #[inline]
     fn description(
         _pool: &Arc<Pool>,
         ty: &mdev::Type<TypeInfo>,
@@ -189,10 +191,12 @@ impl mdev::Driver for Mbochs {
         writeln!(buf, "virtual display, {} MB video memory", ty.data.mbytes).map_err(|_| EINVAL)
     }
 
+    #[inline]
     fn available_instances(pool: &Arc<Pool>, ty: &mdev::Type<TypeInfo>) -> u32 {
         pool.available().checked_div(ty.data.mbytes).unwrap_or(0)
     }
 
+    #[inline]
     fn show_attribute(
         dev: &kernel_ext::vfio::Device<Self::Device>,
         _index: usize,
@@ -211,6 +215,7 @@ struct MbochsModule {
 }
 
 impl kernel::InPlaceModule for MbochsModule {
+    #[inline]
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mem = module_parameters::mem.value();
         let mbytes = if mem != 0 {

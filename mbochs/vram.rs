@@ -131,6 +131,7 @@ impl VmOperations for Vram {
         self.page(fault_index(fault)?)
     }
 
+    #[inline]
     fn page_mkwrite(&self, fault: &VmFault<'_>) -> Result {
         self.dirty.mark(fault_index(fault)?);
         Ok(())
@@ -178,6 +179,7 @@ impl FbPages {
 
 #[vtable]
 impl dma_buf::Exporter for FbPages {
+    #[inline]
     fn map(&self, attachment: &Attachment, dir: DataDirection) -> Result<MappedSgTable> {
         // The table takes references of its own on the pages.
         let mut pages = KVVec::with_capacity(self.pages.len(), GFP_KERNEL)?;
@@ -187,6 +189,7 @@ impl dma_buf::Exporter for FbPages {
         MappedSgTable::from_pages(attachment, pages, self.size(), dir)
     }
 
+    #[inline]
     fn mmap(this: ArcBorrow<'_, Self>, vma: &NewMapping<'_>) -> Result {
         // Like the C sample, shared mappings only (`install` refuses the
         // others; the buffer is exported read-write, so `MAP_SHARED` gets

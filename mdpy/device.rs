@@ -140,11 +140,13 @@ impl emulated_pci::DeviceOps for MdpyDevice {
     }
 
     // BAR0 and the display region are the framebuffer: the only regions besides config.
+    #[inline]
     fn read(&self, _index: u32, offset: usize, len: usize, out: &mut UserWriter) -> Result {
         let _guard = self.fb_lock.lock();
         self.fb().copy_to_user(offset, len, out)
     }
 
+    #[inline]
     fn write(&self, _index: u32, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
         let _guard = self.fb_lock.lock();
         let res = self.fb().copy_from_user(offset, len, data);
@@ -153,6 +155,7 @@ impl emulated_pci::DeviceOps for MdpyDevice {
         res
     }
 
+    #[inline]
     fn mmap(&self, _index: u32, offset: usize, vma: &NewMapping<'_>) -> Result {
         Framebuffer::mmap(self.fb.as_arc_borrow(), vma, offset)
     }

@@ -64,10 +64,12 @@ impl Framebuffer {
 impl VmOperations for Framebuffer {
     // Pages are mapped when the mapping is made; this maps one again after
     // user space dropped it (`madvise(MADV_DONTNEED)`).
+    #[inline]
     fn fault(&self, fault: &VmFault<'_>) -> Result<PageRef> {
         self.buf.page(Self::index(fault)?)
     }
 
+    #[inline]
     fn page_mkwrite(&self, fault: &VmFault<'_>) -> Result {
         self.dirty.mark(Self::index(fault)?);
         Ok(())

@@ -116,6 +116,7 @@ impl mdev::Driver for Mdpy {
     ];
     const ATTRIBUTES: &'static [&'static CStr] = &[c"resolution"];
 
+    #[inline]
     fn probe(
         _data: &(),
         mdev: &mdev::Device,
@@ -124,6 +125,7 @@ impl mdev::Driver for Mdpy {
         device::MdpyDevice::new(mdev, ty)
     }
 
+    #[inline]
     fn description(
         _data: &(),
         ty: &mdev::Type<Mode>,
@@ -138,6 +140,7 @@ impl mdev::Driver for Mdpy {
         .map_err(|_| EINVAL)
     }
 
+    #[inline]
     fn show_attribute(
         dev: &kernel_ext::vfio::Device<Self::Device>,
         _index: usize,
@@ -157,6 +160,7 @@ struct MdpyModule {
 }
 
 impl kernel::InPlaceModule for MdpyModule {
+    #[inline]
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let count = module_parameters::count.value();
         try_pin_init!(Self {

@@ -105,6 +105,7 @@ impl DmaMapping {
     ///
     /// `sgt` is a filled table that stays allocated and unchanged until the returned mapping is
     /// dropped; `dir` is not `DMA_NONE`.
+    #[inline]
     unsafe fn new(
         sgt: NonNull<bindings::sg_table>,
         dev: &Device<Bound>,
@@ -201,6 +202,7 @@ impl MappedSgTable {
     /// (`dma_max_mapping_size()`, as the kernel crate's `SGTable` and
     /// `drm_prime_pages_to_sg()` use), so they fit the device whether or not
     /// an IOMMU or bounce buffers merge or split them.
+    #[inline]
     pub fn from_pages(
         attachment: &Attachment,
         pages: KVVec<PageRef>,
@@ -265,6 +267,7 @@ impl MappedSgTable {
     /// The largest scatterlist segment for `dev`, a page multiple; `EINVAL`
     /// if that is less than a page (`sg_alloc_table_from_pages_segment()`
     /// would warn and fail).
+    #[inline]
     fn max_segment(dev: &Device) -> Result<c_uint> {
         let raw = super::device::as_raw(dev);
         // SAFETY: `raw` is a live device; both only read its DMA parameters.

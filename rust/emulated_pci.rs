@@ -333,6 +333,7 @@ impl<D: DeviceOps> EmulatedPci<D> {
     /// The region `len` bytes at file offset `offset` lie in, and the offset
     /// in it; `EINVAL` unless they lie entirely within one readable or
     /// writable (`flag`) region.
+    #[inline]
     fn decode(&self, offset: u64, len: usize, flag: u32) -> Result<(u32, usize)> {
         let offset = usize::try_from(offset).map_err(|_| EINVAL)?;
         self.device

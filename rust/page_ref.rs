@@ -121,6 +121,7 @@ impl PageRef {
     /// Copies `len` bytes at `offset` of the page to user space; `EINVAL`
     /// if they are not within the page, `EFAULT` if they do not fit `w` or
     /// the user memory is bad.
+    #[inline]
     pub fn copy_to_user(&self, offset: usize, len: usize, w: &mut UserWriter) -> Result {
         self.with_mapped(offset, len, |src| {
             // SAFETY: `src..src + len` lies within the page, mapped for the call. The bytes
@@ -132,6 +133,7 @@ impl PageRef {
     /// Copies `len` bytes from user space into the page at `offset`;
     /// `EINVAL` if they are not within the page, `EFAULT` if `r` has fewer
     /// or the user memory is bad.
+    #[inline]
     pub fn copy_from_user(&self, offset: usize, len: usize, r: &mut UserSliceReader) -> Result {
         self.with_mapped(offset, len, |dst| {
             // SAFETY: `dst..dst + len` lies within the page, mapped for the call. `read_raw`
@@ -147,6 +149,7 @@ impl PageRef {
     /// Safe although others may write the page meanwhile: C `memcpy()` reads
     /// it through a raw pointer (see the module documentation), so `out`
     /// gets some mix of old and new bytes, never undefined behaviour.
+    #[inline]
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         self.with_mapped(offset, out.len(), |src| {
             // SAFETY: `src` is valid for `out.len()` bytes of the page, mapped for the call.
@@ -161,6 +164,7 @@ impl PageRef {
     ///
     /// Safe although others may access the page meanwhile: C `memcpy()`
     /// writes it through a raw pointer (see the module documentation).
+    #[inline]
     pub fn write(&self, offset: usize, data: &[u8]) -> Result {
         self.with_mapped(offset, data.len(), |dst| {
             // SAFETY: `dst` is valid for `data.len()` bytes of the page, mapped for the call.

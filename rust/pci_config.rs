@@ -52,6 +52,7 @@ pub struct ConfigSpace {
 
 impl ConfigSpace {
     /// A header for `id`, with memory decoding on and no BARs or capabilities.
+    #[inline]
     pub fn new(id: &Identity) -> Self {
         let mut cs = Self {
             data: [0; CONFIG_SPACE_SIZE],
@@ -76,52 +77,68 @@ impl ConfigSpace {
     }
 
     /// Stores a byte, bypassing the write mask.
+    #[inline]
     pub fn set_u8(&mut self, offset: usize, value: u8) {
         self.set_bytes(offset, &[value]);
     }
 
     /// Stores a little-endian 16-bit value, bypassing the write mask.
+    #[inline]
     pub fn set_u16(&mut self, offset: usize, value: u16) {
         self.set_bytes(offset, &value.to_le_bytes());
     }
 
     /// Stores a little-endian 32-bit value, bypassing the write mask.
+    #[inline]
     pub fn set_u32(&mut self, offset: usize, value: u32) {
         self.set_bytes(offset, &value.to_le_bytes());
     }
 
-    /// Reads a little-endian 32-bit value.
+    /// Reads a little-endian 32-bit value (0 outside the configuration
+    /// space).
+    #[inline]
     pub fn u32_at(&self, offset: usize) -> u32 {
         let mut b = [0u8; 4];
-        if let Some(src) = self.data.get(offset..offset + 4) {
+        if let Some(src) = offset
+            .checked_add(4)
+            .and_then(|end| self.data.get(offset..end))
+        {
             b.copy_from_slice(src);
         }
         u32::from_le_bytes(b)
     }
 
+    // Inlined: the offsets are mostly constants, so the checks fold away.
+    #[inline]
     fn set_bytes(&mut self, offset: usize, bytes: &[u8]) {
         // Offsets are driver constants; an out-of-range one is a driver bug that must not
         // corrupt anything, so it is dropped.
-        if let Some(dst) = self.data.get_mut(offset..offset + bytes.len()) {
+        let end = offset.checked_add(bytes.len());
+        if let Some(dst) = end.and_then(|end| self.data.get_mut(offset..end)) {
             dst.copy_from_slice(bytes);
         }
     }
 
     /// Declares BAR `index` (0-5) as a 32-bit BAR of `size` bytes with the
     /// given flag bits (`BAR_MEM32*`). `size` must be a power of two.
+    #[inline]
     pub fn set_bar32(&mut self, index: usize, size: u32, flags: u32) -> Result {
         if index > 5 || !size.is_power_of_two() || size < 16 {
             return Err(EINVAL);
         }
         let offset = bindings::PCI_BASE_ADDRESS_0 as usize + 4 * index;
         self.set_u32(offset, flags);
-        self.wmask[offset..offset + 4].copy_from_slice(&(!(size - 1)).to_le_bytes());
+        self.wmask
+            .get_mut(offset..offset + 4)
+            .ok_or(EINVAL)?
+            .copy_from_slice(&(!(size - 1)).to_le_bytes());
         Ok(())
     }
 
     /// Appends a vendor-specific capability of `len` bytes (header included)
     /// at `offset`, and links it into the capability list. The caller fills
     /// in the payload with the `set_*` methods.
+    #[inline]
     pub fn add_vendor_capability(&mut self, offset: u8, len: u8) -> Result {
         let (start, end) = (usize::from(offset), usize::from(offset) + usize::from(len));
         if start < usize::from(FIRST_CAPABILITY_OFFSET) || end > CONFIG_SPACE_SIZE || len < 3 {
@@ -148,6 +165,7 @@ impl ConfigSpace {
 
     /// Guest/user write of `data` at `offset`: only writable bits change.
     /// `EINVAL` if any of it lies outside the configuration space.
+    #[inline]
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result {
         let end = offset.checked_add(data.len()).ok_or(EINVAL)?;
         let dst = self.data.get_mut(offset..end).ok_or(EINVAL)?;
@@ -165,6 +183,7 @@ impl ConfigSpace {
     /// Whether `data` could be this configuration space after guest writes:
     /// every bit a write cannot change (identity, capabilities, BAR sizes)
     /// is the same.
+    #[inline]
     pub fn could_be(&self, data: &[u8; CONFIG_SPACE_SIZE]) -> bool {
         self.data
             .iter()
@@ -175,6 +194,7 @@ impl ConfigSpace {
 
     /// Replaces the writable bits with those of `data` (a migration
     /// restoring a configuration space [`ConfigSpace::could_be`] accepted).
+    #[inline]
     pub fn restore(&mut self, data: &[u8; CONFIG_SPACE_SIZE]) {
         for ((d, m), v) in self.data.iter_mut().zip(&self.wmask).zip(data) {
             *d = (*d & !m) | (v & m);
@@ -201,6 +221,7 @@ pub struct ConfigMirror {
 
 impl ConfigMirror {
     /// A mirror of `config`.
+    #[inline]
     pub fn new(config: &ConfigSpace) -> Self {
         let mirror = Self {
             dwords: [const { Atomic::new(0) }; CONFIG_SPACE_DWORDS],
@@ -210,6 +231,7 @@ impl ConfigMirror {
     }
 
     /// Makes `config` what readers see.
+    #[inline]
     pub fn publish(&self, config: &ConfigSpace) {
         for (i, dword) in self.dwords.iter().enumerate() {
             dword.store(config.u32_at(i * 4), Release);
@@ -217,6 +239,7 @@ impl ConfigMirror {
     }
 
     /// Fills `out` with the bytes at `offset`; `EINVAL` past the end.
+    #[inline]
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         let end = offset.checked_add(out.len()).ok_or(EINVAL)?;
         if end > CONFIG_SPACE_SIZE {

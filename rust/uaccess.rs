@@ -63,6 +63,7 @@ impl UserWriter {
     }
 
     /// Writes `data`; `EFAULT` if it does not fit or the user memory is bad.
+    #[inline]
     pub fn write_slice(&mut self, data: &[u8]) -> Result {
         // SAFETY: `data` is valid for reads of `data.len()` bytes.
         unsafe { self.write_raw(data.as_ptr(), data.len()) }
@@ -76,6 +77,7 @@ impl UserWriter {
     /// # Safety
     ///
     /// `src` must be valid for reads of `len` bytes for the duration of the call.
+    #[inline]
     pub(in crate::kernel_ext) unsafe fn write_raw(&mut self, src: *const u8, len: usize) -> Result {
         if len > self.len {
             return Err(EFAULT);
@@ -113,6 +115,7 @@ const BOUNCE_LEN: usize = 512;
 /// # Safety
 ///
 /// `dst` must be valid for writes of `len` bytes for the duration of the call.
+#[inline]
 pub(in crate::kernel_ext) unsafe fn read_raw(
     r: &mut UserSliceReader,
     dst: *mut u8,

@@ -59,6 +59,7 @@ pub struct InfoCaps<'a> {
 
 impl InfoCaps<'_> {
     /// Adds a `VFIO_REGION_INFO_CAP_TYPE` capability (e.g. a graphics EDID region).
+    #[inline]
     pub fn add_region_type(&mut self, type_: u32, subtype: u32) -> Result {
         let mut cap = bindings::vfio_region_info_cap_type {
             header: bindings::vfio_info_cap_header {

@@ -113,6 +113,7 @@ mod new_mapping {
         /// valid for the VMA with `data` as its private data, its `close` giving
         /// `data` up like `release` and its `open` taking what a copy of the VMA
         /// needs.
+        #[inline]
         pub(in crate::kernel_ext) unsafe fn set_ops(
             &self,
             ops: &'static bindings::vm_operations_struct,
@@ -159,6 +160,7 @@ mod new_mapping {
         /// after [`NewMapping::set_ops`], first restores the VMA's previous
         /// operations and private data and gives up the installed data: the mm
         /// core never calls the `close` of a VMA whose `mmap()` failed.
+        #[inline]
         pub(in crate::kernel_ext) fn finish(self, res: Result) -> c_int {
             match res {
                 Ok(()) => 0,

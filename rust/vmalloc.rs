@@ -47,6 +47,7 @@ unsafe impl Sync for UserBuffer {}
 
 impl UserBuffer {
     /// Allocates `len` zeroed bytes, rounded up to whole pages.
+    #[inline]
     pub fn new(len: usize) -> Result<Self> {
         let len = len
             .checked_next_multiple_of(PAGE_SIZE)
@@ -71,6 +72,7 @@ impl UserBuffer {
 
     /// Returns a pointer to `len` bytes at `offset`, or `EINVAL` if that range
     /// does not lie within the buffer.
+    #[inline]
     fn range(&self, offset: usize, len: usize) -> Result<*mut u8> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => {
@@ -83,6 +85,7 @@ impl UserBuffer {
     }
 
     /// Sets `len` bytes at `offset` to `value`.
+    #[inline]
     pub fn fill(&self, offset: usize, len: usize, value: u8) -> Result {
         let dst = self.range(offset, len)?;
         // SAFETY: `range` checked that `dst..dst + len` lies within the allocation.
@@ -91,6 +94,7 @@ impl UserBuffer {
     }
 
     /// Copies `len` bytes at `offset` to user space through `out`.
+    #[inline]
     pub fn copy_to_user(&self, offset: usize, len: usize, out: &mut UserWriter) -> Result {
         let src = self.range(offset, len)?;
         // SAFETY: `range` checked that `src..src + len` lies within the allocation, which
@@ -99,6 +103,7 @@ impl UserBuffer {
     }
 
     /// Copies `len` bytes from user space (`data`) into the buffer at `offset`.
+    #[inline]
     pub fn copy_from_user(&self, offset: usize, len: usize, data: &mut UserSliceReader) -> Result {
         let dst = self.range(offset, len)?;
         // SAFETY: `range` checked that `dst..dst + len` lies within the allocation, which
@@ -109,6 +114,7 @@ impl UserBuffer {
     }
 
     /// Copies `out.len()` bytes at `offset` into `out`.
+    #[inline]
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         let src = self.range(offset, out.len())?;
         // SAFETY: `src` is valid for `out.len()` bytes. `out` is a Rust reference, so it is not
@@ -118,6 +124,7 @@ impl UserBuffer {
     }
 
     /// Copies `data` into the buffer at `offset`.
+    #[inline]
     pub fn write(&self, offset: usize, data: &[u8]) -> Result {
         let dst = self.range(offset, data.len())?;
         // SAFETY: `dst` is valid for `data.len()` bytes. `data` is a Rust reference, so it is
@@ -127,6 +134,7 @@ impl UserBuffer {
     }
 
     /// A reference to page `index` of the buffer; `EINVAL` past its end.
+    #[inline]
     pub fn page(&self, index: usize) -> Result<PageRef> {
         let addr = self.range(index.checked_mul(PAGE_SIZE).ok_or(EINVAL)?, PAGE_SIZE)?;
         // SAFETY: `addr` is the start of a page of this live `vmalloc` allocation.
@@ -143,6 +151,7 @@ impl UserBuffer {
     /// Fails with `EINVAL` for a private mapping (the buffer is device
     /// memory, shared by nature) or unless the whole VMA is backed by the
     /// buffer.
+    #[inline]
     pub fn mmap(&self, vma: &NewMapping<'_>, offset: usize) -> Result {
         if !vma.is_shared() || offset % PAGE_SIZE != 0 {
             return Err(EINVAL);

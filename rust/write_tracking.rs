@@ -47,6 +47,7 @@ pub struct DirtyPages {
 
 impl DirtyPages {
     /// A log of `pages` pages, none marked.
+    #[inline]
     pub fn new(pages: usize) -> Result<Self> {
         let mut marks = KVVec::with_capacity(pages, GFP_KERNEL)?;
         for _ in 0..pages {
@@ -77,6 +78,7 @@ impl DirtyPages {
     }
 
     /// Records that the `len` bytes at byte `offset` changed.
+    #[inline]
     pub fn mark_bytes(&self, offset: usize, len: usize) {
         if len == 0 {
             return;
@@ -103,6 +105,7 @@ impl DirtyPages {
     }
 
     /// The first marked page from `index` on.
+    #[inline]
     pub fn next_marked(&self, index: usize) -> Option<usize> {
         self.marks
             .get(index..)?
@@ -120,6 +123,7 @@ impl DirtyPages {
     /// once the page is write-protected. The page lock orders the
     /// write-protection with a notified write in flight, whose entry becomes
     /// writable only before the lock is released.
+    #[inline]
     pub fn protect(&self, mappings: &UserMappings<'_>, pgoff: usize, page: &PageRef) {
         let lock = page.lock();
         mappings.write_protect(pgoff, &lock);
