@@ -16,6 +16,8 @@
 #   make demo            build everything, show a guest's screen through Rust mdpy
 #   make bench           benchmark: C samples vs Rust modules, table in out/bench/
 #   make fuzz            long fuzz run (FUZZ_OPS, default 10^6) of Rust and C, out/fuzz/
+#   make guest-image     a small guest kernel + initramfs (mdpy-fb, bochs DRM, a shell) in
+#                        out/guest-image/, and the QEMU command lines that boot it
 #   make kernel          fetch and build the test kernel (cached), print its path
 #   make debian-kernel   build the modules for Debian's own kernel (linux-image-7.3.x+deb13-amd64,
 #                        trixie-backports) into out/debian/: its Rust metadata reproduced
@@ -71,7 +73,7 @@ fi; \
 	exit 1; }
 endef
 
-.PHONY: modules all install clean check check-static check-full demo bench fuzz kernel kernel-dir debian-kernel deps clippy rustfmt rustfmtcheck selftests help
+.PHONY: modules all install clean check check-static check-full demo bench fuzz guest-image kernel kernel-dir debian-kernel deps clippy rustfmt rustfmtcheck selftests help
 
 all: modules
 
@@ -136,6 +138,9 @@ bench:
 
 fuzz:
 	$(VM)/run-fuzz.sh
+
+guest-image:
+	$(VM)/guest-image.sh
 
 # The kernel's modules_install (M=) puts the modules in
 # $(INSTALL_MOD_PATH)/lib/modules/<release>/$(INSTALL_MOD_DIR) (default

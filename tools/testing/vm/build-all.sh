@@ -5,8 +5,8 @@
 #   static, check: tools, kernel (cached), our modules (built once, by
 #     clippy-driver: the lints come with the build, .clippy.log), the
 #     kselftests, mdev-probe;
-#   full (default; also make demo, bench, fuzz): and the nested guests'
-#     kernel, guest driver and initramfs images.
+#   full (default; also make demo, bench, fuzz, guest-image): and the
+#     guest image (the nested guests' kernel, both mdpy-fb, initramfs).
 # Prints the kernel build directory on stdout.
 # usage: build-all.sh [static|check|full]
 set -euo pipefail
@@ -61,21 +61,14 @@ mkdir -p "$GSRC/mdpy"
 rsync -a "$MDEV_RS_TOP/mdpy/defs.rs" "$GSRC/mdpy/"
 flock "$GSRC/.lock" make -s -C "$GUEST_KDIR" M="$GSRC" LLVM= RUSTC="$RUSTC" BINDGEN="$BINDGEN" \
 	HOSTRUSTC="$RUSTC" modules >&2
-say "building the nested guest initramfs for the mdpy-fb tests (C and Rust mdpy-fb)"
+say "building the guest image (make guest-image; the nested guests boot it): out/guest-image/"
 export KHDR=$KDIR/usr/include
-NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mdpy-fb" \
-	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
-	"$MDEV_RS_TOP/out/nested-mdpy-fb-c.cpio.gz" "$GUEST_KDIR/samples/vfio-mdev/mdpy-fb.ko" >&2
-NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mdpy-fb" \
-	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" \
-	"$MDEV_RS_TOP/out/nested-mdpy-fb-rust.cpio.gz" "$GSRC/mdpy-fb/mdpy-fb.ko" >&2
-say "building the mbochs end-to-end pieces (nested initramfs for bochs DRM, dma-buf reader)"
-NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-mbochs" \
-	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/nested-mbochs.cpio.gz" >&2
+mkdir -p "$MDEV_RS_TOP/out/guest-image"
+ln -f "$MDEV_RS_TOP/out/nested-bzImage" "$MDEV_RS_TOP/out/guest-image/bzImage"
+"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/guest-image/initramfs.cpio.gz" \
+	"$GSRC/mdpy-fb/mdpy-fb.ko" "$GUEST_KDIR/samples/vfio-mdev/mdpy-fb.ko" >&2
+rm -f "$MDEV_RS_TOP"/out/nested-*.cpio.gz
+say "building the host-side checkers (dma-buf reader, the hostile guest's plane checker)"
 gcc -O2 -Wall -Wextra -o "$MDEV_RS_TOP/out/mbochs-dmabuf-read" "$MDEV_RS_TOP/tools/testing/vm/mbochs-dmabuf-read.c" >&2
-say "building the hostile-guest pieces (nested initramfs with nested/hostile.c, the host's plane checker)"
-NESTED_INIT="$MDEV_RS_TOP/tools/testing/vm/nested/init-hostile" \
-	NESTED_PROGS="$MDEV_RS_TOP/tools/testing/vm/nested/hostile.c" \
-	"$MDEV_RS_TOP/tools/testing/vm/nested/build-initramfs.sh" "$MDEV_RS_TOP/out/nested-hostile.cpio.gz" >&2
 gcc -O2 -Wall -Wextra -o "$MDEV_RS_TOP/out/hostile-plane-check" "$MDEV_RS_TOP/tools/testing/vm/hostile-plane-check.c" >&2
 echo "$KDIR"

@@ -62,8 +62,8 @@ hostile_run() {
 		(
 			ulimit -c 0
 			exec qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
-				-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/nested-hostile.cpio.gz" \
-				-append "console=ttyS0 panic=-1 loglevel=4 nomodeset mdevrs.seed=$seed mdevrs.ops=$ops" \
+				-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/guest-image/initramfs.cpio.gz" \
+				-append "mdevrs.role=hostile console=ttyS0 panic=-1 loglevel=4 nomodeset mdevrs.seed=$seed mdevrs.ops=$ops" \
 				-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$mdpy,display=off" \
 				-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$mbochs,display=off" \
 				-serial "file:$serial" -qmp "unix:$sock,server=on,wait=off"

@@ -5,7 +5,7 @@
 # qmp). Runs in MODE test and demo alike.
 #
 # One mbochs-medium mdev, one nested guest (OUT/nested-bzImage, initramfs
-# out/nested-mbochs.cpio.gz running nested/init-mbochs) per implementation.
+# out/guest-image/initramfs.cpio.gz running nested/init-mbochs) per implementation.
 # The guest kernel's own bochs DRM driver drives the device. Steps, each a
 # new mode and so a new plane and dma-buf, at each of which the guest waits
 # for the host:
@@ -223,8 +223,8 @@ mbochs_e2e_qemu() {
 		export MESA_SHADER_CACHE_DISABLE=true
 		exec qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config \
 			-display "$3" \
-			-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/nested-mbochs.cpio.gz" \
-			-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.modes=${MBOCHS_E2E_MODES// /,}" \
+			-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/guest-image/initramfs.cpio.gz" \
+			-append "mdevrs.role=mbochs console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.modes=${MBOCHS_E2E_MODES// /,}" \
 			-device "$2" \
 			-serial "file:$4" \
 			-chardev "socket,id=ctl,path=$5,server=on,wait=off" -device isa-serial,chardev=ctl \
@@ -297,7 +297,7 @@ mbochs_e2e_migrate() { # NAME DEVICE DISPLAY SOCK QEMU_PID SIZE UUID_OTHER_TYPE 
 mbochs_e2e_run() { # IMPL KO
 	local impl=$1 ko=$2 name=e2e-mbochs-$1
 	local serial=$OUT/$name-serial.log qlog=$OUT/$name-qemu.log sock=/tmp/qmp-$name.sock ctl=/tmp/ctl-$name.sock
-	local initrd=$TOP/out/nested-mbochs.cpio.gz uuid qpid lpid="" t status=running reached="" step size fb
+	local initrd=$TOP/out/guest-image/initramfs.cpio.gz uuid qpid lpid="" t status=running reached="" step size fb
 	local dsock=/tmp/qmp-display-$name.sock
 	local fbname fbsize fbbpp steps="fbdev" display=none dev other="" second="" migrate=0 serials
 	# The Rust module's guest is live-migrated after its fbdev step.

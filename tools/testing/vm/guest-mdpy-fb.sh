@@ -90,8 +90,8 @@ mdpy_fb_qemu() {
 	rm -f "$4" "$5" "$3"
 	# shellcheck disable=SC2086
 	qemu-system-x86_64 -M q35 -m 256 -nodefaults -no-user-config -display none \
-		-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/nested-mdpy-fb-$1.cpio.gz" \
-		-append "console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.guest=$1 mdevrs.nfb=3 mdevrs.redraw=${MDPY_FB_REDRAW:-0}" \
+		-kernel "$OUT/nested-bzImage" -initrd "$TOP/out/guest-image/initramfs.cpio.gz" \
+		-append "mdevrs.role=mdpy-fb console=ttyS0 vt.global_cursor_default=0 consoleblank=0 panic=-1 loglevel=4 mdevrs.guest=$1 mdevrs.nfb=3 mdevrs.redraw=${MDPY_FB_REDRAW:-0}" \
 		$2 -serial "file:$3" -trace 'enable=vfio_save_*' -D "${6%.pid}-qemu.log" \
 		-chardev "socket,id=ctl,path=$4,server=on,wait=off" -device isa-serial,chardev=ctl \
 		-qmp "unix:$5,server=on,wait=off" -pidfile "$6" -daemonize "${incoming[@]}"

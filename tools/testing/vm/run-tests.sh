@@ -56,7 +56,7 @@ say "make $target: ${PHASES// /, }${ONLY:+ (MDEV_RS_ONLY)}"
 # Build: what the tier needs, once (build-all.sh).
 # (the nested guests' kernel and images only for the phases that boot them)
 build_tier=check
-[ "$TIER" = full ] && { runs mdpy_fb || runs mbochs_e2e || runs hostile; } && build_tier=full
+[ "$TIER" = full ] && { runs mdpy_fb || runs mbochs_e2e || runs hostile || runs usage; } && build_tier=full
 build() { KDIR=$("$MDEV_RS_TOP/tools/testing/vm/build-all.sh" "$build_tier"); }
 timed build build || die "build failed"
 
@@ -116,6 +116,34 @@ static_checks() {
 if runs static; then
 	say "static checks: rustfmt, clippy, unsafe discipline, misuse"
 	timed static static_checks
+fi
+
+# Phase usage: the host's blocks of Documentation/mdev-rs/usage.rst (build
+# and install, into a scratch root the VM's blocks load from), before the
+# VM runs the others (guest-usage.sh). One result line per block.
+usage_host() {
+	local script=$OUT/usage-host.sh res=$OUT/usage-host-results.txt
+	: > "$res"
+	if ! python3 tools/testing/vm/usage_blocks.py Documentation/mdev-rs/usage.rst host > "$script" 2> "$OUT/usage-blocks.err"; then
+		echo "not ok - usage: $(cat "$OUT/usage-blocks.err")" >> "$res"; return 0
+	fi
+	rm -rf "$OUT/usage-root"
+	(
+		export KDIR USAGE_ROOT=$OUT/usage-root
+		usage_begin() { usage_n=$1 usage_title=$2 usage_first=$3 usage_t0=$SECONDS; echo "### block $1 ($2)"; }
+		usage_end() { echo "ok - usage: block $usage_n ($usage_title, on the host, $((SECONDS - usage_t0)) s): $usage_first" >> "$res"; }
+		usage_elsewhere() { :; }
+		usage_failed() { echo "not ok - usage: block $usage_n ($usage_title, on the host): '$BASH_COMMAND' failed (status $1; see usage-host.log)" >> "$res"; exit 1; }
+		set -eE -o pipefail
+		trap 'usage_failed $?' ERR
+		# shellcheck disable=SC1090
+		. "$script"
+	) > "$OUT/usage-host.log" 2>&1 < /dev/null
+	return 0
+}
+if runs usage; then
+	say "usage.rst: the host's blocks (build and install into out/test/usage-root)"
+	timed usage-host usage_host
 fi
 
 vm_rc=0

@@ -13,21 +13,22 @@
 #                              phase on one type per driver, a short fuzz
 #   full    make check-full    everything (CI): every type, the nested guests
 #                              (mdpy-fb, mbochs end to end, hostile guest),
-#                              mdevctl and libvirt, the long fuzz
+#                              mdevctl and libvirt, the long fuzz, usage.rst's
+#                              commands
 #
 # MDEV_RS_ONLY="phase ...": only those phases (of the tier's scope), and
 # only they are judged; the others print "not run - PHASE: MDEV_RS_ONLY".
 
 # The VM's phases, in the order they run ("static" runs on the host first).
 # The fuzz phase runs early, on a kernel that only the C mdpy ran on before.
-MDEV_RS_PHASES="mdpy fuzz hostile mbochs_e2e mbochs mdpy_fb migration probe"
+MDEV_RS_PHASES="mdpy fuzz hostile mbochs_e2e mbochs mdpy_fb migration probe usage"
 
 # Whether TIER runs PHASE at all.
 tier_has_phase() { # TIER PHASE
 	case $1:$2 in
 	*:static) return 0 ;;
 	static:*) return 1 ;;
-	check:mbochs_e2e | check:hostile) return 1 ;;
+	check:mbochs_e2e | check:hostile | check:usage) return 1 ;;
 	*) return 0 ;;
 	esac
 }
@@ -43,6 +44,7 @@ tier_check_leaves_out() { # PHASE
 	fuzz) echo "the long fuzz (FUZZ_OPS 20000, FUZZ_CYCLES 1000 per driver)" ;;
 	mbochs_e2e) echo "mbochs end to end (nested guest, QEMU's GL display, live migration)" ;;
 	hostile) echo "hostile nested guest" ;;
+	usage) echo "the shell blocks of Documentation/mdev-rs/usage.rst (the guest image under QEMU)" ;;
 	esac
 }
 

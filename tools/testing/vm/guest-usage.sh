@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Phase "usage" (make check-full), sourced by guest-run.sh inside the test
+# VM: runs the shell blocks of Documentation/mdev-rs/usage.rst, in page
+# order, in one bash (usage_blocks.py turns them into a script, with the
+# substitutions and checks the page's ".. usage-test:" comments give). The
+# block marked "host" (build and install) ran on the host before the VM
+# (run-tests.sh, into OUT/usage-root, whose results are in
+# OUT/usage-host-results.txt). One result line per block; the first block
+# that fails ends the run, and the blocks after it are "not run" (the run
+# has failed already). QEMU's screendumps go to OUT/checks (post-checks.sh
+# compares them with the pattern on the host).
+
+USAGE_DOC=Documentation/mdev-rs/usage.rst
+
+# The checks the page's comments name (usage-test: then ...).
+
+# Waits for the guest image's "MDEV-RS-GUEST-READY" on its console LOG.
+usage_guest_ready() { # LOG
+	local t=0
+	until grep -q MDEV-RS-GUEST-READY "$1" 2>/dev/null; do
+		[ $t -ge 240 ] && { echo "no MDEV-RS-GUEST-READY in $1 after 240 s"; return 1; }
+		sleep 2; t=$((t + 2))
+	done
+	grep 'mdev-rs guest image' "$1"
+}
+
+# The guest drew the pattern on a framebuffer whose name has NAME.
+usage_guest_drew() { # LOG NAME
+	grep -q "test pattern drawn on:.*$2" "$1" || { echo "the guest drew on no $2 framebuffer: $(grep 'drawn on' "$1")"; return 1; }
+}
+
+# A screendump of QMP socket SOCK into OUT/checks/NAME.ppm, judged WANT.
+usage_screendump() { # SOCK NAME WANT
+	mkdir -p "$OUT/checks"
+	echo "$2" >> "$OUT/expected-checks.txt"
+	qmp "$1" "{\"execute\":\"screendump\",\"arguments\":{\"filename\":\"$OUT/checks/$2.ppm\"}}" >/dev/null &&
+		echo "$3" > "$OUT/checks/$2.want"
+}
+
+# The same through a human monitor (HMP) socket.
+usage_screendump_hmp() { # MON NAME WANT
+	mkdir -p "$OUT/checks"
+	echo "$2" >> "$OUT/expected-checks.txt"
+	echo "screendump $OUT/checks/$2.ppm" | socat - "unix-connect:$1" >/dev/null &&
+		sleep 2 && [ -s "$OUT/checks/$2.ppm" ] && echo "$3" > "$OUT/checks/$2.want"
+}
+
+# QEMU of PIDFILE does not run as root.
+usage_not_root() { # PIDFILE
+	local uid
+	uid=$(awk '/^Uid:/ { print $2 }' "/proc/$(cat "$1")/status")
+	[ -n "$uid" ] && [ "$uid" != 0 ] || { echo "QEMU runs as uid '$uid'"; return 1; }
+	echo "QEMU runs as uid $uid"
+}
+
+# Stops the QEMU of QMP socket SOCK and PIDFILE; it must be gone in 30 s.
+usage_quit() { # SOCK PIDFILE
+	local pid t=0
+	pid=$(cat "$2")
+	qmp "$1" '{"execute":"quit"}' >/dev/null
+	while kill -0 "$pid" 2>/dev/null; do
+		[ $t -ge 30 ] && { echo "QEMU $pid still running 30 s after quit"; return 1; }
+		sleep 1; t=$((t + 1))
+	done
+}
+
+# Stops the QEMU of HMP socket MON.
+usage_quit_hmp() { # MON
+	echo quit | socat - "unix-connect:$1" >/dev/null
+	sleep 2
+}
+
+# The destination (console LOG, HMP socket MON) runs after the migration,
+# and the guest, migrated, reached its shell there or before.
+usage_migrated() { # LOG MON
+	local t=0 st
+	while :; do
+		st=$(echo "info status" | socat - "unix-connect:$2" 2>/dev/null | tr -d '\r' | grep -o 'VM status: [a-z-]*')
+		[ "$st" = "VM status: running" ] && break
+		[ $t -ge 300 ] && { echo "destination: '$st' after 300 s"; return 1; }
+		sleep 3; t=$((t + 3))
+	done
+	usage_guest_ready "$T/mig-src.log" 2>/dev/null || usage_guest_ready "$1" || return 1
+	echo "destination: $st"
+}
+
+usage_phase() {
+	local script=$OUT/usage-vm.sh line
+	[ "$1" = test ] || return 0
+	if ! python3 "$TOP/tools/testing/vm/usage_blocks.py" "$TOP/$USAGE_DOC" vm > "$script" 2> "$OUT/usage-blocks.err"; then
+		result "not ok - usage: $USAGE_DOC: $(cat "$OUT/usage-blocks.err")"
+		return
+	fi
+	while IFS= read -r line; do result "$line"; done < "$OUT/usage-host-results.txt"
+	if grep -q '^not ok' "$OUT/usage-host-results.txt"; then
+		result "not ok - usage: the blocks in the VM: not run, the host's block failed"
+		return
+	fi
+	# mdevctl's configuration directory (the VM's /etc is the host's, read-only).
+	mount -t tmpfs usage-mdevctl /etc/mdevctl.d || { result "not ok - usage: cannot mount a tmpfs on /etc/mdevctl.d"; return; }
+	mkdir -p /tmp/usage && chmod 1777 /tmp/usage
+	log "usage: the shell blocks of $USAGE_DOC (QEMU boots the guest image four times)"
+	: > "$OUT/usage-results.txt"
+	(
+		cd "$TOP" || exit 1
+		export T=/tmp/usage USAGE_ROOT=$OUT/usage-root OUT TOP
+		usage_n="" usage_title=""
+		usage_begin() { usage_n=$1 usage_title=$2 usage_first=$3 usage_t0=$SECONDS; log "  usage block $1 ($2)"; echo "### block $1 ($2)"; }
+		usage_end() { echo "ok - usage: block $usage_n ($usage_title, $((SECONDS - usage_t0)) s): $usage_first" >> "$OUT/usage-results.txt"; }
+		usage_elsewhere() { :; }
+		usage_failed() {
+			local i
+			echo "not ok - usage: block $usage_n ($usage_title): '$BASH_COMMAND' failed (status $1; see usage-vm.log)" >> "$OUT/usage-results.txt"
+			for ((i = usage_n + 1; i <= USAGE_TOTAL; i++)); do
+				grep -q "^usage_begin $i " "$OUT/usage-vm.sh" &&
+					echo "not run - usage: block $i: an earlier block failed" >> "$OUT/usage-results.txt"
+			done
+			exit 1
+		}
+		set -eE -o pipefail
+		trap 'usage_failed $?' ERR
+		# shellcheck disable=SC1090
+		. "$script"
+	) > "$OUT/usage-vm.log" 2>&1 < /dev/null &
+	local pid=$! watchdog want got
+	# A block that hangs (a QEMU that never answers) ends the blocks, not the VM.
+	( sleep 1200; kill -TERM "$pid" 2>/dev/null ) &
+	watchdog=$!
+	wait "$pid"
+	kill "$watchdog" 2>/dev/null
+	while IFS= read -r line; do result "$line"; done < "$OUT/usage-results.txt"
+	want=$(grep -c '^usage_begin ' "$script") got=$(grep -c '^\(ok\|not ok\|not run\) - usage: block' "$OUT/usage-results.txt")
+	[ "$got" = "$want" ] || result "not ok - usage: $got of the $want blocks for the VM reported (killed after 1200 s?; see usage-vm.log)"
+	umount /etc/mdevctl.d
+	# Whatever a failed block left: QEMU, mdevs, modules (phase_sweep then
+	# reports nothing more for the same failure).
+	if grep -q '^not ok' "$OUT/usage-results.txt"; then
+		pkill -x qemu-system-x86; sleep 2
+		for d in /sys/bus/mdev/devices/*; do [ -e "$d/remove" ] && echo 1 > "$d/remove"; done
+		rmmod mdpy mbochs 2>/dev/null
+	fi
+	return 0
+}
