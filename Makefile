@@ -140,7 +140,7 @@ fuzz:
 	$(VM)/run-fuzz.sh
 
 guest-image:
-	$(VM)/guest-image.sh
+	$(VM)/build-guest-image.sh
 
 # The kernel's modules_install (M=) puts the modules in
 # $(INSTALL_MOD_PATH)/lib/modules/<release>/$(INSTALL_MOD_DIR) (default
