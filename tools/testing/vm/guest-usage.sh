@@ -99,6 +99,8 @@ usage_phase() {
 	fi
 	# mdevctl's configuration directory (the VM's /etc is the host's, read-only).
 	mount -t tmpfs usage-mdevctl /etc/mdevctl.d || { result "not ok - usage: cannot mount a tmpfs on /etc/mdevctl.d"; return; }
+	# (what mdevctl's package installs there)
+	mkdir -p /etc/mdevctl.d/scripts.d/callouts /etc/mdevctl.d/scripts.d/notifiers
 	mkdir -p /tmp/usage && chmod 1777 /tmp/usage
 	log "usage: the shell blocks of $USAGE_DOC (QEMU boots the guest image four times)"
 	: > "$OUT/usage-results.txt"
