@@ -18,13 +18,13 @@ guest image: $img/bzImage, $img/initramfs.cpio.gz
   (kernel $(file -b "$img/bzImage" | sed -n 's/.*version \([^ ]*\).*/\1/p'); mdevrs.guest=c boots the C sample's mdpy-fb)
 
 On an mdpy mdev (region display: any QEMU display; -accel kvm where you have it):
-  qemu-system-x86_64 -M q35 -m 512 -accel kvm:tcg \\
+  qemu-system-x86_64 -M q35 -m 512 -accel kvm -accel tcg \\
     -kernel $img/bzImage -initrd $img/initramfs.cpio.gz \\
     -append console=ttyS0 -serial mon:stdio \\
     -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/\$uuid,display=on -display gtk
 
 On an mbochs mdev (dma-buf display: an OpenGL display; see Documentation/mdev-rs/usage.rst):
-  qemu-system-x86_64 -M q35 -m 512 -accel kvm:tcg \\
+  qemu-system-x86_64 -M q35 -m 512 -accel kvm -accel tcg \\
     -kernel $img/bzImage -initrd $img/initramfs.cpio.gz \\
     -append console=ttyS0 -serial mon:stdio \\
     -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/\$uuid,display=on,xres=1024,yres=768 -display gtk,gl=on
