@@ -68,10 +68,14 @@ fuzz_impl() { # IMPL OPS SECONDS
 	local drv
 	for drv in mdpy mbochs; do
 		log "cycles: $impl $drv, ${FUZZ_CYCLES:-1000} cycles"
-		mkdir -p "$out-slabinfo-$drv"	# /proc/slabinfo at cycle 50, half way, the end
+		# /proc/slabinfo, vmstat, meminfo, zoneinfo, vmallocinfo, the stack
+		# depot's stats and each process's RssAnon at cycle 50, half way and
+		# the end; counters-trace.txt: the memory counters every n/20 cycles
+		# (at least 25).
+		mkdir -p "$out-memory-$drv"
 		t=$SECONDS
 		MDEV_IMPL=$impl FUZZ_DRIVERS=$drv FUZZ_CYCLES=${FUZZ_CYCLES:-1000} FUZZ_POOL_MB=$pool FUZZ_MDPY_COUNT=4 \
-			FUZZ_OUT=$out-slabinfo-$drv timeout 900 "$FUZZ_BIN" cycles > "$out-cycles-$drv.txt" 2>&1
+			FUZZ_OUT=$out-memory-$drv timeout 900 "$FUZZ_BIN" cycles > "$out-cycles-$drv.txt" 2>&1
 		rc=$?
 		log "  cycles $impl $drv: status $rc in $((SECONDS - t))s"
 		n=0
@@ -83,6 +87,24 @@ fuzz_impl() { # IMPL OPS SECONDS
 			esac
 		done < "$out-cycles-$drv.txt"
 		[ $n = 2 ] && [ $rc = 0 ] || fuzz_result "$impl" 1 "cycles: $drv: status $rc, $n of 2 results ($drv, memory) (see $(basename "$out")-cycles-$drv.txt)"
+		log "  $(grep -m1 '^# counters' "$out-cycles-$drv.txt" | cut -c3-)"
+	done
+	# FUZZ_CYCLE_BISECT="STEPS ..." (e.g. "none dmabuf-mmap dmabuf plane
+	# bar0 open"; unset: none of this): mbochs' cycles again,
+	# FUZZ_CYCLE_BISECT_N (default 500) each, leaving out each STEPS
+	# (mdev_fuzz.c's FUZZ_CYCLE_SKIP; "none": whole cycles), to see which
+	# step a memory counter moves with. Logged and saved
+	# (fuzz-rust-bisect-STEPS/), not judged.
+	local steps
+	for steps in ${FUZZ_CYCLE_BISECT:-}; do
+		[ "$impl" = rust ] || break
+		mkdir -p "$out-bisect-$steps"
+		t=$SECONDS
+		MDEV_IMPL=$impl FUZZ_DRIVERS=mbochs FUZZ_CYCLES=${FUZZ_CYCLE_BISECT_N:-500} FUZZ_POOL_MB=$pool \
+			FUZZ_MDPY_COUNT=4 FUZZ_CYCLE_SKIP=$steps FUZZ_OUT=$out-bisect-$steps \
+			timeout 900 "$FUZZ_BIN" cycles > "$out-bisect-$steps/out.txt" 2>&1
+		log "  bisect mbochs without $steps: status $?, $((SECONDS - t))s: $(grep -m1 '^# counters' "$out-bisect-$steps/out.txt" | cut -c3-)"
+		log "    $(grep -m1 ' - memory:' "$out-bisect-$steps/out.txt")"
 	done
 	# The kernel's verdict on the phase.
 	dmesg | tail -n +"$((dmesg0 + 1))" > "$out-dmesg.txt"
