@@ -9,7 +9,7 @@
 #                        (INSTALL_MOD_PATH, INSTALL_MOD_DIR honoured) and run depmod
 #   make check-static    static checks only, no VM (rustfmt, clippy, unsafe lints, misuse, unit tests)
 #   make check           everyday tests: static + one VM, no nested guest (8 min warm)
-#   make check-full      everything (what CI runs, 37 min warm): every type, nested guests, QEMU
+#   make check-full      everything (what CI runs, 38 min warm): every type, nested guests, QEMU
 #                        end to end and migration, hostile guest, mdevctl, libvirt
 #                        (MDEV_RS_ONLY="phase ..." runs only those phases: see
 #                        tools/testing/vm/tiers.sh)
