@@ -38,20 +38,28 @@ fuzz_result() { # IMPL OK(0/1) TEXT
 fuzz_impl() { # IMPL OPS SECONDS
 	local impl=$1 ops=$2 secs=$3 mdpy mbochs out=$OUT/fuzz-$1 rc line dmesg0 n t
 	local pool=128 kml=/sys/kernel/debug/kmemleak
+	# mdpy's count: room for 16 instances though the fuzzer keeps 3 mdpy
+	# mdevs. A migration data fd holds its device (and so the mdev's
+	# instance) until it is closed, and the workers keep data fds past the
+	# device's close and removal on purpose: an mdpy removed while a worker
+	# keeps one of its data fds holds an instance until that fd is closed,
+	# and the remover's re-creation must still find one free (with count=4
+	# two such fds made it fail with EUSERS, seen once on 2026-12-07).
+	local mdpy_count=16
 	mdpy=$KDIR/samples/vfio-mdev/mdpy.ko mbochs=$KDIR/samples/vfio-mdev/mbochs.ko
 	# FUZZ_MODDIR: the Rust modules built for another kernel (make fuzz's KASAN one).
 	[ "$impl" = rust ] && mdpy=${FUZZ_MODDIR:-$TOP}/mdpy/mdpy.ko mbochs=${FUZZ_MODDIR:-$TOP}/mbochs/mbochs.ko
 	if [ ! -x "$FUZZ_BIN" ]; then
 		fuzz_result "$impl" 1 "$FUZZ_BIN does not exist"; return
 	fi
-	if ! insmod "$mdpy" count=4 || ! insmod "$mbochs" count=$pool; then
+	if ! insmod "$mdpy" count=$mdpy_count || ! insmod "$mbochs" count=$pool; then
 		fuzz_result "$impl" 1 "insmod $mdpy / $mbochs failed"; rmmod mdpy 2>/dev/null; return
 	fi
 	# (kmemleak is not cleared here: that would hide what earlier phases leaked.)
 	dmesg0=$(dmesg | wc -l)
 	log "fuzz: $impl mdpy + mbochs, $ops ops per driver (limit ${secs}s), seed ${FUZZ_SEED:-random}"
 	t=$SECONDS
-	MDEV_IMPL=$impl FUZZ_OPS=$ops FUZZ_SECONDS=$secs FUZZ_POOL_MB=$pool FUZZ_MDPY_COUNT=4 \
+	MDEV_IMPL=$impl FUZZ_OPS=$ops FUZZ_SECONDS=$secs FUZZ_POOL_MB=$pool FUZZ_MDPY_COUNT=$mdpy_count \
 		timeout $((secs + 120)) "$FUZZ_BIN" fuzz > "$out.txt" 2>&1
 	rc=$?
 	line=$(grep -m1 '^# done' "$out.txt" | sed 's/^# //')
@@ -74,7 +82,7 @@ fuzz_impl() { # IMPL OPS SECONDS
 		# (at least 25).
 		mkdir -p "$out-memory-$drv"
 		t=$SECONDS
-		MDEV_IMPL=$impl FUZZ_DRIVERS=$drv FUZZ_CYCLES=${FUZZ_CYCLES:-1000} FUZZ_POOL_MB=$pool FUZZ_MDPY_COUNT=4 \
+		MDEV_IMPL=$impl FUZZ_DRIVERS=$drv FUZZ_CYCLES=${FUZZ_CYCLES:-1000} FUZZ_POOL_MB=$pool FUZZ_MDPY_COUNT=$mdpy_count \
 			FUZZ_OUT=$out-memory-$drv timeout 900 "$FUZZ_BIN" cycles > "$out-cycles-$drv.txt" 2>&1
 		rc=$?
 		log "  cycles $impl $drv: status $rc in $((SECONDS - t))s"
@@ -101,7 +109,7 @@ fuzz_impl() { # IMPL OPS SECONDS
 		mkdir -p "$out-bisect-$steps"
 		t=$SECONDS
 		MDEV_IMPL=$impl FUZZ_DRIVERS=mbochs FUZZ_CYCLES=${FUZZ_CYCLE_BISECT_N:-500} FUZZ_POOL_MB=$pool \
-			FUZZ_MDPY_COUNT=4 FUZZ_CYCLE_SKIP=$steps FUZZ_OUT=$out-bisect-$steps \
+			FUZZ_MDPY_COUNT=$mdpy_count FUZZ_CYCLE_SKIP=$steps FUZZ_OUT=$out-bisect-$steps \
 			timeout 900 "$FUZZ_BIN" cycles > "$out-bisect-$steps/out.txt" 2>&1
 		log "  bisect mbochs without $steps: status $?, $((SECONDS - t))s: $(grep -m1 '^# counters' "$out-bisect-$steps/out.txt" | cut -c3-)"
 		log "    $(grep -m1 ' - memory:' "$out-bisect-$steps/out.txt")"
