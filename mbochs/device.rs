@@ -22,7 +22,8 @@ use crate::{
         write_tracking::TrackedMemory,
     },
     last_plane::LastPlane,
-    migration, regions,
+    migration::{self, MigratedDevice, Migration as _},
+    regions,
     regs::{self, Dispi, Regs, Snapshot},
     vram::Vram,
     Pool, PoolReservation, TypeInfo,
@@ -266,6 +267,36 @@ impl MbochsDevice {
             done += n;
         }
         Ok(())
+    }
+}
+
+impl MigratedDevice for MbochsDevice {
+    fn type_name(&self) -> &'static CStr {
+        MbochsDevice::type_name(self)
+    }
+
+    fn type_info(&self) -> &TypeInfo {
+        MbochsDevice::type_info(self)
+    }
+
+    fn vram(&self) -> &Vram {
+        MbochsDevice::vram(self)
+    }
+
+    fn drop_scanouts(&self) {
+        MbochsDevice::drop_scanouts(self)
+    }
+
+    fn regs_snapshot(&self) -> Snapshot {
+        MbochsDevice::regs_snapshot(self)
+    }
+
+    fn regs_can_restore(&self, snap: &Snapshot) -> bool {
+        MbochsDevice::regs_can_restore(self, snap)
+    }
+
+    fn regs_restore(&self, snap: &Snapshot) {
+        MbochsDevice::regs_restore(self, snap)
     }
 }
 

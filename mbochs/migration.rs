@@ -21,7 +21,6 @@
 //! hold reads as zeros, like one never touched.
 
 use crate::{
-    device::MbochsDevice,
     kernel_ext::{
         migration::{
             refusal_log::RefusalLog,
@@ -32,7 +31,8 @@ use crate::{
     },
     regions,
     regs::Snapshot,
-    MBOCHS_NAME,
+    vram::Vram,
+    TypeInfo, MBOCHS_NAME,
 };
 use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
@@ -57,9 +57,31 @@ pub(crate) struct Staged {
 pub(crate) const REGS_LEN: usize =
     2 * stream::SECTION_HEADER_LEN + Snapshot::VBE_LEN + Snapshot::EDID_LEN;
 
-impl MbochsDevice {
+/// What the migration of an mbochs needs of its device.
+/// `device::MbochsDevice` implements it, so that the dependency goes one
+/// way: the device uses its migration, not the other way round.
+pub(crate) trait MigratedDevice {
+    /// The device's mdev type name.
+    fn type_name(&self) -> &'static CStr;
+    /// The device's type.
+    fn type_info(&self) -> &TypeInfo;
+    /// The device's VRAM.
+    fn vram(&self) -> &Vram;
+    /// Drops the scanout buffers made of the VRAM's pages.
+    fn drop_scanouts(&self);
+    /// The registers as they are.
+    fn regs_snapshot(&self) -> Snapshot;
+    /// Whether the device takes these registers.
+    fn regs_can_restore(&self, snap: &Snapshot) -> bool;
+    /// Sets the registers.
+    fn regs_restore(&self, snap: &Snapshot);
+}
+
+/// The migration of an mbochs: its register sections and its staging
+/// copy, for any [`MigratedDevice`] (there is one, `MbochsDevice`).
+pub(crate) trait Migration: MigratedDevice {
     /// What this device's streams say they are from.
-    pub(crate) fn origin(&self) -> Origin {
+    fn origin(&self) -> Origin {
         Origin {
             driver: MBOCHS_NAME,
             type_name: self.type_name(),
@@ -69,7 +91,7 @@ impl MbochsDevice {
 
     /// Saves the registers (the VRAM pages are saved by the emulated PCI
     /// layer).
-    pub(crate) fn save_sections(&self, w: &mut Writer<'_>) -> Result {
+    fn save_sections(&self, w: &mut Writer<'_>) -> Result {
         let snap = KBox::new(self.regs_snapshot(), GFP_KERNEL)?;
         let mut vbe = [0u8; Snapshot::VBE_LEN];
         for (chunk, v) in vbe.chunks_exact_mut(2).zip(snap.vbe) {
@@ -86,7 +108,7 @@ impl MbochsDevice {
     }
 
     /// A fresh staging copy: the registers as they are, no page.
-    pub(crate) fn stage_begin(&self) -> Result<Staged> {
+    fn stage_begin(&self) -> Result<Staged> {
         let count = self.vram().page_count();
         let mut pages = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..count {
@@ -103,12 +125,7 @@ impl MbochsDevice {
     /// Checks one section (register sections of the right size and with
     /// values the device takes, pages within VRAM) and copies it into the
     /// staging copy.
-    pub(crate) fn stage_section(
-        &self,
-        staged: &mut Staged,
-        s: &Section<'_>,
-        log: &RefusalLog<'_>,
-    ) -> Result {
+    fn stage_section(&self, staged: &mut Staged, s: &Section<'_>, log: &RefusalLog<'_>) -> Result {
         match s.id {
             SECTION_DISPI => {
                 let bytes = s.fixed::<{ Snapshot::VBE_LEN }>(log)?;
@@ -154,7 +171,7 @@ impl MbochsDevice {
 
     /// Copies `len` bytes of `data` to byte `offset` of page `key` in the
     /// staging copy (a new page of zeros the first time).
-    pub(crate) fn stage_page(
+    fn stage_page(
         &self,
         staged: &mut Staged,
         key: u64,
@@ -173,7 +190,7 @@ impl MbochsDevice {
     }
 
     /// The stream is complete: both register sections came.
-    pub(crate) fn stage_finish(&self, staged: &Staged, log: &RefusalLog<'_>) -> Result {
+    fn stage_finish(&self, staged: &Staged, log: &RefusalLog<'_>) -> Result {
         if !staged.dispi_seen || !staged.edid_seen {
             return Err(log.refuse(
                 stream::ERR_TRUNCATED,
@@ -195,7 +212,7 @@ impl MbochsDevice {
     /// leave every user mapping (the next access maps the new ones) and the
     /// scanout buffers made of them are dropped (dma-bufs already handed
     /// out keep their own references to the old pages).
-    pub(crate) fn stage_apply(&self, mut staged: Staged, mappings: &UserMappings<'_>) {
+    fn stage_apply(&self, mut staged: Staged, mappings: &UserMappings<'_>) {
         self.regs_restore(&staged.regs);
         self.drop_scanouts();
         self.vram().swap_pages(&mut staged.pages);
@@ -203,3 +220,5 @@ impl MbochsDevice {
         // `staged` now holds the old pages: dropped here, after the lock.
     }
 }
+
+impl<D: MigratedDevice + ?Sized> Migration for D {}
