@@ -75,28 +75,34 @@ print("downtime %s ms, device state %s bytes, total %s ms" % (r.get("downtime"),
 		echo "(unreadable: $1)"
 }
 
-# The bytes a source QEMU read from its VFIO devices in stop-copy in the last
-# migration it made, from its log of the vfio_save_* trace events (-trace
-# 'enable=vfio_save_*' -D LOG): per device, the blocks between its last
-# vfio_save_complete_precopy_start and vfio_save_complete_precopy. Prints the
-# sum over the devices; fails without a complete stop-copy.
-qemu_stop_copy_bytes() { # LOG
+# The bytes a source QEMU read from its VFIO devices between two of its
+# vfio_save_* trace events in the last migration it made, from its log of
+# them (-trace 'enable=vfio_save_*' -D LOG): per device, the data_size of
+# the vfio_save_block events between its last START and the END after it.
+# Prints the sum over the devices; fails if no device got from START to END.
+qemu_save_bytes() { # LOG START END
 	python3 -c 'import re, sys
+start, end = sys.argv[2], sys.argv[3]
 last, cur = {}, {}
 for line in open(sys.argv[1], errors="replace"):
     m = re.search(r"vfio_save_(\w+)\s+\((\S+)\)(?:\s+data_size (-?\d+))?", line)
     if not m:
         continue
     ev, dev, n = m.groups()
-    if ev == "complete_precopy_start":
+    if ev == start:
         cur[dev] = 0
     elif ev == "block" and dev in cur and n:
         cur[dev] += max(int(n), 0)
-    elif ev == "complete_precopy" and dev in cur:
+    elif ev == end and dev in cur:
         last[dev] = cur.pop(dev)
 if not last:
     sys.exit(1)
-print(sum(last.values()))' "$1" 2>/dev/null
+print(sum(last.values()))' "$1" "$2" "$3" 2>/dev/null
+}
+
+# Stop-copy: from vfio_save_complete_precopy_start to vfio_save_complete_precopy.
+qemu_stop_copy_bytes() { # LOG
+	qemu_save_bytes "$1" complete_precopy_start complete_precopy
 }
 
 # The status of the QEMU on SOCK ("running", "paused", "postmigrate"...).
@@ -198,26 +204,8 @@ with open(log, "a") as out:
 PY
 }
 
-# The bytes a source QEMU read from its VFIO devices in pre-copy in the last
-# migration it made, from its log of the vfio_save_* trace events (see
-# qemu_stop_copy_bytes): per device, the blocks between its last
-# vfio_save_setup and its vfio_save_complete_precopy_start. Prints the sum
-# over the devices; fails without a migration that reached stop-copy.
+# Pre-copy: from vfio_save_setup to vfio_save_complete_precopy_start (a
+# migration that reached stop-copy).
 qemu_precopy_bytes() { # LOG
-	python3 -c 'import re, sys
-last, cur = {}, {}
-for line in open(sys.argv[1], errors="replace"):
-    m = re.search(r"vfio_save_(\w+)\s+\((\S+)\)(?:\s+data_size (-?\d+))?", line)
-    if not m:
-        continue
-    ev, dev, n = m.groups()
-    if ev == "setup":
-        cur[dev] = 0
-    elif ev == "block" and dev in cur and n:
-        cur[dev] += max(int(n), 0)
-    elif ev == "complete_precopy_start" and dev in cur:
-        last[dev] = cur.pop(dev)
-if not last:
-    sys.exit(1)
-print(sum(last.values()))' "$1" 2>/dev/null
+	qemu_save_bytes "$1" setup complete_precopy_start
 }
