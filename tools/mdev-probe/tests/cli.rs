@@ -173,10 +173,11 @@ fn callout(tools: &[&str], args: &[&str], stdin: &str, probe: Option<&str>) -> O
 
 const U: &str = "00000000-0000-4000-8000-00000000dead";
 
-fn get_attributes(tools: &[&str], probe: Option<&str>) -> Output {
+/// The callout's `get attributes` of mdev `U` of `mtype` on `parent`.
+fn get_attributes_of(tools: &[&str], probe: Option<&str>, mtype: &str, parent: &str) -> Output {
     let a = [
         "-t",
-        "mdpy-xga",
+        mtype,
         "-e",
         "get",
         "-a",
@@ -186,9 +187,13 @@ fn get_attributes(tools: &[&str], probe: Option<&str>) -> Output {
         "-u",
         U,
         "-p",
-        "mdpy",
+        parent,
     ];
     callout(tools, &a, "", probe)
+}
+
+fn get_attributes(tools: &[&str], probe: Option<&str>) -> Output {
+    get_attributes_of(tools, probe, "mdpy-xga", "mdpy")
 }
 
 #[test]
@@ -202,21 +207,7 @@ fn callout_without_jq() {
     assert!(e.contains("needs jq"), "{e}");
     assert!(stderr(&o).contains("jq not found"), "{}", stderr(&o));
     // Not our device: no dependency needed.
-    let a = [
-        "-t",
-        "x",
-        "-e",
-        "get",
-        "-a",
-        "attributes",
-        "-s",
-        "none",
-        "-u",
-        U,
-        "-p",
-        "mtty",
-    ];
-    assert_eq!(code(&callout(&[], &a, "", Some(BIN))), 2);
+    assert_eq!(code(&get_attributes_of(&[], Some(BIN), "x", "mtty")), 2);
     // define still refuses mdev-probe attributes, found by grep.
     let a = [
         "-t", "mdpy-xga", "-e", "pre", "-a", "define", "-s", "none", "-u", U, "-p", "mdpy",
