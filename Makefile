@@ -22,6 +22,8 @@
 #   make debian-kernel   build the modules for Debian's own kernel (linux-image-7.3.x+deb13-amd64,
 #                        trixie-backports) into out/debian/: its Rust metadata reproduced
 #                        with Debian's rustc 1.85.1 in a trixie chroot (root: debootstrap; cached)
+#   make debian-install  install what make debian-kernel built into Debian's module tree,
+#                        /lib/modules/<its release>/updates/ (INSTALL_MOD_PATH honoured), and depmod
 #   make kernel-dir      print the cached test kernel's path (make KDIR=$(make -s kernel-dir))
 #   make clippy          build with CLIPPY=1 (warnings are errors; against KDIR, default: the test kernel)
 #   make rustfmtcheck    check formatting
@@ -73,7 +75,7 @@ fi; \
 	exit 1; }
 endef
 
-.PHONY: modules all install clean check check-static check-full demo bench fuzz guest-image kernel kernel-dir debian-kernel deps clippy rustfmt rustfmtcheck selftests help
+.PHONY: modules all install clean check check-static check-full demo bench fuzz guest-image kernel kernel-dir debian-kernel debian-install deps clippy rustfmt rustfmtcheck selftests help
 
 all: modules
 
@@ -117,6 +119,13 @@ debian-kernel:
 	k=$$($(VM)/bootstrap-debian-kernel.sh --modules $$d) && mkdir -p $(TOP)/out/debian && \
 	cp $$d/mdpy/mdpy.ko $$d/mbochs/mbochs.ko $$d/mdpy-fb/mdpy-fb.ko $(TOP)/out/debian/ && \
 	echo "Debian kernel build tree: $$k ($$(cat $$k/debian-krel)); modules: $(TOP)/out/debian/{mdpy,mbochs,mdpy-fb}.ko"
+
+# `make install` of those modules, run in the same chroot with the same tree.
+debian-install:
+	@$(ENV) d=$$MDEV_RS_CACHE/debian-modules-$$(printf %s "$(TOP)" | sha256sum | cut -c1-12); \
+	[ -f $$d/modules.order ] || { echo "error: nothing built for Debian's kernel: run make debian-kernel first" >&2; exit 1; }; \
+	$(VM)/bootstrap-debian-kernel.sh --install $$d $(or $(INSTALL_MOD_PATH),/) > /dev/null && \
+	echo "installed into $(or $(INSTALL_MOD_PATH),/): $$(sed -n 's/^.*INSTALL \(.*\)$$/\1/p' $$d/install.log | tr '\n' ' ')"
 
 kernel: deps
 	@t=$$($(VM)/bootstrap-kernel.sh) && echo "test kernel: $$t (build against it: make KDIR=$$t)"

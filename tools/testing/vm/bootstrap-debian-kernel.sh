@@ -27,6 +27,10 @@
 #   --modules DIR: also build our modules against KDIR (in the chroot, in a
 #   copy of the sources at DIR) and check that each symbol they import is
 #   exported by Debian's kernel (Module.symvers). Prints KDIR.
+#   --install DIR ROOT: run our `make install` of the modules --modules built
+#   in DIR (in the chroot), into ROOT (INSTALL_MOD_PATH: ROOT/lib/modules/
+#   $krel/updates, and depmod). ROOT must hold the kernel's module tree
+#   (ROOT/lib/modules/$krel). Prints KDIR.
 # In KDIR, debian-krel holds the kernel release, debian-root the
 # extracted packages' root (vng boots debian-root/usr/lib/modules/$krel/vmlinuz).
 # Needs root (debootstrap, chroot): the test harness runs as root.
@@ -45,12 +49,15 @@ mkdir -p "$MDEV_RS_CACHE"
 cd "$MDEV_RS_CACHE"
 
 newest() { ls -d debian-7.3*/build/.prepared 2>/dev/null | sed 's|/build/.prepared$||; s|^debian-||' | sort -V | tail -1; }
-mods_dir=
+mods_dir= install_root=
 case ${1:-} in
 --print-only) v=$(newest); [ -z "$v" ] || echo "$MDEV_RS_CACHE/debian-$v/build"; exit 0 ;;
 --modules) mods_dir=${2:?--modules DIR}; mods_dir=$(mkdir -p "$mods_dir" && cd "$mods_dir" && pwd) ;;
+--install)
+	mods_dir=$(cd "${2:?--install DIR ROOT}" && pwd) install_root=$(cd "${3:?--install DIR ROOT}" && pwd) ||
+		die "--install DIR ROOT: no such directory" ;;
 "") ;;
-*) die "usage: $0 [--print-only | --modules DIR]" ;;
+*) die "usage: $0 [--print-only | --modules DIR | --install DIR ROOT]" ;;
 esac
 
 # 1. Which Debian 7.3 kernel is current in $SUITE? (Old files leave the pool:
@@ -80,6 +87,7 @@ prepared() { [ "$(cat "$B/.prepared" 2>/dev/null)" = "recipe $RECIPE" ]; }
 if prepared && [ -z "$mods_dir" ]; then
 	rm -f "${index:-}"; echo "$B"; exit 0
 fi
+[ -z "$install_root" ] || prepared || die "--install: no build tree for Debian's $ver yet (run --modules first)"
 
 # 2. Download (SHA256-checked) and extract the packages.
 if [ ! -f "$D/root/.extracted" ]; then
@@ -160,8 +168,9 @@ if [ ! -f "$CH/.ready" ]; then
 	$SUDO touch "$CH.tmp/.ready"
 	$SUDO mv "$CH.tmp" "$CH"
 fi
-# Runs CMD in the chroot, with the cache and the project at their own paths
-# (one argument: a shell command line).
+# Runs CMD in the chroot, with the cache, the project and CH_BINDS at their
+# own paths (one argument: a shell command line).
+CH_BINDS=()
 in_chroot() { # CMD...
 	local q=$1
 	[ $# = 1 ] || printf -v q '%q ' "$@"
@@ -172,7 +181,7 @@ in_chroot() { # CMD...
 		done
 		mount --rbind /dev "$ch/dev"; mount -t proc proc "$ch/proc"
 		exec chroot "$ch" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-			bash -c "$cmd"' _ "$CH" "$q" "$MDEV_RS_CACHE" "$MDEV_RS_TOP"
+			bash -c "$cmd"' _ "$CH" "$q" "$MDEV_RS_CACHE" "$MDEV_RS_TOP" "${CH_BINDS[@]}"
 }
 # A chroot made by an older version of this script: add what it lacks.
 # shellcheck disable=SC2016
@@ -240,12 +249,30 @@ if comm -23 "$B/debian-rust-exports.txt" "$B/rust-symbols.txt" | grep -q .; then
 fi
 say "the $(wc -l < "$B/debian-rust-exports.txt") Rust symbols Debian's vmlinux exports are all in the reproduced rust/*.o ($(grep -oE 'Cs[0-9A-Za-z]+_6kernel' "$B/debian-rust-exports.txt" | sort -u | head -1))"
 
+# (--install) Our Makefile's `make install`, as a user runs it after
+# `make KDIR=...`: the kernel's modules_install into ROOT's updates/, then
+# depmod (the tree has no System.map).
+if [ -n "$install_root" ]; then
+	[ -d "$install_root/lib/modules/$krel/kernel" ] || die "--install: $install_root/lib/modules/$krel holds no kernel module tree"
+	# The chroot sees the module tree at its own path (e.g. the host's
+	# /usr/lib/modules/$krel for ROOT /).
+	case $install_root/ in
+	"$MDEV_RS_TOP"/* | "$MDEV_RS_CACHE"/*) ;;
+	*) CH_BINDS=("$(cd "$install_root/lib/modules/$krel" && pwd -P)") ;;
+	esac
+	say "make install of $mods_dir into $install_root (INSTALL_MOD_PATH)"
+	in_chroot make -C "$mods_dir" KDIR="$B" "${KVARS[@]}" INSTALL_MOD_PATH="$install_root" install \
+		> "$mods_dir/install.log" 2>&1 || { tail -20 "$mods_dir/install.log" >&2; die "make install failed (log: $mods_dir/install.log)"; }
+	echo "$B"
+	exit 0
+fi
+
 # 5. Our modules, built against KDIR in the chroot (its rustc), and the
 # symbols they import checked against Debian's kernel.
 if [ -n "$mods_dir" ]; then
 	say "building mdpy, mbochs, mdpy-fb against $krel in $mods_dir (the chroot's $have_rustc)"
 	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' --exclude=generated \
-		"$MDEV_RS_TOP"/{Kbuild,rust,mdpy,mbochs,mdpy-fb} "$mods_dir/"
+		"$MDEV_RS_TOP"/{Makefile,Kbuild,rust,mdpy,mbochs,mdpy-fb} "$mods_dir/"
 	case $mods_dir/ in "$MDEV_RS_TOP"/* | "$MDEV_RS_CACHE"/*) ;; *) die "--modules DIR must be under $MDEV_RS_TOP or $MDEV_RS_CACHE (the chroot sees only those)" ;; esac
 	in_chroot make -C "$B" M="$mods_dir" "${KVARS[@]}" modules > "$mods_dir/build.log" 2>&1 ||
 		{ tail -30 "$mods_dir/build.log" >&2; die "the module build failed (log: $mods_dir/build.log)"; }

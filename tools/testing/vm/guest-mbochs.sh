@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Test phase of mbochs (dma-buf display), sourced by guest-run.sh inside the
-# test VM (uses its OUT, KDIR, TOP, TIER, log, result).
+# test VM (uses its OUT, KDIR, TOP, TIER, log, result), and by
+# debian-guest.sh in Debian's kernel (MDEV_RS_IMPLS=rust: Debian builds no
+# C sample; rust_ko: the installed modules).
 #
 # MODE=test: the mbochs kselftest against the C sample and the Rust module,
 # on the tier's types (tiers.sh), TAP in OUT/tap-mbochs-IMPL-TYPE.txt (judged on the host by
@@ -65,7 +67,8 @@ mbochs_suite() {
 # give, and that each shows the value it was given in sysfs (defaults:
 # count 256, mem 0).
 mbochs_mem_alias() {
-	local ko=$TOP/mbochs/mbochs.ko args want got shown
+	local ko args want got shown
+	ko=$(rust_ko mbochs)
 	local avail=/sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-small/available_instances
 	local params=/sys/module/mbochs/parameters
 	for args in "mem=32:8:256,32" "count=64 mem=16:4:64,16" "count=12:3:12,0"; do
@@ -99,7 +102,7 @@ mbochs_mem_alias() {
 mbochs_cascade_guard() {
 	local ledger=/tmp/mdev-ledger-cascade-guard pid t=0 left name="rust mbochs-medium: one failure does not cascade"
 	local tap=$OUT/mbochs-cascade-guard.txt
-	insmod "$TOP/mbochs/mbochs.ko" count=64 || { result "not ok - $name: insmod"; return; }
+	insmod "$(rust_ko mbochs)" count=64 || { result "not ok - $name: insmod"; return; }
 	rm -f "$ledger"
 	MDEV_LEDGER=$ledger MDEV_IMPL=rust MBOCHS_TYPE=mbochs-medium MBOCHS_COUNT=64 \
 		setsid "$MBOCHS_TEST_BIN" -r mbochs:iommufd_cdev:pool_accounting > "$tap.killed" 2>&1 &
@@ -131,9 +134,9 @@ mbochs_phase() {
 	local impl ko type pool
 	# Each type (the tier's, tiers.sh) with a pool of four of its devices
 	# (4, 16, 64 MB each).
-	for impl in c rust; do
+	for impl in ${MDEV_RS_IMPLS:-c rust}; do
 		ko=$KDIR/samples/vfio-mdev/mbochs.ko
-		[ $impl = rust ] && ko=$TOP/mbochs/mbochs.ko
+		[ $impl = rust ] && ko=$(rust_ko mbochs)
 		for type in $(tier_types "$TIER" mbochs); do
 			case $type in mbochs-small) pool=16 ;; mbochs-medium) pool=64 ;; *) pool=256 ;; esac
 			mbochs_suite $impl "$ko" $type $pool

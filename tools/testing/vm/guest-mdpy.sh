@@ -3,7 +3,8 @@
 #
 # Test phase of mdpy (region display), sourced by guest-run.sh inside the
 # test VM (uses its OUT, KDIR, TOP, TIER, log, result, kselftest,
-# only_tests).
+# only_tests), and by debian-guest.sh in Debian's kernel (MDEV_RS_IMPLS=rust:
+# Debian builds no C sample; rust_ko: the installed modules).
 #
 # MODE=test: the mdpy kselftest against the C sample and the Rust module on
 # the tier's types (tiers.sh), TAP in OUT/tap-mdpy-IMPL-TYPE.txt (judged on
@@ -41,9 +42,9 @@ mdpy_suite() {
 mdpy_phase() {
 	[ "$1" = test ] || return 0
 	local impl ko type count
-	for impl in c rust; do
+	for impl in ${MDEV_RS_IMPLS:-c rust}; do
 		ko=$KDIR/samples/vfio-mdev/mdpy.ko
-		[ $impl = rust ] && ko=$TOP/mdpy/mdpy.ko
+		[ $impl = rust ] && ko=$(rust_ko mdpy)
 		for type in $(tier_types "$TIER" mdpy); do
 			count=4; [ $type = mdpy-hd ] && count=3
 			mdpy_suite $impl "$ko" $type $count

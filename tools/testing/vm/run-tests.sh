@@ -14,7 +14,8 @@
 #       a short fuzz, the detectors and the splat scan;
 #   make check-full    (TIER=full) everything: every type, the end-to-end
 #       display checks and live migrations through QEMU in nested guests,
-#       the hostile nested guest, mdevctl and libvirt, the longer fuzz.
+#       the hostile nested guest, mdevctl and libvirt, the longer fuzz,
+#       Debian's own kernel (run-debian.sh: a VM of its own, at the end).
 # Prints TAP-like lines ("ok", "not ok", and "not run" for a test that was
 # not run, with the reason: a tier that leaves a phase out says which tier
 # runs it), then each phase's wall time, and ends with
@@ -30,12 +31,12 @@ TIER=${1:-full}
 case $TIER in static | check | full) ;; *) die "usage: run-tests.sh static|check|full" ;; esac
 ONLY=${MDEV_RS_ONLY:-}
 for p in $ONLY; do
-	[[ " static $MDEV_RS_PHASES " == *" $p "* ]] || die "MDEV_RS_ONLY: no phase '$p' (phases: static $MDEV_RS_PHASES)"
+	[[ " $MDEV_RS_ALL_PHASES " == *" $p "* ]] || die "MDEV_RS_ONLY: no phase '$p' (phases: $MDEV_RS_ALL_PHASES)"
 done
 PHASES=$(tier_run_phases "$TIER" "$ONLY")
 [ -n "$PHASES" ] || die "MDEV_RS_ONLY='$ONLY' has no phase of tier $TIER"
 runs() { [[ " $PHASES " == *" $1 "* ]]; }
-vm_phases() { local p; for p in $PHASES; do [ "$p" = static ] || echo "$p"; done; }
+vm_phases() { local p; for p in $PHASES; do case " $MDEV_RS_PHASES " in *" $p "*) echo "$p" ;; esac; done; }
 
 OUT="$MDEV_RS_TOP/out/test"
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -152,6 +153,11 @@ if [ -n "$(vm_phases)" ]; then
 		"$MDEV_RS_TOP/tools/testing/vm/run-vm.sh" test "$KDIR" "$OUT" || vm_rc=$?
 fi
 
+# Phase debian: a VM of its own, booting Debian's kernel (run-debian.sh).
+if runs debian; then
+	timed debian "$MDEV_RS_TOP/tools/testing/vm/run-debian.sh" "$OUT/debian"
+fi
+
 # The phases' wall times: the host's, then the VM's (guest-run.sh), the
 # VM's boot and setup being what its phases leave of its time.
 phase_times() {
@@ -169,7 +175,7 @@ phase_times() {
 {
 	runs static && cat "$static"
 	# What this run leaves out, and which tier runs it.
-	for p in static $MDEV_RS_PHASES; do
+	for p in $MDEV_RS_ALL_PHASES; do
 		if [ -n "$ONLY" ] && ! runs "$p" && tier_has_phase "$TIER" "$p"; then
 			echo "not run - $p: not in MDEV_RS_ONLY=\"$ONLY\""
 		elif ! tier_has_phase "$TIER" "$p"; then
@@ -224,6 +230,10 @@ phase_times() {
 		else
 			echo "not ok - kernel splat, kmemleak report or no dmesg (see out/test/splats.txt)"
 		fi
+	fi
+	if runs debian; then
+		if [ -s "$OUT/debian/summary.tap" ]; then cat "$OUT/debian/summary.tap"
+		else echo "not ok - debian: the phase left no results"; fi
 	fi
 } > "$OUT/summary.tap"
 

@@ -14,7 +14,7 @@
 #   full    make check-full    everything (CI): every type, the nested guests
 #                              (mdpy-fb, mbochs end to end, hostile guest),
 #                              mdevctl and libvirt, the long fuzz, usage.rst's
-#                              commands
+#                              commands, Debian's own kernel (run-debian.sh)
 #
 # MDEV_RS_ONLY="phase ...": only those phases (of the tier's scope), and
 # only they are judged; the others print "not run - PHASE: MDEV_RS_ONLY".
@@ -22,13 +22,17 @@
 # The VM's phases, in the order they run ("static" runs on the host first).
 # The fuzz phase runs early, on a kernel that only the C mdpy ran on before.
 MDEV_RS_PHASES="mdpy fuzz hostile mbochs_e2e mbochs mdpy_fb migration probe usage"
+# Every phase, in the order they run: "static" on the host, the test VM's,
+# then "debian", a VM of its own that boots Debian's kernel
+# (run-debian.sh).
+MDEV_RS_ALL_PHASES="static $MDEV_RS_PHASES debian"
 
 # Whether TIER runs PHASE at all.
 tier_has_phase() { # TIER PHASE
 	case $1:$2 in
 	*:static) return 0 ;;
 	static:*) return 1 ;;
-	check:mbochs_e2e | check:hostile | check:usage) return 1 ;;
+	check:mbochs_e2e | check:hostile | check:usage | check:debian) return 1 ;;
 	*) return 0 ;;
 	esac
 }
@@ -45,6 +49,7 @@ tier_check_leaves_out() { # PHASE
 	mbochs_e2e) echo "mbochs end to end (nested guest, QEMU's GL display, live migration)" ;;
 	hostile) echo "hostile nested guest" ;;
 	usage) echo "the shell blocks of Documentation/mdev-rs/usage.rst (the guest image under QEMU)" ;;
+	debian) echo "Debian's own kernel: the modules built for it, installed, loaded, kselftests, a reboot" ;;
 	esac
 }
 
@@ -61,7 +66,7 @@ tier_types() { # TIER DRIVER
 # The phases this run has: the tier's, or those of MDEV_RS_ONLY in it.
 tier_run_phases() { # TIER ONLY
 	local p out=""
-	for p in static $MDEV_RS_PHASES; do
+	for p in $MDEV_RS_ALL_PHASES; do
 		tier_has_phase "$1" "$p" || continue
 		[ -z "$2" ] || [[ " $2 " == *" $p "* ]] || continue
 		out="$out $p"

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Phase "debian" of make check-full: our modules on Debian's own kernel
+# (linux-image-7.3.x+debNN-amd64, trixie-backports), as a user of Debian
+# gets them (README, "On Debian's own kernel"):
+#  1. make debian-kernel (bootstrap-debian-kernel.sh): Debian's packages, the Rust metadata
+#     reproduced with Debian's rustc 1.85.1 (the oldest rustc 7.3 supports:
+#     this is also the MSRV build), our modules built with it, each symbol
+#     they import checked against Debian's Module.symvers;
+#  2. `make debian-install` (our `make install`, in the chroot) into a copy
+#     of Debian's module tree (hard links: the cache is not written),
+#     checked in its modules.dep;
+#  3. two boots of Debian's unmodified vmlinuz with that module tree
+#     (virtme-ng, TCG; debian-guest.sh): modprobe by dependency, devices
+#     defined with mdevctl --auto, then a reboot that brings them back, and
+#     the kselftests of both drivers.
+# Writes OUT/summary.tap (one line a check, "debian" in each name).
+# usage: run-debian.sh OUT
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+OUT=$1
+rm -rf "$OUT"; mkdir -p "$OUT"
+SUM=$OUT/summary.tap
+: > "$SUM"
+add() { echo "$1" >> "$SUM"; }
+
+say "debian: Debian's kernel packages, its Rust metadata and our modules (make debian-kernel)"
+if ! make -s -C "$MDEV_RS_TOP" debian-kernel > "$OUT/build.out" 2> >(tee "$OUT/build.log" >&2) ||
+	! B=$("$MDEV_RS_TOP/tools/testing/vm/bootstrap-debian-kernel.sh" --print-only) || [ -z "$B" ]; then
+	sleep 1
+	add "not ok - debian: make debian-kernel: $(grep -m1 '^error:' "$OUT/build.log" || tail -1 "$OUT/build.log") (see out/test/debian/build.log)"
+	exit 0
+fi
+sleep 1	# (tee's last lines)
+krel=$(cat "$B/debian-krel")
+rustc_v=$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="\(.*\)"$/\1/p' "$B/.config")
+line=$(grep -o 'the [0-9]* Rust symbols Debian.s vmlinux exports are all in the reproduced rust/\*.o' "$OUT/build.log")
+if [ -n "$line" ]; then add "ok - debian: $krel's Rust metadata reproduced with its own $rustc_v: $line"
+else add "not ok - debian: no symbol check of the reproduced rust/*.o in the build log"; fi
+if grep -q "every symbol the modules import is exported by Debian" "$OUT/build.log"; then
+	add "ok - debian: mdpy, mbochs and mdpy-fb build with $rustc_v (the oldest rustc 7.3 supports: the MSRV) against $krel; every symbol they import is exported by it ($(grep -oE '[a-z-]+\.ko: [0-9]+ imported' "$OUT/build.log" | tr '\n' ' ' | sed 's/ $//'))"
+else
+	add "not ok - debian: the modules' imported symbols were not checked (see out/test/debian/build.log)"
+fi
+
+# 2. make install into a copy of Debian's module tree.
+root=$OUT/root
+mkdir -p "$root/usr/lib/modules"
+cp -al "$B/debian-root/usr/lib/modules/$krel" "$root/usr/lib/modules/" 2>/dev/null ||
+	cp -a "$B/debian-root/usr/lib/modules/$krel" "$root/usr/lib/modules/"
+moddir=$root/usr/lib/modules/$krel
+if make -s -C "$MDEV_RS_TOP" debian-install INSTALL_MOD_PATH="$root/usr" > "$OUT/install.log" 2>&1; then
+	installed=$(cd "$moddir" && find updates -name '*.ko*' | sort | tr '\n' ' ')
+	dep=$(grep '^updates/.*/mdpy\.ko[^:]*:' "$moddir/modules.dep")
+	if [ "$(echo "$installed" | wc -w)" = 3 ] && [[ $dep == *vfio/mdev/mdev.ko* ]] && [[ $dep == *vfio/vfio.ko* ]]; then
+		add "ok - debian: make debian-install: ${installed% } in $krel's tree; depmod: mdpy needs mdev and vfio"
+	else
+		add "not ok - debian: make debian-install: installed '$installed', modules.dep of mdpy: '$dep'"
+	fi
+else
+	add "not ok - debian: make debian-install (see out/test/debian/install.log)"
+fi
+
+# 3. Two boots of Debian's kernel.
+boot() { # NAME ARGS...
+	local name=$1 dir=$OUT/$1 rc=0
+	shift
+	mkdir -p "$dir"
+	say "debian: booting Debian's $krel ($name)"
+	vm_run "${VM_TIMEOUT_DEBIAN:-1200}" "$moddir/vmlinuz" "$dir" \
+		bash "$MDEV_RS_TOP/tools/testing/vm/debian-guest.sh" "$name" "$dir" "$B" "$MDEV_RS_TOP" "$krel" "$@" || rc=$?
+	sed 's/^\(\(not \)\?ok\) - test VM:/\1 - debian: '"$name"': VM:/' "$dir/vm-boot-verdict.txt" >> "$SUM"
+	cat "$dir/results.txt" >> "$SUM" 2>/dev/null
+	for tap in "$dir"/tap-*.txt; do
+		[ -e "$tap" ] || continue
+		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" rust "$tap" \
+			"debian $(basename "$tap" .txt | cut -d- -f4-)" | grep -v '^# verdict' >> "$SUM"
+	done
+	if [ -s "$dir/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" "$dir/dmesg.txt" > "$dir/splats.txt"; then
+		add "ok - debian: $name: no kernel splat (WARN, BUG, Oops; Debian's kernel has no lockdep or kmemleak)"
+	else
+		add "not ok - debian: $name: kernel splat or no dmesg (see out/test/debian/$name/splats.txt)"
+	fi
+	return $rc
+}
+boot boot1
+boot boot2 "$OUT/boot1/persist"
+for want in tap-mdpy-rust-mdpy-xga tap-mbochs-rust-mbochs-medium; do
+	[ -e "$OUT/boot2/$want.txt" ] || add "not ok - debian: boot2: $want: no results"
+done
+exit 0
