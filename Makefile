@@ -125,7 +125,7 @@ debian-install:
 	@$(ENV) d=$$MDEV_RS_CACHE/debian-modules-$$(printf %s "$(TOP)" | sha256sum | cut -c1-12); \
 	[ -f $$d/modules.order ] || { echo "error: nothing built for Debian's kernel: run make debian-kernel first" >&2; exit 1; }; \
 	$(VM)/bootstrap-debian-kernel.sh --install $$d $(or $(INSTALL_MOD_PATH),/) > /dev/null && \
-	echo "installed into $(or $(INSTALL_MOD_PATH),/): $$(sed -n 's/^.*INSTALL \(.*\)$$/\1/p' $$d/install.log | tr '\n' ' ')"
+	echo "installed into $(or $(INSTALL_MOD_PATH),/): $$(sed -n 's|^.*INSTALL .*/lib/modules/||p' $$d/install.log | tr '\n' ' ')"
 
 kernel: deps
 	@t=$$($(VM)/bootstrap-kernel.sh) && echo "test kernel: $$t (build against it: make KDIR=$$t)"

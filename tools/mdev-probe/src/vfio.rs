@@ -15,7 +15,8 @@ use std::path::Path;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Interface {
-    /// iommufd cdev if the device has one, else group/container.
+    /// iommufd cdev if the device has one (its /dev/vfio/devices node),
+    /// else group/container.
     Auto,
     /// /dev/vfio/devices/vfioN + /dev/iommu only.
     Cdev,
@@ -49,6 +50,12 @@ fn open_cdev(m: &Mdev) -> Result<Option<Device>, Fail> {
         return Ok(None);
     };
     let node = Path::new("/dev/vfio/devices").join(ent.file_name());
+    // vfio-dev/vfioN is there on every kernel; its device node only with
+    // CONFIG_VFIO_DEVICE_CDEV (which needs IOMMUFD: Debian's kernel has
+    // neither).
+    if !node.exists() {
+        return Ok(None);
+    }
     let file = open_rw(&node).map_err(io_fail(format!("opening {}", node.display())))?;
     let iommu = open_rw(Path::new("/dev/iommu")).map_err(io_fail("opening /dev/iommu".into()))?;
     let mut bind = vb::vfio_device_bind_iommufd {
@@ -153,7 +160,10 @@ impl Device {
             Interface::Cdev => open_cdev(m)?.ok_or_else(|| {
                 Fail::new(
                     Kind::Other,
-                    format!("{} has no VFIO cdev (vfio-dev/)", m.path.display()),
+                    format!(
+                        "{} has no VFIO cdev (no vfio-dev/, or no /dev/vfio/devices node: a kernel without VFIO_DEVICE_CDEV)",
+                        m.path.display()
+                    ),
                 )
             }),
             Interface::Auto => match open_cdev(m) {

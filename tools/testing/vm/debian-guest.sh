@@ -11,8 +11,8 @@
 #          reboot: the modules-load.d line (mdpy, mbochs) and an `mdevctl
 #          define --auto` device of each driver, kept in OUT/persist (the
 #          VM's /etc is the host's, read-only);
-#   boot2: the next boot, with boot1's PERSIST as /etc/modules-load.d and
-#          /etc/mdevctl.d: what a boot runs (udevd, then
+#   boot2: the next boot, with boot1's PERSIST as /etc/modules-load.d,
+#          /etc/mdevctl.d and /etc/udev/rules.d: what a boot runs (udevd, then
 #          systemd-modules-load) must bring both devices back, started by
 #          mdevctl's own udev rule; they are probed, removed, and the
 #          kselftests of both drivers run on the installed modules (one
@@ -55,7 +55,7 @@ kernel_is_debians() {
 # NAME: `modprobe NAME` loads updates/NAME.ko* (make install's), with DEPS
 # loaded by dependency from Debian's own tree.
 modprobe_installed() { # NAME DEPS...
-	local name=$1 path m missing=""
+	local name=$1 path m missing="" deps
 	shift
 	path=$(modinfo -n "$name" 2>/dev/null)
 	if ! modprobe "$name" 2> "$OUT/modprobe-$name.err"; then
@@ -66,7 +66,8 @@ modprobe_installed() { # NAME DEPS...
 		grep -q "^$m " /proc/modules || missing="$missing $m"
 	done
 	if [[ $path == "$RUST_KO_DIR"/* ]] && [ -z "$missing" ]; then
-		result "ok - debian: modprobe $name loads ${path#/lib/modules/"$KREL"/}${*:+ with $* by dependency}"
+		deps="$*"
+		result "ok - debian: modprobe $name loads ${path#/lib/modules/"$KREL"/}${deps:+ with ${deps// / and } by dependency}"
 	else
 		result "not ok - debian: modprobe $name: resolved to '$path' (want under updates/), not loaded:${missing:- none}"
 	fi
@@ -81,8 +82,12 @@ boot1() {
 	modprobe vfio_iommu_type1 || result "not ok - debian: modprobe vfio_iommu_type1"
 	# Kept across the reboot: what README tells a user to do.
 	mkdir -p "$OUT/persist/modules-load.d" "$OUT/persist/mdevctl.d/scripts.d/callouts" \
-		"$OUT/persist/mdevctl.d/scripts.d/notifiers"
+		"$OUT/persist/mdevctl.d/scripts.d/notifiers" "$OUT/persist/udev-rules.d"
 	printf 'mdpy\nmbochs\n' > "$OUT/persist/modules-load.d/mdev-rs.conf"
+	# README's fix of Debian's mdevctl package, whose udev rule runs
+	# /usr/sbin/mdevctl while the package installs /usr/bin/mdevctl
+	sed 's|/usr/sbin/mdevctl|/usr/bin/mdevctl|g' /usr/lib/udev/rules.d/60-mdevctl.rules \
+		> "$OUT/persist/udev-rules.d/60-mdevctl.rules"
 	mount --bind "$OUT/persist/mdevctl.d" /etc/mdevctl.d
 	if mdevctl define --auto -u $MDPY_UUID -p mdpy -t mdpy-xga 2> "$OUT/mdevctl.err" &&
 		mdevctl define --auto -u $MBOCHS_UUID -p mbochs -t mbochs-medium 2>> "$OUT/mdevctl.err" &&
@@ -101,10 +106,13 @@ boot2() {
 	[ -d "$PERSIST/mdevctl.d" ] || { result "not ok - debian: boot2: boot1 left no $PERSIST"; return; }
 	mount --bind "$PERSIST/mdevctl.d" /etc/mdevctl.d
 	mount --bind "$PERSIST/modules-load.d" /etc/modules-load.d
-	# What a boot runs, in its order: udevd, then systemd-modules-load
+	mount --bind "$PERSIST/udev-rules.d" /etc/udev/rules.d
+	# What a boot runs, in its order: udevd (with /etc's rules: virtme-ng
+	# started it before they were mounted), then systemd-modules-load
 	# (systemd-modules-load.service); mdevctl's udev rule starts the
 	# parent's --auto devices when the parent registers.
-	pgrep -x systemd-udevd > /dev/null || /lib/systemd/systemd-udevd --daemon 2> "$OUT/udevd.err"
+	if pgrep -x systemd-udevd > /dev/null; then udevadm control --reload
+	else /lib/systemd/systemd-udevd --daemon 2> "$OUT/udevd.err"; fi
 	/lib/systemd/systemd-modules-load 2> "$OUT/modules-load.err" ||
 		result "not ok - debian: boot2: systemd-modules-load: $(head -c 200 "$OUT/modules-load.err")"
 	while [ $t -lt 60 ] && ! { [ -e /sys/bus/mdev/devices/$MDPY_UUID ] && [ -e /sys/bus/mdev/devices/$MBOCHS_UUID ]; }; do
@@ -118,13 +126,13 @@ boot2() {
 	fi
 	for u in $MDPY_UUID:region $MBOCHS_UUID:dmabuf; do
 		want=${u#*:} u=${u%%:*}
-		[ -e /sys/bus/mdev/devices/"$u" ] || continue
+		[ -e /sys/bus/mdev/devices/"$u" ] || { probe_ok=0; continue; }
 		kind=$("$PROBE" --json device "$u" 2> "$OUT/probe-$u.err" | jq -r .display.kind 2>/dev/null)
 		[ "$kind" = "$want" ] || { probe_ok=0; result "not ok - debian: boot2: mdev-probe $u: display '$kind', want $want ($(head -c 200 "$OUT/probe-$u.err"))"; }
 	done
 	[ $probe_ok = 1 ] && result "ok - debian: boot2: the devices that came back work (mdev-probe: mdpy's display is a region, mbochs' a dma-buf)"
 	mdevctl stop -u $MDPY_UUID; mdevctl stop -u $MBOCHS_UUID
-	umount /etc/mdevctl.d /etc/modules-load.d
+	umount /etc/mdevctl.d /etc/modules-load.d /etc/udev/rules.d
 	mdev_sweep "debian: boot2: the devices of the reboot"
 	rmmod mbochs mdpy
 	# The kselftests, on the installed modules of Debian's kernel.
