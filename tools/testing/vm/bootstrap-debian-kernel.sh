@@ -24,6 +24,9 @@
 #                                  the headers' .config (the Rust metadata),
 #                                  Debian's Module.symvers and vmlinux (BTF)
 # Prints KDIR on stdout. --print-only: the cached KDIR, if any, no network.
+# DEBIAN_KERNEL_VERSION (a package version) or DEBIAN_KERNEL_RELEASE (a
+# kernel release, e.g. 7.3.4+deb13-amd64) choose the kernel; default: the
+# newest linux-source-7.3 in $SUITE.
 #   --modules DIR: also build our modules against KDIR (in the chroot, in a
 #   copy of the sources at DIR) and check that each symbol they import is
 #   exported by Debian's kernel (Module.symvers). Prints KDIR.
@@ -64,22 +67,22 @@ esac
 # never hard-code.) Its packages: linux-headers-$krel (with -common and
 # linux-kbuild), linux-modules-$krel, linux-binary-$krel (vmlinuz, signed),
 # linux-base-$krel, and linux-source-7.3 of the same version.
-index=
-if [ -z "${DEBIAN_KERNEL_VERSION:-}" ]; then
-	index=$(mktemp)
-	if curl -fsS --retry 3 "$MIRROR/dists/$SUITE/main/binary-amd64/Packages.xz" -o "$index.xz"; then
-		xz -dc "$index.xz" > "$index"
-		ver=$(awk '$0 == "Package: linux-source-7.3" {p=1; next} p && /^Version:/ {print $2; exit}' "$index")
-	fi
-	rm -f "$index.xz"
-	if [ -z "${ver:-}" ]; then
-		ver=$(newest)
-		[ -n "$ver" ] || die "cannot read $SUITE's package list and no cached Debian kernel"
-		say "mirror unreachable; using the cached Debian kernel $ver"
-		rm -f "$index"; index=
-	fi
-else
-	ver=$DEBIAN_KERNEL_VERSION
+# DEBIAN_KERNEL_RELEASE (dkms-build.sh: the kernel being built for): its
+# version is the installed image package's, when there is one.
+if [ -z "${DEBIAN_KERNEL_VERSION:-}" ] && [ -n "${DEBIAN_KERNEL_RELEASE:-}" ]; then
+	DEBIAN_KERNEL_VERSION=$(dpkg-query -W -f='${Version}' "linux-image-$DEBIAN_KERNEL_RELEASE" 2>/dev/null || true)
+fi
+index=$(mktemp) ver=
+if curl -fsS --retry 3 "$MIRROR/dists/$SUITE/main/binary-amd64/Packages.xz" -o "$index.xz"; then
+	xz -dc "$index.xz" > "$index"
+	ver=${DEBIAN_KERNEL_VERSION:-$(awk '$0 == "Package: linux-source-7.3" {p=1; next} p && /^Version:/ {print $2; exit}' "$index")}
+fi
+rm -f "$index.xz"
+if [ -z "$ver" ]; then
+	ver=${DEBIAN_KERNEL_VERSION:-$(newest)}
+	[ -n "$ver" ] || die "cannot read $SUITE's package list and no cached Debian kernel"
+	say "mirror unreachable; using the cached Debian kernel $ver"
+	rm -f "$index"; index=
 fi
 D="$MDEV_RS_CACHE/debian-$ver"
 B="$D/build"
@@ -135,6 +138,8 @@ if [ ! -f "$D/root/.extracted" ]; then
 fi
 rm -f "${index:-}"
 krel=$(cat "$D/root/.krel")
+[ -z "${DEBIAN_KERNEL_RELEASE:-}" ] || [ "$krel" = "$DEBIAN_KERNEL_RELEASE" ] ||
+	die "Debian's kernel $ver is $krel, not $DEBIAN_KERNEL_RELEASE (set DEBIAN_KERNEL_VERSION to its package version)"
 H="$D/root/usr/src/linux-headers-$krel"
 
 SRC="$MDEV_RS_CACHE/src-$ver"
