@@ -87,7 +87,8 @@ fi
 D="$MDEV_RS_CACHE/debian-$ver"
 B="$D/build"
 prepared() { [ "$(cat "$B/.prepared" 2>/dev/null)" = "recipe $RECIPE" ]; }
-if prepared && [ -z "$mods_dir" ]; then
+if prepared && [ -z "$mods_dir" ] &&
+	{ [ -z "${DEBIAN_KERNEL_RELEASE:-}" ] || [ "$(cat "$B/debian-krel")" = "$DEBIAN_KERNEL_RELEASE" ]; }; then
 	rm -f "${index:-}"; echo "$B"; exit 0
 fi
 [ -z "$install_root" ] || prepared || die "--install: no build tree for Debian's $ver yet (run --modules first)"
