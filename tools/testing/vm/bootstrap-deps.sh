@@ -15,7 +15,7 @@ PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 llvm-19 lld-19
       rust-web-clippy rustfmt-web
       python3-gi gir1.2-glib-2.0
       mdevctl libvirt-daemon libvirt-clients udev jq strace uuid-runtime
-      debootstrap)
+      debootstrap dkms)
 # cargo (bindgen-cli, mdev-probe): the one on PATH (e.g. rustup's), else
 # Debian's cargo-web, rustc-web's own (only a Recommends of it, which
 # --no-install-recommends leaves out; it depends on the same rustc-web version).

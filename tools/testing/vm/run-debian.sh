@@ -11,6 +11,7 @@
 #  2. `make debian-install` (our `make install`, in the chroot) into a copy
 #     of Debian's module tree (hard links: the cache is not written),
 #     checked in its modules.dep;
+#  2b. DKMS: dkms.conf's build and install for Debian's kernel (no boot);
 #  3. two boots of Debian's unmodified vmlinuz with that module tree
 #     (virtme-ng, TCG; debian-guest.sh): modprobe by dependency, devices
 #     defined with mdevctl --auto, then a reboot that brings them back, and
@@ -60,6 +61,42 @@ if make -s -C "$MDEV_RS_TOP" debian-install INSTALL_MOD_PATH="$root/usr" > "$OUT
 	fi
 else
 	add "not ok - debian: make debian-install (see out/test/debian/install.log)"
+fi
+
+# 2b. DKMS (dkms.conf, tools/dkms-build.sh), as on a kernel upgrade: `dkms
+# add`, then `dkms build` and `dkms install` for Debian's kernel, whose
+# headers lack the Rust metadata. DKMS's own tree under OUT; its install
+# and depmod go to /lib/modules/$krel, which here is a copy of Debian's
+# module tree bind-mounted in a mount namespace of its own (this machine
+# runs another kernel: its /lib/modules is not touched, created empty if
+# it has none).
+dkms_check() {
+	local d=$OUT/dkms ver h built
+	ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$MDEV_RS_TOP/dkms.conf")
+	h=$B/debian-root/usr/src/linux-headers-$krel
+	mkdir -p "$d/src/mdev-rs-$ver" "$d/tree" "$d/modules"
+	(cd "$MDEV_RS_TOP" && git ls-files -z | rsync -a --from0 --files-from=- . "$d/src/mdev-rs-$ver/") || return 1
+	cp -al "$B/debian-root/usr/lib/modules/$krel" "$d/modules/" 2>/dev/null ||
+		cp -a "$B/debian-root/usr/lib/modules/$krel" "$d/modules/"
+	dkms --dkmstree "$d/tree" --sourcetree "$d/src" add -m mdev-rs -v "$ver" || return 1
+	dkms --dkmstree "$d/tree" --sourcetree "$d/src" build -m mdev-rs -v "$ver" -k "$krel" --kernelsourcedir "$h" || {
+		cat "$d/tree/mdev-rs/$ver/build/make.log"; return 1; }
+	mkdir -p /lib/modules
+	unshare -m bash -c 'set -e; mount -t tmpfs mdev-rs-dkms /lib/modules; mkdir "/lib/modules/$1"
+		mount --bind "$2" "/lib/modules/$1"
+		dkms --dkmstree "$3/tree" --sourcetree "$3/src" install -m mdev-rs -v "$4" -k "$1" --kernelsourcedir "$5"' \
+		_ "$krel" "$d/modules/$krel" "$d" "$ver" "$h" || return 1
+	built=$(cd "$d/modules/$krel" && find updates/dkms -name '*.ko*' | sort | tr '\n' ' ')
+	echo "installed: $built"
+	[ "$(echo "$built" | wc -w)" = 3 ] &&
+		grep -q '^updates/dkms/mdpy\.ko[^:]*:.*vfio/mdev/mdev\.ko.*vfio/vfio\.ko' "$d/modules/$krel/modules.dep" &&
+		[ "$(modinfo -F vermagic "$d/modules/$krel/updates/dkms/mbochs.ko"* | cut -d' ' -f1)" = "$krel" ]
+}
+say "debian: DKMS: dkms add, build and install for $krel"
+if dkms_check > "$OUT/dkms.log" 2>&1; then
+	add "ok - debian: DKMS ($(dkms --version)): dkms.conf builds mdpy, mbochs and mdpy-fb for $krel (Rust metadata reproduced by tools/dkms-build.sh) and installs them in updates/dkms/; depmod: mdpy needs mdev and vfio"
+else
+	add "not ok - debian: DKMS: $(tail -1 "$OUT/dkms.log") (see out/test/debian/dkms.log)"
 fi
 
 # 3. Two boots of Debian's kernel.
