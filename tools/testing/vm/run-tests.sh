@@ -147,11 +147,23 @@ if runs usage; then
 	timed usage-host usage_host
 fi
 
+# Phase bookworm: on the host, beside the test VM (a chroot, mostly apt
+# and downloads; the VM's time limits have room for it).
+bookworm_pid=
+if runs bookworm; then
+	say "bookworm: bootstrap-deps.sh and make in a clean Debian 12 chroot, beside the VM (log: out/test/bookworm.log)"
+	timed bookworm nice -n 10 "$MDEV_RS_TOP/tools/testing/vm/run-bookworm.sh" "$OUT/bookworm" "$KDIR" \
+		> "$OUT/bookworm.log" 2>&1 &
+	bookworm_pid=$!
+fi
+
 vm_rc=0
 if [ -n "$(vm_phases)" ]; then
 	timed vm env MDEV_RS_TIER="$TIER" MDEV_RS_ONLY="$ONLY" \
 		"$MDEV_RS_TOP/tools/testing/vm/run-vm.sh" test "$KDIR" "$OUT" || vm_rc=$?
 fi
+
+[ -z "$bookworm_pid" ] || wait "$bookworm_pid"
 
 # Phase debian: a VM of its own, booting Debian's kernel (run-debian.sh).
 if runs debian; then
@@ -230,6 +242,10 @@ phase_times() {
 		else
 			echo "not ok - kernel splat, kmemleak report or no dmesg (see out/test/splats.txt)"
 		fi
+	fi
+	if runs bookworm; then
+		if [ -s "$OUT/bookworm/summary.tap" ]; then cat "$OUT/bookworm/summary.tap"
+		else echo "not ok - bookworm: the phase left no results (see out/test/bookworm.log)"; fi
 	fi
 	if runs debian; then
 		if [ -s "$OUT/debian/summary.tap" ]; then cat "$OUT/debian/summary.tap"

@@ -14,7 +14,8 @@
 #   full    make check-full    everything (CI): every type, the nested guests
 #                              (mdpy-fb, mbochs end to end, hostile guest),
 #                              mdevctl and libvirt, the long fuzz, usage.rst's
-#                              commands, Debian's own kernel (run-debian.sh)
+#                              commands, Debian's own kernel (run-debian.sh),
+#                              the bootstrap on a clean Debian 12 (run-bookworm.sh)
 #
 # MDEV_RS_ONLY="phase ...": only those phases (of the tier's scope), and
 # only they are judged; the others print "not run - PHASE: MDEV_RS_ONLY".
@@ -22,17 +23,18 @@
 # The VM's phases, in the order they run ("static" runs on the host first).
 # The fuzz phase runs early, on a kernel that only the C mdpy ran on before.
 MDEV_RS_PHASES="mdpy fuzz hostile mbochs_e2e mbochs mdpy_fb migration probe usage"
-# Every phase, in the order they run: "static" on the host, the test VM's,
-# then "debian", a VM of its own that boots Debian's kernel
-# (run-debian.sh).
-MDEV_RS_ALL_PHASES="static $MDEV_RS_PHASES debian"
+# Every phase, in the order they run: "static" on the host; "bookworm" on
+# the host beside the test VM (run-bookworm.sh: a clean Debian 12 chroot,
+# no VM); the test VM's; then "debian", a VM of its own that boots
+# Debian's kernel (run-debian.sh).
+MDEV_RS_ALL_PHASES="static bookworm $MDEV_RS_PHASES debian"
 
 # Whether TIER runs PHASE at all.
 tier_has_phase() { # TIER PHASE
 	case $1:$2 in
 	*:static) return 0 ;;
 	static:*) return 1 ;;
-	check:mbochs_e2e | check:hostile | check:usage | check:debian) return 1 ;;
+	check:mbochs_e2e | check:hostile | check:usage | check:debian | check:bookworm) return 1 ;;
 	*) return 0 ;;
 	esac
 }
@@ -50,6 +52,7 @@ tier_check_leaves_out() { # PHASE
 	hostile) echo "hostile nested guest" ;;
 	usage) echo "the shell blocks of Documentation/mdev-rs/usage.rst (the guest image under QEMU)" ;;
 	debian) echo "Debian's own kernel: the modules built for it, installed, loaded, kselftests, a reboot" ;;
+	bookworm) echo "bootstrap-deps.sh and make in a clean Debian 12 chroot" ;;
 	esac
 }
 
