@@ -9,9 +9,11 @@
 # `make KDIR=<the test kernel>` builds the three modules with that
 # chroot's own rustc.
 #
-# Cached: the minbase as a tarball, and the .debs apt downloads (bound as
-# the chroot's /var/cache/apt/archives, like a local mirror). Each run
-# starts from the tarball: nothing installed carries over.
+# Cached: the minbase as a tarball; the .debs apt downloads (bound as the
+# chroot's /var/cache/apt/archives, like a local mirror); cargo's registry
+# and build directory (CARGO_TARGET_DIR: `cargo install bindgen-cli`
+# reuses the compiled crates). Each run starts from the tarball: nothing
+# installed carries over.
 # Writes OUT/summary.tap. usage: run-bookworm.sh OUT KDIR
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
@@ -24,7 +26,7 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 base=$MDEV_RS_CACHE/bookworm-minbase.tar
 debs=$MDEV_RS_CACHE/bookworm-debs
 root=$MDEV_RS_CACHE/bookworm-root
-mkdir -p "$debs"
+mkdir -p "$debs" "$MDEV_RS_CACHE/bookworm-cargo-registry" "$MDEV_RS_CACHE/bookworm-cargo-target"
 t0=$SECONDS
 
 if [ ! -s "$base" ]; then
@@ -40,6 +42,10 @@ say "bookworm: a clean chroot from $base"
 rm -rf "$root"; mkdir -p "$root"
 tar -C "$root" -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# A Debian 12 install's sources (debootstrap writes only the release's own):
+# its security and updates suites carry today's rustc-web.
+printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s-security bookworm-security main\n' \
+	"$MIRROR" "$MIRROR" "$MIRROR" > "$root/etc/apt/sources.list"
 # As in any chroot: packages' maintainer scripts must not start daemons.
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod +x "$root/usr/sbin/policy-rc.d"
 # The tree as a fresh clone has it, and the test kernel's build tree (read
@@ -48,17 +54,32 @@ src=$root/src/mdev-rs
 mkdir -p "$src"
 (cd "$MDEV_RS_TOP" && git ls-files -z | rsync -a --from0 --files-from=- . "$src/")
 
+# Where this machine reaches the registries through a TLS proxy with a CA
+# of its own (its SSL_CERT_FILE and the like are set), the chroot gets that
+# bundle and the same variables: the network's trust, not the system's.
+ca_env=()
+if [ -n "${SSL_CERT_FILE:-}" ] && [ -r "$SSL_CERT_FILE" ]; then
+	cp "$SSL_CERT_FILE" "$root/etc/mdev-rs-network-ca.crt"
+	for v in SSL_CERT_FILE CURL_CA_BUNDLE PIP_CERT REQUESTS_CA_BUNDLE CARGO_HTTP_CAINFO; do
+		ca_env+=("$v=/etc/mdev-rs-network-ca.crt")
+	done
+fi
+
 # Runs a shell command line in the chroot as root, with a login's
 # environment (PATH of Debian's root, HOME=/root: no cargo or rustup of this
 # machine).
 in_root() { # CMD
 	unshare -m bash -c '
-		set -e; r=$1 k=$2 debs=$3 cmd=$4
+		set -e; r=$1 k=$2 ksrc=$3 cache=$4 cmd=$5; shift 5
 		mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; mount -t sysfs sys "$r/sys"
-		mkdir -p "$r$k"; mount --bind -o ro "$k" "$r$k"
-		mount --bind "$debs" "$r/var/cache/apt/archives"
+		for d in "$k" "$ksrc"; do mkdir -p "$r$d"; mount --bind -o ro "$d" "$r$d"; done
+		mount --bind "$cache/bookworm-debs" "$r/var/cache/apt/archives"
+		mkdir -p "$r/root/.cargo/registry" "$r/root/cargo-target"
+		mount --bind "$cache/bookworm-cargo-registry" "$r/root/.cargo/registry"
+		mount --bind "$cache/bookworm-cargo-target" "$r/root/cargo-target"
 		exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			HOME=/root LANG=C.UTF-8 bash -c "$cmd"' _ "$root" "$KDIR" "$debs" "$1"
+			HOME=/root LANG=C.UTF-8 CARGO_TARGET_DIR=/root/cargo-target "$@" bash -c "$cmd"' \
+		_ "$root" "$KDIR" "$(readlink -f "$KDIR/source")" "$MDEV_RS_CACHE" "$1" "${ca_env[@]}"
 }
 
 say "bookworm: tools/testing/vm/bootstrap-deps.sh in the chroot (apt, cargo install bindgen-cli, pip in a venv)"
