@@ -15,7 +15,9 @@
 #   make check-full    (TIER=full) everything: every type, the end-to-end
 #       display checks and live migrations through QEMU in nested guests,
 #       the hostile nested guest, mdevctl and libvirt, the longer fuzz,
-#       Debian's own kernel (run-debian.sh: a VM of its own, at the end).
+#       the bootstrap in a clean Debian 12 chroot (run-bookworm.sh, on the
+#       host beside the VM), Debian's own kernel (run-debian.sh: a VM of its
+#       own, at the end).
 # Prints TAP-like lines ("ok", "not ok", and "not run" for a test that was
 # not run, with the reason: a tier that leaves a phase out says which tier
 # runs it), then each phase's wall time, and ends with
