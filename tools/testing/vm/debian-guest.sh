@@ -16,7 +16,8 @@
 #          systemd-modules-load) must bring both devices back, started by
 #          mdevctl's own udev rule; they are probed, removed, and the
 #          kselftests of both drivers run on the installed modules (one
-#          type each, as in make check).
+#          type each, as in make check); QEMU boots the guest image on an
+#          mdpy and an mbochs device (qemu_end_to_end).
 # Results in OUT/results.txt, TAP in OUT/tap-*.txt, the kernel log in
 # OUT/dmesg.txt: run-debian.sh judges them on the host.
 set -u
@@ -27,7 +28,7 @@ TIER=check
 # The kselftest phases, on the Rust modules only: Debian builds no sample.
 MDEV_RS_IMPLS=rust
 RUST_KO_DIR=/lib/modules/$KREL/updates
-for f in guest-mdpy.sh guest-mbochs.sh; do . "$TOP/tools/testing/vm/$f"; done
+for f in guest-mdpy.sh guest-mbochs.sh qemu-qmp.sh guest-usage.sh; do . "$TOP/tools/testing/vm/$f"; done
 PROBE=$TOP/out/mdev-probe
 # No IOMMUFD in Debian's kernel: the kselftests' iommufd_cdev variants
 # cannot run (kselftest in lib-guest.sh lists them as not run), when the
@@ -140,6 +141,50 @@ boot2() {
 	mdpy_phase test
 	mbochs_phase_debian
 	phase_sweep debian
+	qemu_end_to_end
+	phase_sweep debian
+}
+
+# QEMU on Debian's kernel, one device of each driver, as usage.rst runs it
+# (the guest image, make guest-image): mdpy's region display screendumped
+# (OUT/checks, judged pixel for pixel on the host by post-checks.sh);
+# mbochs with display=off (no OpenGL display in this VM: QEMU shows a
+# dma-buf only on one), the guest's bochs DRM driver drawing on it.
+qemu_end_to_end() {
+	local img=$TOP/out/guest-image spec drv type disp u q log why out how
+	[ -s "$img/bzImage" ] || { result "not ok - debian: QEMU: no guest image ($img: make guest-image)"; return; }
+	insmod "$(rust_ko mdpy)" count=4 && insmod "$(rust_ko mbochs)" count=64 ||
+		{ result "not ok - debian: QEMU: insmod mdpy, mbochs"; return; }
+	mkdir -p /tmp/e2e
+	for spec in mdpy:mdpy-xga:on mbochs:mbochs-medium:off; do
+		IFS=: read -r drv type disp <<< "$spec"
+		u=$(cat /proc/sys/kernel/random/uuid) q=/tmp/e2e/$drv.qmp log=$OUT/qemu-$drv-serial.log why=""
+		echo "$u" > "/sys/class/mdev_bus/$drv/mdev_supported_types/$type/create" ||
+			{ result "not ok - debian: QEMU: create $type"; continue; }
+		log "QEMU on $type (guest image)"
+		qemu-system-x86_64 -M q35 -m 512 -accel tcg -vga none \
+			-kernel "$img/bzImage" -initrd "$img/initramfs.cpio.gz" -append console=ttyS0 \
+			-serial "file:$log" -qmp "unix:$q,server=on,wait=off" -daemonize -pidfile "/tmp/e2e/$drv.pid" \
+			-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u,display=$disp" -display none \
+			2> "$OUT/qemu-$drv.err" || why="QEMU did not start: $(head -c 200 "$OUT/qemu-$drv.err")"
+		if [ -z "$why" ] && ! out=$(usage_guest_ready "$log"); then why=$out; fi
+		if [ -z "$why" ] && [ "$drv" = mdpy ]; then
+			if ! out=$(usage_guest_drew "$log" mdpy); then why=$out
+			elif ! usage_screendump "$q" debian-qemu-mdpy-xga "pattern 1024x768"; then why="QMP screendump failed"; fi
+			how="QEMU's region display screendumped (judged on the host, line debian-qemu-mdpy-xga)"
+		elif [ -z "$why" ]; then
+			if ! out=$(usage_guest_drew "$log" bochs); then why=$out; fi
+			how="display=off: this VM has no OpenGL display, which a dma-buf needs"
+		fi
+		if [ -z "$why" ]; then
+			result "ok - debian: $(qemu-system-x86_64 --version | head -1 | grep -o 'version [0-9.]*' | sed 's/^/QEMU /') on $type: the guest image drew on it ($(grep -o 'drawn on:.*' "$log" | cut -c11-)); $how"
+		else
+			result "not ok - debian: QEMU on $type: $why (see qemu-$drv-serial.log)"
+		fi
+		usage_quit "$q" "/tmp/e2e/$drv.pid" > /dev/null || pkill -x qemu-system-x86
+		echo 1 > "/sys/bus/mdev/devices/$u/remove"
+	done
+	rmmod mbochs mdpy
 }
 
 # mbochs_phase without what needs the iommufd cdev (the cascade guard kills

@@ -14,8 +14,9 @@
 #  2b. DKMS: dkms.conf's build and install for Debian's kernel (no boot);
 #  3. two boots of Debian's unmodified vmlinuz with that module tree
 #     (virtme-ng, TCG; debian-guest.sh): modprobe by dependency, devices
-#     defined with mdevctl --auto, then a reboot that brings them back, and
-#     the kselftests of both drivers.
+#     defined with mdevctl --auto, then a reboot that brings them back, the
+#     kselftests of both drivers, and QEMU on a device of each (the guest
+#     image; mdpy's screendump judged here).
 # Writes OUT/summary.tap (one line a check, "debian" in each name).
 # usage: run-debian.sh OUT
 set -uo pipefail
@@ -114,6 +115,10 @@ boot() { # NAME ARGS...
 		"$MDEV_RS_TOP/tools/testing/vm/tap-verdict.sh" rust "$tap" \
 			"debian $(basename "$tap" .txt | cut -d- -f4-)" | grep -v '^# verdict' >> "$SUM"
 	done
+	# QEMU's screendumps (debian-guest.sh's qemu_end_to_end), judged here.
+	if [ -s "$dir/expected-checks.txt" ]; then
+		"$MDEV_RS_TOP/tools/testing/vm/post-checks.sh" "$dir" | sed 's/^\(\(not \)\?ok\) - /\1 - debian: /' >> "$SUM"
+	fi
 	if [ -s "$dir/dmesg.txt" ] && "$MDEV_RS_TOP/tools/testing/vm/splat-check.sh" "$dir/dmesg.txt" > "$dir/splats.txt"; then
 		add "ok - debian: $name: no kernel splat (WARN, BUG, Oops; Debian's kernel has no lockdep or kmemleak)"
 	else
@@ -126,4 +131,6 @@ boot boot2 "$OUT/boot1/persist"
 for want in tap-mdpy-rust-mdpy-xga tap-mbochs-rust-mbochs-medium; do
 	[ -e "$OUT/boot2/$want.txt" ] || add "not ok - debian: boot2: $want: no results"
 done
+grep -q "^ok - debian: QEMU.* on mbochs-medium" "$SUM" || grep -q "^not ok - debian: QEMU" "$SUM" ||
+	add "not ok - debian: boot2: QEMU end to end: no results"
 exit 0

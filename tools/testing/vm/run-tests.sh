@@ -59,7 +59,7 @@ say "make $target: ${PHASES// /, }${ONLY:+ (MDEV_RS_ONLY)}"
 # Build: what the tier needs, once (build-all.sh).
 # (the nested guests' kernel and images only for the phases that boot them)
 build_tier=check
-[ "$TIER" = full ] && { runs mdpy_fb || runs mbochs_e2e || runs hostile || runs usage; } && build_tier=full
+[ "$TIER" = full ] && { runs mdpy_fb || runs mbochs_e2e || runs hostile || runs usage || runs debian; } && build_tier=full
 build() { KDIR=$("$MDEV_RS_TOP/tools/testing/vm/build-all.sh" "$build_tier"); }
 timed build build || die "build failed"
 
