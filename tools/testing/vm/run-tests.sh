@@ -159,6 +159,16 @@ if runs bookworm; then
 	bookworm_pid=$!
 fi
 
+# Phase debian's build (Debian's packages, its chroot and Rust metadata:
+# minutes on a fresh machine, seconds warm), beside the VM too; the phase
+# itself, after the VM, then finds it done.
+debian_prep_pid=
+if runs debian; then
+	say "debian: make debian-kernel beside the VM (log: out/test/debian-prep.log)"
+	nice -n 10 make -s -C "$MDEV_RS_TOP" debian-kernel > "$OUT/debian-prep.log" 2>&1 &
+	debian_prep_pid=$!
+fi
+
 vm_rc=0
 if [ -n "$(vm_phases)" ]; then
 	timed vm env MDEV_RS_TIER="$TIER" MDEV_RS_ONLY="$ONLY" \
@@ -166,6 +176,8 @@ if [ -n "$(vm_phases)" ]; then
 fi
 
 [ -z "$bookworm_pid" ] || wait "$bookworm_pid"
+# (its failure is the debian phase's to report: it runs make debian-kernel again)
+[ -z "$debian_prep_pid" ] || wait "$debian_prep_pid"
 
 # Phase debian: a VM of its own, booting Debian's kernel (run-debian.sh).
 if runs debian; then
