@@ -1321,15 +1321,6 @@ TEST_F(mbochs, defect_dmabuf_cache_bounded_over_2000_modes)
 	long before = -1, after;
 	uint32_t first_id = 0;
 
-	/*
-	 * VRAM pages come into being at first touch: touch them all first, so
-	 * that MemFree counts what the modes keep, not the VRAM the later pan
-	 * positions reach (about half of mbochs-medium's 16 MB).
-	 */
-	for (uint64_t off = 0; off < self->memsize; off += 4096) {
-		ASSERT_EQ(1, pwrite(self->fd, "", 1, self->bar0 + off))
-			TH_LOG("VRAM offset %llu", (unsigned long long)off);
-	}
 	for (int i = 0; i < 2000; i++) {
 		struct mode m = mode_xy(w - 8 * (i / pans), h);
 
@@ -1346,8 +1337,17 @@ TEST_F(mbochs, defect_dmabuf_cache_bounded_over_2000_modes)
 	}
 	after = meminfo_kb("MemFree");
 	ASSERT_LT(0, before);
-	/* Rust's 16 cached dma-bufs hold ~16 kB of page array each, C's 2000 ~32 MB */
-	EXPECT_GT(8 * 1024, before - after)
+	/*
+	 * VRAM pages come into being at first touch: after the warm-up the
+	 * later pan positions still reach the rest of VRAM (on mbochs-medium
+	 * up to 16 MB - 1920x1080x4, about 7.7 MB), which counts here too.
+	 * Rust's 16 cached dma-bufs hold ~16 kB of page array each; C's 2000,
+	 * with their page references, ~32 MB. (Touching all of VRAM first
+	 * would take that share out, but on the C sample it dereferences page
+	 * arrays an earlier defect's use-after-free has scribbled over: an
+	 * Oops.)
+	 */
+	EXPECT_GT(12 * 1024, before - after)
 		TH_LOG("MemFree went down by %ld kB over 2000 modes of %ux%u with the device open",
 		       before - after, w, h);
 	/* the device still works, and pixels still flow */
