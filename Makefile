@@ -9,8 +9,9 @@
 #                        (INSTALL_MOD_PATH, INSTALL_MOD_DIR honoured) and run depmod
 #   make check-static    static checks only, no VM (rustfmt, clippy, unsafe lints, misuse, unit tests)
 #   make check           everyday tests: static + one VM, no nested guest (8 min warm)
-#   make check-full      everything (what CI runs, 38 min warm): every type, nested guests, QEMU
-#                        end to end and migration, hostile guest, mdevctl, libvirt
+#   make check-full      everything (what CI runs, 42 min warm): every type, nested guests, QEMU
+#                        end to end and migration, hostile guest, mdevctl, libvirt,
+#                        Debian's own kernel (phase debian), a clean Debian 12 chroot (bookworm)
 #                        (MDEV_RS_ONLY="phase ..." runs only those phases: see
 #                        tools/testing/vm/tiers.sh)
 #   make demo            build everything, show a guest's screen through Rust mdpy
