@@ -114,16 +114,18 @@ deps:
 	$(VM)/bootstrap-deps.sh
 
 # The modules are built in a copy of the sources outside the tree (Kbuild's
-# clean of M=$(TOP) would delete them), then copied to out/debian/.
+# clean of M=$(TOP) would delete them), then copied to out/debian/; one copy
+# per checkout (a shell expression: the cache's path is env.sh's).
+DEBIAN_MODS = $$MDEV_RS_CACHE/debian-modules-$$(printf %s "$(TOP)" | sha256sum | cut -c1-12)
 debian-kernel:
-	@$(ENV) d=$$MDEV_RS_CACHE/debian-modules-$$(printf %s "$(TOP)" | sha256sum | cut -c1-12); \
+	@$(ENV) d=$(DEBIAN_MODS); \
 	k=$$($(VM)/bootstrap-debian-kernel.sh --modules $$d) && mkdir -p $(TOP)/out/debian && \
 	cp $$d/mdpy/mdpy.ko $$d/mbochs/mbochs.ko $$d/mdpy-fb/mdpy-fb.ko $(TOP)/out/debian/ && \
 	echo "Debian kernel build tree: $$k ($$(cat $$k/debian-krel)); modules: $(TOP)/out/debian/{mdpy,mbochs,mdpy-fb}.ko"
 
 # `make install` of those modules, run in the same chroot with the same tree.
 debian-install:
-	@$(ENV) d=$$MDEV_RS_CACHE/debian-modules-$$(printf %s "$(TOP)" | sha256sum | cut -c1-12); \
+	@$(ENV) d=$(DEBIAN_MODS); \
 	[ -f $$d/modules.order ] || { echo "error: nothing built for Debian's kernel: run make debian-kernel first" >&2; exit 1; }; \
 	$(VM)/bootstrap-debian-kernel.sh --install $$d $(or $(INSTALL_MOD_PATH),/) > /dev/null && \
 	echo "installed into $(or $(INSTALL_MOD_PATH),/): $$(sed -n 's|^.*INSTALL .*/lib/modules/||p' $$d/install.log | tr '\n' ' ')"

@@ -46,11 +46,17 @@ else
 	add "not ok - debian: the modules' imported symbols were not checked (see out/test/debian/build.log)"
 fi
 
+# A copy of Debian's module tree in DIR/$krel: hard links (install and
+# depmod replace files, never write into them), or a copy across file systems.
+copy_module_tree() { # DIR
+	mkdir -p "$1"
+	cp -al "$B/debian-root/usr/lib/modules/$krel" "$1/" 2>/dev/null ||
+		cp -a "$B/debian-root/usr/lib/modules/$krel" "$1/"
+}
+
 # 2. make install into a copy of Debian's module tree.
 root=$OUT/root
-mkdir -p "$root/usr/lib/modules"
-cp -al "$B/debian-root/usr/lib/modules/$krel" "$root/usr/lib/modules/" 2>/dev/null ||
-	cp -a "$B/debian-root/usr/lib/modules/$krel" "$root/usr/lib/modules/"
+copy_module_tree "$root/usr/lib/modules"
 moddir=$root/usr/lib/modules/$krel
 if make -s -C "$MDEV_RS_TOP" debian-install INSTALL_MOD_PATH="$root/usr" > "$OUT/install.log" 2>&1; then
 	installed=$(cd "$moddir" && find updates -name '*.ko*' | sort | tr '\n' ' ')
@@ -75,10 +81,9 @@ dkms_check() {
 	local d=$OUT/dkms ver h built
 	ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$MDEV_RS_TOP/dkms.conf")
 	h=$B/debian-root/usr/src/linux-headers-$krel
-	mkdir -p "$d/src/mdev-rs-$ver" "$d/tree" "$d/modules"
+	mkdir -p "$d/src/mdev-rs-$ver" "$d/tree"
 	(cd "$MDEV_RS_TOP" && git ls-files -z | rsync -a --from0 --files-from=- . "$d/src/mdev-rs-$ver/") || return 1
-	cp -al "$B/debian-root/usr/lib/modules/$krel" "$d/modules/" 2>/dev/null ||
-		cp -a "$B/debian-root/usr/lib/modules/$krel" "$d/modules/"
+	copy_module_tree "$d/modules"
 	dkms --dkmstree "$d/tree" --sourcetree "$d/src" add -m mdev-rs -v "$ver" || return 1
 	dkms --dkmstree "$d/tree" --sourcetree "$d/src" build -m mdev-rs -v "$ver" -k "$krel" --kernelsourcedir "$h" || {
 		cat "$d/tree/mdev-rs/$ver/build/make.log"; return 1; }
