@@ -177,7 +177,7 @@ qemu_end_to_end() {
 			how="display=off: this VM has no OpenGL display, which a dma-buf needs"
 		fi
 		if [ -z "$why" ]; then
-			result "ok - debian: $(qemu-system-x86_64 --version | head -1 | grep -o 'version [0-9.]*' | sed 's/^/QEMU /') on $type: the guest image drew on it ($(grep -o 'drawn on:.*' "$log" | cut -c11-)); $how"
+			result "ok - debian: $(qemu-system-x86_64 --version | head -1 | grep -o 'version [0-9.]*' | sed 's/^/QEMU /') on $type: the guest image drew on it ($(grep -ao 'drawn on:.*' "$log" | tr -d '\r' | cut -c11-)); $how"
 		else
 			result "not ok - debian: QEMU on $type: $why (see qemu-$drv-serial.log)"
 		fi

@@ -35,15 +35,40 @@ VM_TCG_THREAD=${VM_TCG_THREAD:-multi}
 
 # One boot of KDIR under virtme-ng, as vm_run (below) describes.
 vm_boot_once() { # TIMEOUT KDIR OUT CMD...
-	local timeout=$1 kdir=$2 out=$3
+	local timeout=$1 kdir=$2 out=$3 pid rc=0 stamp idle=0 stall=${VM_STALL:-1200}
 	shift 3
+	rm -f "$out/vm-stalled"
+	stamp=$(mktemp)
 	# vng needs a terminal-less stdin in CI. The kernel log must hold the
 	# whole run (the splat check reads it at the end): 8 MB, 32 times the default.
 	timeout "$timeout" vng --run "$kdir" --disable-kvm --user root --verbose \
 		--memory 2G --cpus "${VM_CPUS:-2}" --rwdir "$out" --append "log_buf_len=8M" \
 		--qemu-opts="-accel tcg,thread=$VM_TCG_THREAD" \
 		-- bash "$MDEV_RS_TOP/tools/testing/vm/vm-entry.sh" "$out" "$@" \
-		< /dev/null > "$out/vm-console.log" 2>&1
+		< /dev/null > "$out/vm-console.log" 2>&1 &
+	pid=$!
+	# A hung VM is caught by its silence, not only by TIMEOUT: the guest
+	# writes its progress, results and logs into OUT as it goes (the console
+	# is left out: a stuck kernel can go on printing there). VM_STALL
+	# seconds (default 20 minutes, four times the longest quiet stretch of
+	# a run) without a new write end the VM, so TIMEOUT can leave room for
+	# a machine shared with another VM without a hang waiting for it.
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 10
+		if [ -n "$(find "$out" -type f ! -name vm-console.log -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+			touch "$stamp"; idle=0
+		else
+			idle=$((idle + 10))
+		fi
+		if [ "$idle" -ge "$stall" ]; then
+			echo "stalled: the guest wrote nothing into $out for $idle s (VM_STALL), the VM was stopped" > "$out/vm-stalled"
+			kill -TERM "$pid" 2>/dev/null
+			break
+		fi
+	done
+	wait "$pid" || rc=$?
+	rm -f "$stamp"
+	return $rc
 }
 
 # After a boot: how far the VM got, from the markers vm-entry.sh
@@ -99,6 +124,8 @@ vm_run() { # TIMEOUT KDIR OUT CMD...
 		vm_boot_once "$timeout" "$kdir" "$out" "$@" || rc=$?
 		sleep 1; kill $tailer 2>/dev/null || true
 		stage=$(vm_boot_stage "$out") why=$(vm_death_line "$out")
+		[ ! -e "$out/vm-stalled" ] || why="$(cat "$out/vm-stalled")${why:+; console: $why}"
+		[ "$rc" != 124 ] || why="killed at its time limit (${timeout} s)${why:+; $why}"
 		echo "boot $attempt: stage $stage, vng status $rc${why:+, console: $why}" >> "$out/vm-boots.txt"
 		if [ "$stage" = boot ] && [ "$attempt" -le "${VM_BOOT_RETRIES:-1}" ]; then
 			cp "$out/vm-console.log" "$out/vm-console-boot$attempt.log"

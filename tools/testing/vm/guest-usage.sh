@@ -22,12 +22,15 @@ usage_guest_ready() { # LOG
 		[ $t -ge 240 ] && { echo "no MDEV-RS-GUEST-READY in $1 after 240 s"; return 1; }
 		sleep 2; t=$((t + 2))
 	done
-	grep 'mdev-rs guest image' "$1"
+	# What the guest says of itself, for the result line: informative, the
+	# readiness is the marker above (and what the guest drew is judged by
+	# usage_guest_drew), so this listing never fails the wait.
+	grep -a 'mdev-rs guest image' "$1" | tr -d '\r' || true
 }
 
 # The guest drew the pattern on a framebuffer whose name has NAME.
 usage_guest_drew() { # LOG NAME
-	grep -q "test pattern drawn on:.*$2" "$1" || { echo "the guest drew on no $2 framebuffer: $(grep 'drawn on' "$1")"; return 1; }
+	grep -aq "test pattern drawn on:.*$2" "$1" || { echo "the guest drew on no $2 framebuffer: $(grep -a 'drawn on' "$1" | tr -d '\r')"; return 1; }
 }
 
 # A screendump of QMP socket SOCK into OUT/checks/NAME.ppm, judged WANT.

@@ -27,8 +27,18 @@ SUM=$OUT/summary.tap
 : > "$SUM"
 add() { echo "$1" >> "$SUM"; }
 
-say "debian: Debian's kernel packages, its Rust metadata and our modules (make debian-kernel)"
-if ! make -s -C "$MDEV_RS_TOP" debian-kernel > "$OUT/build.out" 2> >(tee "$OUT/build.log" >&2) ||
+# DEBIAN_KERNEL_LOG: the log of a `make debian-kernel` of this checkout that
+# succeeded (run-tests.sh runs it beside the test VM): read, not run again.
+debian_kernel() {
+	if [ -n "${DEBIAN_KERNEL_LOG:-}" ] && [ -s "$DEBIAN_KERNEL_LOG" ]; then
+		say "debian: make debian-kernel ran beside the test VM (its log: $DEBIAN_KERNEL_LOG)"
+		cp "$DEBIAN_KERNEL_LOG" "$OUT/build.log"
+	else
+		say "debian: Debian's kernel packages, its Rust metadata and our modules (make debian-kernel)"
+		make -s -C "$MDEV_RS_TOP" debian-kernel > "$OUT/build.out" 2> >(tee "$OUT/build.log" >&2)
+	fi
+}
+if ! debian_kernel ||
 	! B=$("$MDEV_RS_TOP/tools/testing/vm/bootstrap-debian-kernel.sh" --print-only) || [ -z "$B" ]; then
 	sleep 1
 	add "not ok - debian: make debian-kernel: $(grep -m1 '^error:' "$OUT/build.log" || tail -1 "$OUT/build.log") (see out/test/debian/build.log)"

@@ -176,12 +176,14 @@ if [ -n "$(vm_phases)" ]; then
 fi
 
 [ -z "$bookworm_pid" ] || wait "$bookworm_pid"
-# (its failure is the debian phase's to report: it runs make debian-kernel again)
-[ -z "$debian_prep_pid" ] || wait "$debian_prep_pid"
+# The phase reads what the build beside the VM printed; if that build
+# failed, the phase runs it again and reports its failure.
+debian_prep_log=
+[ -z "$debian_prep_pid" ] || { wait "$debian_prep_pid" && debian_prep_log=$OUT/debian-prep.log; }
 
 # Phase debian: a VM of its own, booting Debian's kernel (run-debian.sh).
 if runs debian; then
-	timed debian "$MDEV_RS_TOP/tools/testing/vm/run-debian.sh" "$OUT/debian"
+	timed debian env DEBIAN_KERNEL_LOG="$debian_prep_log" "$MDEV_RS_TOP/tools/testing/vm/run-debian.sh" "$OUT/debian"
 fi
 
 # The phases' wall times: the host's, then the VM's (guest-run.sh), the

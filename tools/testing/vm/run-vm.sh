@@ -20,10 +20,11 @@ echo "${MBOCHS_E2E_GL:-1}" > "$OUT/mbochs-e2e-gl"
 for v in $(compgen -v FUZZ_ || true) $(compgen -v HOSTILE_ || true); do printf 'export %s=%q\n' "$v" "${!v}" >> "$OUT/fuzz-env"; done
 say "booting the test VM (virtme-ng, TCG), tier ${MDEV_RS_TIER:-full}; each phase prints its progress"
 rc=0
-# The VM's time limit: twice the tier's budget and more (make check 10
-# minutes, make check-full 45: tiers.sh), so that a machine twice as slow
-# still finishes.
-case ${MDEV_RS_TIER:-full} in check) limit=1500 ;; *) limit=5400 ;; esac
+# The VM's time limit: three times the tier's budget and more (make check
+# 10 minutes, make check-full 45: tiers.sh), so that a machine shared with
+# a second VM still finishes; a hung VM is caught sooner by its silence
+# (VM_STALL, vm_boot_once in env.sh).
+case ${MDEV_RS_TIER:-full} in check) limit=2400 ;; *) limit=8100 ;; esac
 vm_run "${VM_TIMEOUT:-$limit}" "$KDIR" "$OUT" \
 	bash "$MDEV_RS_TOP/tools/testing/vm/guest-run.sh" "$mode" "$OUT" "$KDIR" "$MDEV_RS_TOP" \
 	"${MDEV_RS_ONLY:-}" "${MDEV_RS_TIER:-full}" || rc=$?
