@@ -17,7 +17,8 @@
 #          mdevctl's own udev rule; they are probed, removed, and the
 #          kselftests of both drivers run on the installed modules (one
 #          type each, as in make check); QEMU boots the guest image on an
-#          mdpy and an mbochs device (qemu_end_to_end).
+#          mdpy and an mbochs device, each on QEMU's display of it
+#          (qemu_end_to_end).
 # Results in OUT/results.txt, TAP in OUT/tap-*.txt, the kernel log in
 # OUT/dmesg.txt: run-debian.sh judges them on the host.
 set -u
@@ -28,7 +29,7 @@ TIER=check
 # The kselftest phases, on the Rust modules only: Debian builds no sample.
 MDEV_RS_IMPLS=rust
 RUST_KO_DIR=/lib/modules/$KREL/updates
-for f in guest-mdpy.sh guest-mbochs.sh qemu-qmp.sh guest-usage.sh; do . "$TOP/tools/testing/vm/$f"; done
+for f in guest-mdpy.sh guest-mbochs.sh qemu-qmp.sh guest-usage.sh guest-mbochs-e2e.sh; do . "$TOP/tools/testing/vm/$f"; done
 PROBE=$TOP/out/mdev-probe
 # No IOMMUFD in Debian's kernel: the kselftests' iommufd_cdev variants
 # cannot run (kselftest in lib-guest.sh lists them as not run), when the
@@ -146,45 +147,97 @@ boot2() {
 }
 
 # QEMU on Debian's kernel, one device of each driver, as usage.rst runs it
-# (the guest image, make guest-image): mdpy's region display screendumped
-# (OUT/checks, judged pixel for pixel on the host by post-checks.sh);
-# mbochs with display=off (no OpenGL display in this VM: QEMU shows a
-# dma-buf only on one), the guest's bochs DRM driver drawing on it.
+# (the guest image, make guest-image), each on QEMU's own display of it:
+# mdpy's region display screendumped through QMP; mbochs' dma-buf on QEMU's
+# D-Bus GL display (gl=on on the render node of Debian's vgem), read by the
+# D-Bus display client of the mbochs end to end phase (guest-mbochs-e2e.sh).
+# Both pictures go to OUT/checks, judged pixel for pixel on the host
+# (post-checks.sh).
 qemu_end_to_end() {
-	local img=$TOP/out/guest-image spec drv type disp u q log why out how
+	local img=$TOP/out/guest-image spec drv type fb u q dq ctl log why out how pid lpid t dev display shot
 	[ -s "$img/bzImage" ] || { result "not ok - debian: QEMU: no guest image ($img: make guest-image)"; return; }
 	insmod "$(rust_ko mdpy)" count=4 && insmod "$(rust_ko mbochs)" count=64 ||
 		{ result "not ok - debian: QEMU: insmod mdpy, mbochs"; return; }
 	mkdir -p /tmp/e2e
-	for spec in mdpy:mdpy-xga:on mbochs:mbochs-medium:off; do
-		IFS=: read -r drv type disp <<< "$spec"
-		u=$(cat /proc/sys/kernel/random/uuid) q=/tmp/e2e/$drv.qmp log=$OUT/qemu-$drv-serial.log why=""
+	# DRIVER:TYPE:FB, FB the guest's framebuffer driver on the device
+	for spec in mdpy:mdpy-xga:mdpy-fb mbochs:mbochs-medium:bochs-drm; do
+		IFS=: read -r drv type fb <<< "$spec"
+		u=$(cat /proc/sys/kernel/random/uuid) q=/tmp/e2e/$drv.qmp dq=/tmp/e2e/$drv-display.qmp
+		ctl=/tmp/e2e/$drv-screen.sock log=$OUT/qemu-$drv-serial.log why="" lpid=""
+		shot=debian-qemu-$type
 		echo "$u" > "/sys/class/mdev_bus/$drv/mdev_supported_types/$type/create" ||
 			{ result "not ok - debian: QEMU: create $type"; continue; }
-		log "QEMU on $type (guest image)"
-		qemu-system-x86_64 -M q35 -m 512 -accel tcg -vga none \
-			-kernel "$img/bzImage" -initrd "$img/initramfs.cpio.gz" -append console=ttyS0 \
-			-serial "file:$log" -qmp "unix:$q,server=on,wait=off" -daemonize -pidfile "/tmp/e2e/$drv.pid" \
-			-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u,display=$disp" -display none \
-			2> "$OUT/qemu-$drv.err" || why="QEMU did not start: $(head -c 200 "$OUT/qemu-$drv.err")"
-		if [ -z "$why" ] && ! out=$(usage_guest_ready "$log"); then why=$out; fi
+		dev="vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u,display=on" display=none
+		if [ "$drv" = mbochs ]; then
+			debian_gl_node || { result "not ok - debian: QEMU on $type: $DEBIAN_GL_WHY"; echo 1 > "/sys/bus/mdev/devices/$u/remove"; continue; }
+			dev="$dev,xres=1024,yres=768" display="dbus,p2p=on,gl=on,rendernode=$DEBIAN_GL_NODE"
+		fi
+		log "QEMU on $type (guest image, -display $display)"
+		rm -f "$q" "$dq" "$ctl"
+		(
+			# no shader cache: the VM's root is read-only
+			export MESA_SHADER_CACHE_DISABLE=true
+			exec qemu-system-x86_64 -M q35 -m 512 -accel tcg -vga none -nodefaults -no-user-config \
+				-kernel "$img/bzImage" -initrd "$img/initramfs.cpio.gz" -append console=ttyS0 \
+				-serial "file:$log" -qmp "unix:$q,server=on,wait=off" -qmp "unix:$dq,server=on,wait=off" \
+				-device "$dev" -display "$display"
+		) > "$OUT/qemu-$drv.err" 2>&1 &
+		pid=$!
+		if [ "$drv" = mbochs ]; then
+			/usr/bin/python3 "$TOP/tools/testing/vm/dbus_display_listener.py" "$dq" "$ctl" > "$OUT/qemu-$drv-display.log" 2>&1 &
+			lpid=$!
+		fi
+		t=0
+		until grep -aq MDEV-RS-GUEST-READY "$log" 2>/dev/null; do
+			kill -0 "$pid" 2>/dev/null || { why="QEMU exited: $(head -c 300 "$OUT/qemu-$drv.err")"; break; }
+			[ $t -ge 240 ] && { why="no MDEV-RS-GUEST-READY in $log after 240 s"; break; }
+			sleep 2; t=$((t + 2))
+		done
+		if [ -z "$why" ] && ! out=$(usage_guest_drew "$log" "$fb"); then why=$out; fi
+		echo "$shot" >> "$OUT/expected-checks.txt"
 		if [ -z "$why" ] && [ "$drv" = mdpy ]; then
-			if ! out=$(usage_guest_drew "$log" mdpy); then why=$out
-			elif ! usage_screendump "$q" debian-qemu-mdpy-xga "pattern 1024x768"; then why="QMP screendump failed"; fi
-			how="QEMU's region display screendumped (judged on the host, line debian-qemu-mdpy-xga)"
+			usage_screendump "$q" "$shot" "pattern 1024x768" || why="QMP screendump failed"
+			how="QEMU's region display screendumped"
 		elif [ -z "$why" ]; then
-			if ! out=$(usage_guest_drew "$log" bochs); then why=$out; fi
-			how="display=off: this VM has no OpenGL display, which a dma-buf needs"
+			# What QEMU's display shows: the dma-buf it handed its D-Bus
+			# listener, once that has the guest's mode.
+			if ! out=$(mbochs_e2e_screen_wait "$ctl" 1024x768 90); then
+				why="QEMU's D-Bus display never showed a 1024x768 XRGB8888 dma-buf (last: $out)"
+			elif out=$(mbochs_e2e_screen "$ctl" shot "$OUT/checks/$shot.ppm" 2>&1) && [[ $out == ok* ]]; then
+				mkdir -p "$OUT/checks"; echo "pattern 1024x768" > "$OUT/checks/$shot.want"
+				how="the dma-buf QEMU's D-Bus GL display showed (on Debian's vgem), read by a D-Bus display client"
+			else
+				why="reading the dma-buf QEMU's display showed: $out"
+			fi
 		fi
 		if [ -z "$why" ]; then
-			result "ok - debian: $(qemu-system-x86_64 --version | head -1 | grep -o 'version [0-9.]*' | sed 's/^/QEMU /') on $type: the guest image drew on it ($(grep -ao 'drawn on:.*' "$log" | tr -d '\r' | cut -c11-)); $how"
+			result "ok - debian: $(qemu-system-x86_64 --version | head -1 | grep -o 'version [0-9.]*' | sed 's/^/QEMU /') on $type: the guest image drew on it ($(grep -ao 'drawn on:.*' "$log" | tr -d '\r' | cut -c11-)); $how (judged on the host, line $shot)"
 		else
-			result "not ok - debian: QEMU on $type: $why (see qemu-$drv-serial.log)"
+			result "not ok - debian: QEMU on $type: $why (see qemu-$drv-serial.log, qemu-$drv.err)"
 		fi
-		usage_quit "$q" "/tmp/e2e/$drv.pid" > /dev/null || pkill -x qemu-system-x86
+		mbochs_e2e_end "$q" "$pid" "$lpid"
+		[ "$MBOCHS_E2E_STATUS" = running ] ||
+			result "not ok - debian: QEMU on $type ended by itself (status $MBOCHS_E2E_STATUS): $(tail -c 300 "$OUT/qemu-$drv.err")"
 		echo 1 > "/sys/bus/mdev/devices/$u/remove"
 	done
 	rmmod mbochs mdpy
+}
+
+# A render node for QEMU's GL display: Debian's vgem (modprobe: Debian's
+# own module tree). Sets DEBIAN_GL_NODE, or DEBIAN_GL_WHY.
+debian_gl_node() {
+	local n i=0
+	DEBIAN_GL_NODE="" DEBIAN_GL_WHY=""
+	modprobe vgem || { DEBIAN_GL_WHY="modprobe vgem failed: no render node for QEMU's GL display"; return 1; }
+	while [ $i -lt 10 ]; do
+		for n in /sys/class/drm/renderD*; do
+			case $(readlink -f "$n/device") in *vgem*) DEBIAN_GL_NODE=/dev/dri/${n##*/} ;; esac
+		done
+		[ -n "$DEBIAN_GL_NODE" ] && [ -c "$DEBIAN_GL_NODE" ] && return 0
+		sleep 1; i=$((i + 1))
+	done
+	DEBIAN_GL_WHY="vgem loaded but no render node of it in /dev/dri ($(ls /dev/dri 2>&1))"
+	return 1
 }
 
 # mbochs_phase without what needs the iommufd cdev (the cascade guard kills
