@@ -75,7 +75,7 @@ impl MdpyDevice {
         );
         config.set_u32(defs::MDPY_WIDTH_OFFSET.into(), mode.width);
         config.set_u32(defs::MDPY_HEIGHT_OFFSET.into(), mode.height);
-        fill_gradient(fb.buf(), mode)?;
+        fill_gradient(&fb.buf(), mode)?;
         dev_info!(
             mdev.as_device(),
             "mdpy_init_dev: {} ({}x{})\n",
@@ -83,7 +83,7 @@ impl MdpyDevice {
             mode.width,
             mode.height
         );
-        let regions = regions::table(fb.buf().len());
+        let regions = regions::table(fb.len());
         Ok(emulated_pci::EmulatedPci::new(
             config,
             try_pin_init!(Self {
@@ -105,9 +105,15 @@ impl MdpyDevice {
         self.ty.pretty_name
     }
 
-    /// The framebuffer's memory.
-    pub(crate) fn fb(&self) -> &UserBuffer {
+    /// The framebuffer's memory now (a migration may replace it: see
+    /// `Framebuffer::replace`).
+    pub(crate) fn fb(&self) -> Arc<UserBuffer> {
         self.fb.buf()
+    }
+
+    /// The framebuffer.
+    pub(crate) fn framebuffer(&self) -> &Framebuffer {
+        &self.fb
     }
 
     /// The lock that serialises framebuffer `read()`/`write()` and reset.
@@ -162,8 +168,8 @@ impl emulated_pci::DeviceOps for MdpyDevice {
 
     fn reset(&self) -> Result {
         let _guard = self.fb_lock.lock();
-        let res = fill_gradient(self.fb(), self.mode());
-        self.fb.mark(0, self.fb().len());
+        let res = fill_gradient(&self.fb(), self.mode());
+        self.fb.mark(0, self.fb.len());
         res
     }
 
@@ -226,8 +232,7 @@ impl emulated_pci::DeviceOps for MdpyDevice {
         self.stage_finish(staged, log)
     }
 
-    fn load_apply(&self, staged: migration::Staged, _mappings: &UserMappings<'_>) {
-        // The framebuffer is written in place: its mappings stay right.
-        self.stage_apply(staged)
+    fn load_apply(&self, staged: migration::Staged, mappings: &UserMappings<'_>) {
+        self.stage_apply(staged, mappings)
     }
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The framebuffer of one mdpy (BAR0): `vmalloc` memory shared with user
-//! mappings, and the log of the pages user space changed, for pre-copy
-//! migration.
+//! mappings page by page, and the log of the pages user space changed, for
+//! pre-copy migration.
 
 use crate::{
     kernel_ext::{
@@ -15,29 +15,72 @@ use crate::{
     regions,
 };
 use kernel::{
+    new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::{Arc, ArcBorrow, SpinLock},
 };
 
 /// BAR0 of an mdpy.
+///
+/// The memory can be replaced whole ([`Framebuffer::replace`]: a migration
+/// destination's staged framebuffer), so whoever uses it takes a reference
+/// to the current one ([`Framebuffer::buf`]) for the time of its access:
+/// a replaced buffer lives on until its last user is done.
+///
+/// # Invariants
+///
+/// The buffer in `buf` is always `len` bytes long.
+#[pin_data]
 pub(crate) struct Framebuffer {
-    buf: UserBuffer,
+    #[pin]
+    buf: SpinLock<Arc<UserBuffer>>,
+    len: usize,
     dirty: DirtyPages,
 }
 
 impl Framebuffer {
     /// A zeroed framebuffer of `size` bytes.
     pub(crate) fn new(size: usize) -> Result<Arc<Self>> {
-        let buf = UserBuffer::new(size)?;
-        let dirty = DirtyPages::new(buf.len() / PAGE_SIZE)?;
-        Ok(Arc::new(Self { buf, dirty }, GFP_KERNEL)?)
+        let buf = Arc::new(UserBuffer::new(size)?, GFP_KERNEL)?;
+        let len = buf.len();
+        let dirty = DirtyPages::new(len / PAGE_SIZE)?;
+        // INVARIANT: `len` is the buffer's length.
+        Arc::pin_init(
+            pin_init!(Self {
+                buf <- new_spinlock!(buf),
+                len,
+                dirty,
+            }),
+            GFP_KERNEL,
+        )
     }
 
-    /// The memory (reads and writes that bypass the dirty log: the device's
-    /// own drawing and migration).
-    pub(crate) fn buf(&self) -> &UserBuffer {
-        &self.buf
+    /// The memory now (reads and writes that bypass the dirty log: the
+    /// device's own drawing and migration).
+    pub(crate) fn buf(&self) -> Arc<UserBuffer> {
+        self.buf.lock().clone()
+    }
+
+    /// Size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Makes `new` the framebuffer's memory, in O(1), and returns the
+    /// memory it replaces (to be dropped where sleeping is allowed); `new`
+    /// is handed back, unused, unless it is as long as the framebuffer.
+    /// User mappings keep the pages they have: the caller removes them
+    /// (`UserMappings::zap`), and the next access maps the new pages.
+    pub(crate) fn replace(
+        &self,
+        new: Arc<UserBuffer>,
+    ) -> core::result::Result<Arc<UserBuffer>, Arc<UserBuffer>> {
+        if new.len() != self.len {
+            return Err(new);
+        }
+        // INVARIANT: `new` is `len` bytes long.
+        Ok(core::mem::replace(&mut *self.buf.lock(), new))
     }
 
     /// Records a change of the `len` bytes at `offset` made by user space
@@ -46,12 +89,15 @@ impl Framebuffer {
         self.dirty.mark_bytes(offset, len);
     }
 
-    /// `mmap()` of BAR0 from byte `offset`: every page is mapped at once,
-    /// read-only, and becomes writable page by page as it is written (and
-    /// logged).
+    /// `mmap()` of BAR0 from byte `offset`: pages are mapped as they are
+    /// touched, read-only, and become writable page by page as they are
+    /// written (and logged).
     pub(crate) fn mmap(this: ArcBorrow<'_, Self>, vma: &NewMapping<'_>, offset: usize) -> Result {
-        vm_fault::install(vma, this.into())?;
-        this.buf.mmap(vma, offset)
+        match offset.checked_add(vma.len()) {
+            Some(end) if offset % PAGE_SIZE == 0 && end <= this.len => {}
+            _ => return Err(EINVAL),
+        }
+        vm_fault::install(vma, this.into())
     }
 
     /// The page index of a fault's file page offset.
@@ -62,11 +108,9 @@ impl Framebuffer {
 
 #[vtable]
 impl VmOperations for Framebuffer {
-    // Pages are mapped when the mapping is made; this maps one again after
-    // user space dropped it (`madvise(MADV_DONTNEED)`).
     #[inline]
     fn fault(&self, fault: &VmFault<'_>) -> Result<PageRef> {
-        self.buf.page(Self::index(fault)?)
+        self.buf().page(Self::index(fault)?)
     }
 
     #[inline]
@@ -86,7 +130,7 @@ impl TrackedMemory for Framebuffer {
     }
 
     fn existing_page(&self, index: usize) -> Result<Option<PageRef>> {
-        self.buf.page(index).map(Some)
+        self.buf().page(index).map(Some)
     }
 
     fn existing_from(&self, from: usize, f: &mut dyn FnMut(bool)) {

@@ -17,8 +17,9 @@
 //! one by one.)
 //!
 //! The mode is fixed by the mdev type, so a destination only checks it.
-//! Every page must come at least once; a destination keeps a staging copy
-//! of the framebuffer, written to the device at `RESUMING -> STOP`.
+//! Every page must come at least once; a destination writes the pages into
+//! a staging framebuffer, which becomes the device's at `RESUMING -> STOP`
+//! (swapped in, O(1): nothing is copied at the switch-over).
 
 use crate::{
     device::MdpyDevice,
@@ -28,15 +29,18 @@ use crate::{
             refusal_log::RefusalLog,
             stream::{self, Origin, Section, Writer, SECTION_MEM_PAGE},
         },
+        vfio::UserMappings,
+        vmalloc::UserBuffer,
     },
-    MDPY_NAME,
+    regions, MDPY_NAME,
 };
-use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
+use kernel::{page::PAGE_SIZE, prelude::*, sync::Arc, uaccess::UserSliceReader};
 
 /// A destination's staging copy.
 pub(crate) struct Staged {
-    /// The framebuffer the stream makes.
-    fb: KVVec<u8>,
+    /// The framebuffer the stream makes (charged to the destination's
+    /// memory cgroup, as the device's from the switch-over on).
+    fb: Arc<UserBuffer>,
     /// Which of its pages the stream held.
     seen: KVVec<bool>,
     /// Whether the mode section came.
@@ -68,7 +72,7 @@ impl MdpyDevice {
 
     /// Framebuffer pages.
     fn pages(&self) -> usize {
-        self.fb().len() / PAGE_SIZE
+        self.framebuffer().len() / PAGE_SIZE
     }
 
     /// What this device's streams say they are from.
@@ -77,7 +81,7 @@ impl MdpyDevice {
             driver: MDPY_NAME,
             type_name: self.type_name(),
             // CAST: `usize` to `u64` is lossless on every kernel target.
-            mem_size: self.fb().len() as u64,
+            mem_size: self.framebuffer().len() as u64,
         }
     }
 
@@ -95,7 +99,10 @@ impl MdpyDevice {
     /// A fresh staging copy: a framebuffer of zeros, no page seen.
     pub(crate) fn stage_begin(&self) -> Result<Staged> {
         Ok(Staged {
-            fb: KVVec::from_elem(0u8, self.fb().len(), GFP_KERNEL_ACCOUNT)?,
+            fb: Arc::new(
+                UserBuffer::new(self.framebuffer().len())?,
+                GFP_KERNEL_ACCOUNT,
+            )?,
             seen: KVVec::from_elem(false, self.pages(), GFP_KERNEL_ACCOUNT)?,
             mode_seen: false,
         })
@@ -121,14 +128,10 @@ impl MdpyDevice {
             SECTION_MEM_PAGE => {
                 let index = s.mem_page(log, self.pages(), "framebuffer")?;
                 let bytes = s.fixed::<PAGE_SIZE>(log)?;
-                let at = index * PAGE_SIZE;
-                // An array copy: the lengths are the same by type, no panic path.
-                let page: &mut [u8; PAGE_SIZE] = staged
+                staged
                     .fb
-                    .get_mut(at..at + PAGE_SIZE)
-                    .and_then(|p| p.try_into().ok())
-                    .ok_or(stream::ERR_INVALID)?;
-                *page = *bytes;
+                    .write(index * PAGE_SIZE, bytes)
+                    .map_err(|_| stream::ERR_INVALID)?;
                 *staged.seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
             }
             _ => s.unknown(log)?,
@@ -149,13 +152,14 @@ impl MdpyDevice {
     ) -> Result {
         let index = stream::page_index(key, log, self.pages(), "framebuffer")?;
         *staged.seen.get_mut(index).ok_or(stream::ERR_INVALID)? = true;
-        let at = index * PAGE_SIZE + offset;
         match offset.checked_add(len) {
             Some(end) if end <= PAGE_SIZE => {}
             _ => return Err(EINVAL),
         }
-        // The staging copy is kernel memory only this session uses.
-        data.read_slice(staged.fb.get_mut(at..at + len).ok_or(EINVAL)?)
+        // `offset < PAGE_SIZE` and `index` is a page of the framebuffer: no overflow.
+        staged
+            .fb
+            .copy_from_user(index * PAGE_SIZE + offset, len, data)
     }
 
     /// The stream is complete: it had the mode and every framebuffer page
@@ -173,11 +177,19 @@ impl MdpyDevice {
         Ok(())
     }
 
-    /// Writes the staging copy to the framebuffer (in place: user mappings
-    /// keep mapping it).
-    pub(crate) fn stage_apply(&self, staged: Staged) {
-        let _guard = self.fb_lock().lock();
-        // The staging copy is as long as the framebuffer: this cannot fail.
-        let _ = self.fb().write(0, &staged.fb);
+    /// Makes the staging copy the device's framebuffer: swapped in whole,
+    /// no byte copied. The old pages leave every user mapping (the next
+    /// access maps the new ones); the old memory is freed once the last
+    /// access that took it is done.
+    pub(crate) fn stage_apply(&self, staged: Staged, mappings: &UserMappings<'_>) {
+        let old = {
+            let _guard = self.fb_lock().lock();
+            // `stage_begin` made the staging copy as long as the framebuffer, so it is
+            // always taken.
+            let old = self.framebuffer().replace(staged.fb);
+            mappings.zap(regions::BAR0_PGOFF, self.pages());
+            old
+        };
+        drop(old);
     }
 }

@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Zeroed `vmalloc_user()` memory that can be shared with user space.
+//! Zeroed `vmalloc` memory that can be shared with user space, page by
+//! page.
 
 use super::{
     bindings,
     page_ref::PageRef,
     uaccess::{self, UserWriter},
-    vma::NewMapping,
 };
 use core::ptr::NonNull;
 use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 
-/// A buffer from `vmalloc_user()`: zeroed, page aligned, and mappable into
-/// user space with [`UserBuffer::mmap`].
+/// A buffer of zeroed `vmalloc` memory, charged to the allocating task's
+/// memory cgroup (`GFP_KERNEL_ACCOUNT`), whose pages a fault handler may map
+/// into user space ([`UserBuffer::page`]): they hold nothing but what was
+/// written into the buffer.
 ///
 /// Its bytes are shared with every VMA it is mapped into and user space may
 /// change them at any time, so it never hands out Rust references to them,
@@ -32,8 +34,8 @@ use kernel::{page::PAGE_SIZE, prelude::*, uaccess::UserSliceReader};
 ///
 /// # Invariants
 ///
-/// `ptr` is the start of a live `vmalloc_user()` allocation of `len` bytes,
-/// `len` is a non-zero multiple of `PAGE_SIZE`.
+/// `ptr` is the start of a live, zero-initialised `vmalloc` allocation of
+/// `len` bytes, `len` is a non-zero multiple of `PAGE_SIZE`.
 pub struct UserBuffer {
     ptr: NonNull<u8>,
     len: usize,
@@ -46,7 +48,8 @@ unsafe impl Send for UserBuffer {}
 unsafe impl Sync for UserBuffer {}
 
 impl UserBuffer {
-    /// Allocates `len` zeroed bytes, rounded up to whole pages.
+    /// Allocates `len` zeroed bytes, rounded up to whole pages, charged to
+    /// the current task's memory cgroup.
     #[inline]
     pub fn new(len: usize) -> Result<Self> {
         let len = len
@@ -54,9 +57,10 @@ impl UserBuffer {
             .filter(|&l| l != 0)
             .ok_or(EINVAL)?;
         // SAFETY: FFI call without preconditions.
-        let ptr = unsafe { bindings::kx_vmalloc_user(len) };
+        let ptr = unsafe { bindings::kx_vmalloc_zeroed_account(len) };
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
-        // INVARIANT: `ptr` is a fresh `vmalloc_user()` allocation of `len` bytes, a page multiple.
+        // INVARIANT: `ptr` is a fresh, zeroed `vmalloc` allocation of `len` bytes, a page
+        // multiple.
         Ok(Self { ptr, len })
     }
 
@@ -140,33 +144,9 @@ impl UserBuffer {
         // SAFETY: `addr` is the start of a page of this live `vmalloc` allocation.
         let page = unsafe { bindings::kx_vmalloc_page_get(addr.cast()) };
         let page = NonNull::new(page).ok_or(EINVAL)?;
-        // SAFETY: `vmalloc_user()` memory is made of order-0 pages; the helper took the
-        // reference that the `PageRef` now owns.
+        // SAFETY: `vmalloc` memory not asked for huge mappings is made of order-0 pages; the
+        // helper took the reference that the `PageRef` now owns.
         Ok(unsafe { PageRef::from_raw(page) })
-    }
-
-    /// Maps the buffer, from byte `offset` (a page multiple) on, into a new
-    /// shared VMA.
-    ///
-    /// Fails with `EINVAL` for a private mapping (the buffer is device
-    /// memory, shared by nature) or unless the whole VMA is backed by the
-    /// buffer.
-    #[inline]
-    pub fn mmap(&self, vma: &NewMapping<'_>, offset: usize) -> Result {
-        if !vma.is_shared() || offset % PAGE_SIZE != 0 {
-            return Err(EINVAL);
-        }
-        self.range(offset, vma.len())?;
-        // SAFETY: `vma` is a VMA under construction (the mmap hook holds the mmap lock);
-        // `ptr` is a `vmalloc_user()` allocation, as `remap_vmalloc_range` requires. The
-        // range check above is repeated by the callee.
-        kernel::error::to_result(unsafe {
-            bindings::remap_vmalloc_range(
-                vma.vma().as_ptr(),
-                self.ptr.as_ptr().cast(),
-                (offset / PAGE_SIZE) as c_ulong,
-            )
-        })
     }
 }
 

@@ -63,9 +63,14 @@ void kx_vfio_device_zap_range(struct vfio_device *vdev, pgoff_t pgoff, pgoff_t p
 			    (loff_t)pages << PAGE_SHIFT, true);
 }
 
-void *kx_vmalloc_user(unsigned long size)
+/*
+ * Zeroed vmalloc memory charged to the caller's memory cgroup; its pages are
+ * mapped into user space one by one by fault handlers (vmalloc_user() would
+ * not be charged, and only its remap_vmalloc_range() needs VM_USERMAP).
+ */
+void *kx_vmalloc_zeroed_account(unsigned long size)
 {
-	return vmalloc_user(size);
+	return __vmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 }
 
 struct class *kx_class_create(const char *name)

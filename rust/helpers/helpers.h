@@ -20,7 +20,7 @@ bool kx_vfio_device_precopy_info_v2(struct vfio_device *vdev);
 int kx_vfio_device_wrprotect_page(struct vfio_device *vdev, pgoff_t pgoff, struct page *page);
 void kx_vfio_device_zap_range(struct vfio_device *vdev, pgoff_t pgoff, pgoff_t pages);
 
-void *kx_vmalloc_user(unsigned long size);
+void *kx_vmalloc_zeroed_account(unsigned long size);
 
 struct class *kx_class_create(const char *name);
 struct device *kx_device_create(struct class *class, const char *name);

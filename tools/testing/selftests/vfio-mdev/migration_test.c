@@ -984,9 +984,10 @@ TEST_F(mig, restore_replaces_destination_pages)
 
 /*
  * A mapping of the destination's BAR0 made before the restore sees the
- * restored memory, byte for byte: mbochs swaps its whole VRAM at
- * RESUMING -> STOP and must remove the old pages from every mapping (the
- * next access maps the new ones); mdpy writes its framebuffer in place.
+ * restored memory, byte for byte: both Rust drivers swap their whole
+ * memory (mbochs' VRAM, mdpy's framebuffer) at RESUMING -> STOP and must
+ * remove the old pages from every mapping (the next access maps the new
+ * ones).
  * A page the mapping had written reads as the source's bytes (or zeros).
  */
 TEST_F(mig, restore_seen_through_mapping)
