@@ -169,7 +169,7 @@ qemu_end_to_end() {
 			{ result "not ok - debian: QEMU: create $type"; continue; }
 		dev="vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u,display=on" display=none
 		if [ "$drv" = mbochs ]; then
-			debian_gl_node || { result "not ok - debian: QEMU on $type: $DEBIAN_GL_WHY"; echo 1 > "/sys/bus/mdev/devices/$u/remove"; continue; }
+			debian_gl_node || { result "not ok - debian: QEMU on $type: $DEBIAN_GL_WHY"; mdev_remove "$u"; continue; }
 			dev="$dev,xres=1024,yres=768" display="dbus,p2p=on,gl=on,rendernode=$DEBIAN_GL_NODE"
 		fi
 		log "QEMU on $type (guest image, -display $display)"
@@ -218,7 +218,7 @@ qemu_end_to_end() {
 		mbochs_e2e_end "$q" "$pid" "$lpid"
 		[ "$MBOCHS_E2E_STATUS" = running ] ||
 			result "not ok - debian: QEMU on $type ended by itself (status $MBOCHS_E2E_STATUS): $(tail -c 300 "$OUT/qemu-$drv.err")"
-		echo 1 > "/sys/bus/mdev/devices/$u/remove"
+		mdev_remove "$u"
 	done
 	rmmod mbochs mdpy
 }

@@ -112,7 +112,7 @@ hostile_run() {
 		done
 	fi
 	for uuid in $mdpy $mbochs; do
-		echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || hostile_result "not ok" "remove mdev $uuid"
+		mdev_remove "$uuid" || hostile_result "not ok" "remove mdev $uuid"
 	done
 	if rmmod mbochs && rmmod mdpy; then
 		hostile_result ok "the mdevs are removed and both modules unload"

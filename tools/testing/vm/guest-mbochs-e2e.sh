@@ -391,7 +391,7 @@ mbochs_e2e_run() { # IMPL KO
 		result "not ok - $name: QEMU died (status $status): $(tail -3 "$qlog" | tr '\n' ' ')"
 	[ "$impl" = c ] && mbochs_e2e_c_verdict "$name" "$status" "$reached" "$qlog" "$steps"
 	for uuid in $uuid $other $second; do
-		echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || result "not ok - $name: remove mdev"
+		mdev_remove "$uuid" || result "not ok - $name: remove mdev"
 	done
 	[ "$impl" = c ] && mbochs_c_end
 	rmmod mbochs || result "not ok - $name: rmmod mbochs"

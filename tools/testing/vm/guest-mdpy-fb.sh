@@ -358,7 +358,7 @@ mdpy_fb_nested() { # HOST_IMPL GUEST_IMPL
 
 	mdpy_fb_quit "$sock" "$pidf"
 	for uuid in $uuids $dst; do
-		echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || result "not ok - $name: remove mdev"
+		mdev_remove "$uuid" || result "not ok - $name: remove mdev"
 	done
 	rmmod mdpy || result "not ok - $name: rmmod mdpy"
 }

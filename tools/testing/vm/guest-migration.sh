@@ -117,5 +117,5 @@ migration_qemu_smoke() {
 		kill -0 "$(cat $dir/src.pid 2>/dev/null)" 2>/dev/null || kill -0 "$(cat $dir/dst.pid 2>/dev/null)" 2>/dev/null || break
 		sleep 1
 	done
-	echo 1 > "/sys/bus/mdev/devices/$u1/remove"; echo 1 > "/sys/bus/mdev/devices/$u2/remove"
+	mdev_remove "$u1"; mdev_remove "$u2"
 }

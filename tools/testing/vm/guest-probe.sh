@@ -166,7 +166,7 @@ probe_existing() { # IMPL DRIVER TYPE
 	probe_check_later "$impl $type: existing device through the group/container, JSON" \
 		"$PD/$impl-$type-group.json" "$impl" "$type" device "$pre"
 	[ "$impl" = rust ] && probe_state_kept "$impl $type" "$u" "$type"
-	echo 1 > "/sys/bus/mdev/devices/$u/remove"
+	mdev_remove "$u"
 }
 
 # Whether mdev-probe ARGS... opened a migration data file (the anon inode
@@ -241,7 +241,7 @@ probe_compat() {
 	probe_compat_vs_kernel "same type (rust mdpy-xga -> mdpy-xga)" "$a" "$b" compatible none
 	probe_compat_vs_kernel "other type (rust mdpy-xga -> mdpy-hd)" "$a" "$c" incompatible EXDEV
 	probe_compat_vs_kernel "other driver (rust mdpy-xga -> mbochs-medium)" "$a" "$d" incompatible EXDEV
-	for u in $a $b $c $d; do echo 1 > "/sys/bus/mdev/devices/$u/remove"; done
+	for u in $a $b $c $d; do mdev_remove "$u"; done
 	# Type reports, as a management host would keep them.
 	"$PROBE" compat "$PD/rust-mbochs-small.json" "$PD/rust-mbochs-medium.json" > "$PD/compat-types.txt" 2>&1
 	rc=$?
@@ -308,7 +308,7 @@ probe_bad_inputs() {
 	probe_expect "no permission to create an mdev (user nobody)" 6 'ermission denied' type mdpy mdpy-xga
 	probe_expect_json "no permission, --json" 6 permission "$u"
 	PROBE_AS=
-	echo 1 > "/sys/bus/mdev/devices/$u/remove"
+	mdev_remove "$u"
 
 	# Signals during a type probe: the transient mdev is removed.
 	for sig in TERM INT; do
@@ -460,7 +460,7 @@ probe_libvirt() {
 	done
 	if ! kill -0 $LIBVIRTD_PID 2>/dev/null || ! grep -q computer "$lv/list-all.txt"; then
 		result "not ok - probe: libvirt: libvirtd did not start or answer (see probe/libvirt/: $(tail -c 200 "$lv/libvirtd.out") $(tail -c 200 "$lv/list-all.txt"))"
-		echo 1 > "/sys/bus/mdev/devices/$u/remove"
+		mdev_remove "$u"
 		kill $LIBVIRTD_PID 2>/dev/null; wait $LIBVIRTD_PID 2>/dev/null
 		return
 	fi
@@ -495,7 +495,7 @@ probe_libvirt() {
 		# (management.rst): not run, never passed, until libvirt can.
 		result "not run - probe: libvirt: virsh nodedev-list --cap mdev_types does not list the mdpy and mbochs parents ('$(tr '\n' ' ' < "$lv/list-mdev_types.txt" | head -c 200)'): libvirt only knows mdev parents on the pci, css and ap buses, ours are /sys/class/mdpy and /sys/class/mbochs devices (see management.rst)"
 	fi
-	echo 1 > "/sys/bus/mdev/devices/$u/remove"
+	mdev_remove "$u"
 	kill $LIBVIRTD_PID; wait $LIBVIRTD_PID 2>/dev/null
 	[ -n "${LV_UDEVD:-}" ] && udevadm control --exit
 }

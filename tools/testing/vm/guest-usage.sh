@@ -142,7 +142,7 @@ usage_phase() {
 	# reports nothing more for the same failure).
 	if grep -q '^not ok' "$OUT/usage-results.txt"; then
 		pkill -x qemu-system-x86; sleep 2
-		for d in /sys/bus/mdev/devices/*; do [ -e "$d/remove" ] && echo 1 > "$d/remove"; done
+		for d in /sys/bus/mdev/devices/*; do [ -e "$d/remove" ] && mdev_remove "${d##*/}"; done
 		rmmod mdpy mbochs 2>/dev/null
 	fi
 	return 0

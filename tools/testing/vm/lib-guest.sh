@@ -25,16 +25,23 @@ commas() { local s; printf -v s '%s, ' "$@"; echo "${s%, }"; }
 # device is released"), and neither timeout(1) nor the harness could end
 # it. The run then goes on to report, instead of hanging to the VM's limit.
 mdev_sweep() { # LABEL
-	local d n=0 names="" t
+	local d n=0 names=""
 	for d in /sys/bus/mdev/devices/*; do
 		[ -e "$d/remove" ] || continue
 		names="$names ${d##*/}"; n=$((n + 1))
-		sh -c "echo 1 > '$d/remove'" 2>/dev/null &
-		t=0
-		while [ -e "$d" ] && [ $t -lt 300 ]; do sleep 0.1; t=$((t + 1)); done
-		[ -e "$d" ] && log "  could not remove mdev ${d##*/} in 30 s (still in use); going on"
+		mdev_remove "${d##*/}" || log "  could not remove mdev ${d##*/} in 30 s (still in use); going on"
 	done
 	[ $n = 0 ] || result "not ok - $1: left $n mdev(s) behind (removed before going on):$names"
+}
+
+# Removes the mdev UUID as mdev_sweep does (in the background, given up on
+# after 30 s if it is still held); fails unless it is gone.
+mdev_remove() { # UUID
+	local d=/sys/bus/mdev/devices/$1 t=0
+	[ -e "$d/remove" ] || return 1
+	sh -c "echo 1 > '$d/remove'" 2>/dev/null &
+	while [ -e "$d" ] && [ $t -lt 300 ]; do sleep 0.1; t=$((t + 1)); done
+	[ ! -e "$d" ]
 }
 
 # After a phase: no QEMU, mdev or module of ours may be left for the next.
