@@ -180,14 +180,8 @@ CH_BINDS=()
 in_chroot() { # CMD...
 	local q=$1
 	[ $# = 1 ] || printf -v q '%q ' "$@"
-	$SUDO unshare -m bash -c '
-		set -e; ch=$1 cmd=$2; shift 2
-		for d in "$@"; do
-			mkdir -p "$ch$d"; mount --bind "$d" "$ch$d"
-		done
-		mount --rbind /dev "$ch/dev"; mount -t proc proc "$ch/proc"
-		exec chroot "$ch" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-			bash -c "$cmd"' _ "$CH" "$q" "$MDEV_RS_CACHE" "$MDEV_RS_TOP" "${CH_BINDS[@]}"
+	local CHROOT_ENV=()
+	chroot_run "$CH" "$q" "$MDEV_RS_CACHE" "$MDEV_RS_TOP" "${CH_BINDS[@]}"
 }
 # A chroot made by an older version of this script: add what it lacks.
 # shellcheck disable=SC2016

@@ -146,3 +146,28 @@ vm_run() { # TIMEOUT KDIR OUT CMD...
 	exec {lock}>&-
 	return $rc
 }
+
+# Runs `bash -c CMD` as root in the chroot ROOT, in a mount namespace of its
+# own (nothing stays mounted after it): /dev, /proc and /sys, then each BIND
+# ("SRC", "SRC=DST" or "SRC=DST=ro") bound in at DST (default SRC); a clean
+# environment (Debian root's PATH, HOME=/root, LANG=C.UTF-8) plus the
+# VAR=VALUE words of the array CHROOT_ENV. As root, or with sudo when SUDO
+# is set. (The Debian kernel's trixie toolchain, the bookworm phase's
+# clean Debian 12.)
+chroot_run() { # ROOT CMD [BIND...]
+	local root=$1 cmd=$2 env=("${CHROOT_ENV[@]+"${CHROOT_ENV[@]}"}")
+	shift 2
+	${SUDO:-} unshare -m bash -c '
+		set -e; r=$1 cmd=$2 n=$3; shift 3
+		env=("${@:1:n}"); shift "$n"
+		mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; mount -t sysfs sys "$r/sys"
+		for b in "$@"; do
+			IFS="=" read -r src dst ro <<< "$b"
+			dst=${dst:-$src}
+			mkdir -p "$r$dst"
+			if [ "$ro" = ro ]; then mount --bind -o ro "$src" "$r$dst"; else mount --bind "$src" "$r$dst"; fi
+		done
+		exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			HOME=/root LANG=C.UTF-8 "${env[@]}" bash -c "$cmd"' \
+		_ "$root" "$cmd" "${#env[@]}" "${env[@]}" "$@"
+}

@@ -69,17 +69,12 @@ fi
 # environment (PATH of Debian's root, HOME=/root: no cargo or rustup of this
 # machine).
 in_root() { # CMD
-	unshare -m bash -c '
-		set -e; r=$1 k=$2 ksrc=$3 cache=$4 cmd=$5; shift 5
-		mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; mount -t sysfs sys "$r/sys"
-		for d in "$k" "$ksrc"; do mkdir -p "$r$d"; mount --bind -o ro "$d" "$r$d"; done
-		mount --bind "$cache/bookworm-debs" "$r/var/cache/apt/archives"
-		mkdir -p "$r/root/.cargo/registry" "$r/root/cargo-target"
-		mount --bind "$cache/bookworm-cargo-registry" "$r/root/.cargo/registry"
-		mount --bind "$cache/bookworm-cargo-target" "$r/root/cargo-target"
-		exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			HOME=/root LANG=C.UTF-8 CARGO_TARGET_DIR=/root/cargo-target "$@" bash -c "$cmd"' \
-		_ "$root" "$KDIR" "$(readlink -f "$KDIR/source")" "$MDEV_RS_CACHE" "$1" "${ca_env[@]}"
+	local CHROOT_ENV=(CARGO_TARGET_DIR=/root/cargo-target "${ca_env[@]}")
+	chroot_run "$root" "$1" \
+		"$KDIR==ro" "$(readlink -f "$KDIR/source")==ro" \
+		"$MDEV_RS_CACHE/bookworm-debs=/var/cache/apt/archives" \
+		"$MDEV_RS_CACHE/bookworm-cargo-registry=/root/.cargo/registry" \
+		"$MDEV_RS_CACHE/bookworm-cargo-target=/root/cargo-target"
 }
 
 say "bookworm: tools/testing/vm/bootstrap-deps.sh in the chroot (apt, cargo install bindgen-cli, pip in a venv)"
