@@ -117,7 +117,7 @@ if [ ! -f "$D/root/.extracted" ]; then
 		deb="$D/debs/$(basename "$file")"
 		# linux-source-7.3: bootstrap-kernel.sh may have it extracted already.
 		[ "$pkg" = linux-source-7.3 ] && [ -f "$MDEV_RS_CACHE/src-$ver/.extracted" ] && continue
-		echo "$sha  $deb" | sha256sum -c --quiet - 2>/dev/null && continue
+		echo "$sha  $deb" | sha256sum -c --quiet - > /dev/null 2>&1 && continue
 		say "downloading $pkg $ver"
 		curl -fL --retry 3 -sS -o "$deb.part" "$MIRROR/$file"
 		echo "$sha  $deb.part" | sha256sum -c --quiet - || die "SHA256 mismatch for $file"

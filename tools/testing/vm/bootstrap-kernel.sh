@@ -62,7 +62,7 @@ SRC="$MDEV_RS_CACHE/src-$ver"
 # 2. Download, verify, extract.
 if [ ! -f "$SRC/.extracted" ]; then
 	deb="$MDEV_RS_CACHE/$(basename "$file")"
-	if [ ! -f "$deb" ] || ! echo "$sha  $deb" | sha256sum -c --quiet - 2>/dev/null; then
+	if [ ! -f "$deb" ] || ! echo "$sha  $deb" | sha256sum -c --quiet - > /dev/null 2>&1; then
 		say "downloading $PKG $ver (~166 MB)"
 		curl -fL --retry 3 -# -o "$deb.part" "$MIRROR/$file"
 		echo "$sha  $deb.part" | sha256sum -c --quiet - || die "SHA256 mismatch for $file"
