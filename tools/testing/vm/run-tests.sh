@@ -110,6 +110,20 @@ static_checks() {
 	# The misuse checks (tools/testing/misuse/check.sh): code a driver must
 	# not be able to compile, built like a driver. The valid uses must
 	# compile, then each misuse must fail with the error codes it names.
+	# The MSRV: the oldest rustc 7.3 supports, 1.85, which Debian's kernel was
+	# built with: `make debian-kernel` builds the modules with it (against
+	# Debian's kernel, in its trixie chroot: the only 1.85-built kernel
+	# there is). Cold it downloads and prepares minutes of work, so this
+	# tier runs it once that is cached; check-full's debian phase always does.
+	local deb
+	deb=$("$MDEV_RS_TOP/tools/testing/vm/bootstrap-debian-kernel.sh" --print-only 2>/dev/null)
+	if [ "$TIER" = full ]; then
+		:	# (the debian phase)
+	elif [ -n "$deb" ] && [ -f "$deb/.prepared" ]; then
+		check msrv-rustc-1.85 bash -c 'make -s debian-kernel && grep -q "^CONFIG_RUSTC_VERSION_TEXT=\"rustc 1\.85\." "$0/.config"' "$deb"
+	else
+		echo "not run - static: msrv-rustc-1.85: Debian's kernel tree is not prepared yet (make debian-kernel: minutes, once; make check-full always runs it)" >> "$static"
+	fi
 	check misuse-control env KDIR="$KDIR" tools/testing/misuse/check.sh control
 	local c
 	for c in $(tools/testing/misuse/check.sh --list); do
