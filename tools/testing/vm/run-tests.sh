@@ -186,10 +186,19 @@ fi
 # Phase debian's build (Debian's packages, its chroot and Rust metadata:
 # minutes on a fresh machine, seconds warm), beside the VM too; the phase
 # itself, after the VM, then finds it done.
+# Then the phase's other steps that need no VM (make debian-install, DKMS:
+# run-debian.sh prepare), beside it too; its boots come after the VM.
 debian_prep_pid=
 if runs debian; then
-	say "debian: make debian-kernel beside the VM (log: out/test/debian-prep.log)"
-	nice -n 10 make -s -C "$MDEV_RS_TOP" debian-kernel > "$OUT/debian-prep.log" 2>&1 &
+	say "debian: make debian-kernel, make debian-install and DKMS beside the VM (log: out/test/debian-prep.log)"
+	debian_prep() {
+		renice -n 10 "$BASHPID" > /dev/null
+		local log=$OUT/debian-kernel.log
+		make -s -C "$MDEV_RS_TOP" debian-kernel > "$log" 2>&1 || log=
+		# (if that build failed, run-debian.sh runs it again and reports it)
+		DEBIAN_KERNEL_LOG=$log "$MDEV_RS_TOP/tools/testing/vm/run-debian.sh" "$OUT/debian" prepare
+	}
+	timed debian-prep debian_prep > "$OUT/debian-prep.log" 2>&1 &
 	debian_prep_pid=$!
 fi
 
@@ -201,14 +210,12 @@ fi
 
 [ -z "$bookworm_pid" ] || wait "$bookworm_pid"
 [ -z "$static_pid" ] || wait "$static_pid"
-# The phase reads what the build beside the VM printed; if that build
-# failed, the phase runs it again and reports its failure.
-debian_prep_log=
-[ -z "$debian_prep_pid" ] || { wait "$debian_prep_pid" && debian_prep_log=$OUT/debian-prep.log; }
+[ -z "$debian_prep_pid" ] || wait "$debian_prep_pid"
 
-# Phase debian: a VM of its own, booting Debian's kernel (run-debian.sh).
+# Phase debian: a VM of its own, booting Debian's kernel (run-debian.sh's
+# boots; what it prepared ran beside the test VM).
 if runs debian; then
-	timed debian env DEBIAN_KERNEL_LOG="$debian_prep_log" "$MDEV_RS_TOP/tools/testing/vm/run-debian.sh" "$OUT/debian"
+	timed debian "$MDEV_RS_TOP/tools/testing/vm/run-debian.sh" "$OUT/debian" boot
 fi
 
 # The phases' wall times: the host's, then the VM's (guest-run.sh), the
