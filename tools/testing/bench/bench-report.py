@@ -57,6 +57,10 @@ def migration(type_, memory):
         ("=mig_restore/mig_memcpy_reference", "  restore / memcpy", "higher"),
         ("=mig_save/bar0_read_1M", "  save / BAR0 read() (the kernel's own copy, same VM)", "higher"),
         ("=mig_restore/bar0_write_1M", "  restore / BAR0 write() (the same)", "higher"),
+        ("mig_restore_memory_peak",
+         "  destination's extra memory at its peak (all written, before STOP; free pages, per-CPU lists included)", "lower"),
+        ("=mig_restore_memory_peak/mig_memory_size", "  of it / the device memory (one copy: 1)", "lower"),
+        ("mig_restore_memory_after", "  destination's extra memory 0.5 s after STOP (the old memory freed)", "lower"),
         ("mig_qemu_downtime", f"  QEMU: downtime of a paused VM's migration on {type_}", "lower"),
         ("mig_qemu_device_bytes", "  QEMU: device state bytes it moved", "lower"),
         ("mig_precopy_memory", f"pre-copy (no QEMU): the memory of {type_}, all written", "lower"),
@@ -73,7 +77,11 @@ METRICS = {
     "mdpy": [
         ("query_plane", "QUERY_GFX_PLANE (region), per call", "lower"),
         ("config_read", "config space read(), 4 bytes", "lower"),
-    ] + bar0_and_common("4 MiB") + migration("mdpy-hd", "its framebuffer (8 MiB)"),
+    ] + bar0_and_common("4 MiB") + migration("mdpy-hd", "its framebuffer (8 MiB)") + [
+        ("mig_vga_precopy_memory", "pre-copy (no QEMU): the memory of mdpy-vga, all written", "lower"),
+        ("mig_vga_precopy_static_stop_copy_bytes", "  static screen: stop-copy bytes", "lower"),
+        ("mig_vga_precopy_static_downtime", "  static screen: downtime (pause to destination STOP)", "lower"),
+    ],
     "mbochs": [
         ("query_plane", "QUERY_GFX_PLANE (dma-buf), mode unchanged: per frame", "lower"),
         ("config_read", "config space read(), 4 bytes", "lower"),
@@ -87,7 +95,10 @@ METRICS = {
         ("dmabuf_mmap_fault_in", "dma-buf mmap + first touch of the frame", "lower"),
         ("dmabuf_mmap_frame_read", "read of the frame from the dma-buf mapping", "higher"),
         ("=dmabuf_mmap_frame_read/memcpy_frame_reference", "dma-buf mapping read / memcpy", "higher"),
-    ] + bar0_and_common("16 MiB") + migration("mbochs-large", "its 64 MiB of VRAM"),
+    ] + bar0_and_common("16 MiB") + migration("mbochs-large", "its 64 MiB of VRAM") + [
+        ("=mig_precopy_static_downtime/mdpy:mig_vga_precopy_static_downtime",
+         "  static screen: downtime / mdpy-vga's (same VM and round order)", "lower"),
+    ],
 }
 
 # Notes attached to cells (driver, metric, impl).
@@ -158,8 +169,11 @@ def main():
             if metric.startswith("="):
                 num, den = metric[1:].split("/")
                 cells, meds = [], {}
+                # "driver:metric" names another driver's metric.
+                num_drv, num = num.split(":") if ":" in num else (drv, num)
+                den_drv, den = den.split(":") if ":" in den else (drv, den)
                 for impl in ("c", "rust"):
-                    a, b = stats(drv, num, impl), stats(drv, den, impl)
+                    a, b = stats(num_drv, num, impl), stats(den_drv, den, impl)
                     if a and b:
                         meds[impl] = a[1] / b[1]
                         cells.append(f"{meds[impl]:.2f}")
