@@ -10,7 +10,7 @@ use crate::{
         page_ref::PageRef,
         vm_fault::{self, VmFault, VmOperations},
         vma::NewMapping,
-        write_tracking::{DirtyPages, TrackedMemory},
+        write_tracking::{DirtyPages, PageLookup, TrackedMemory},
     },
     regions,
 };
@@ -147,8 +147,9 @@ impl TrackedMemory for Vram {
         regions::BAR0_PGOFF
     }
 
-    fn existing_page(&self, index: usize) -> Result<Option<PageRef>> {
-        Ok(self.pages.lock().get(index).ok_or(EINVAL)?.clone())
+    fn with_existing(&self, f: &mut dyn FnMut(&PageLookup<'_>)) {
+        let pages = self.pages.lock();
+        f(&|index| Ok(pages.get(index).ok_or(EINVAL)?.clone()));
     }
 
     fn existing_from(&self, from: usize, f: &mut dyn FnMut(bool)) {

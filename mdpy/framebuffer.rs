@@ -10,7 +10,7 @@ use crate::{
         vm_fault::{self, VmFault, VmOperations},
         vma::NewMapping,
         vmalloc::UserBuffer,
-        write_tracking::{DirtyPages, TrackedMemory},
+        write_tracking::{DirtyPages, PageLookup, TrackedMemory},
     },
     regions,
 };
@@ -129,8 +129,14 @@ impl TrackedMemory for Framebuffer {
         regions::BAR0_PGOFF
     }
 
-    fn existing_page(&self, index: usize) -> Result<Option<PageRef>> {
-        self.buf().page(index).map(Some)
+    fn with_existing(&self, f: &mut dyn FnMut(&PageLookup<'_>)) {
+        // Every page exists; one reference to the memory for all the lookups.
+        let buf = self.buf();
+        f(&|index| buf.page(index).map(Some));
+    }
+
+    fn contiguous(&self) -> Option<Arc<UserBuffer>> {
+        Some(self.buf())
     }
 
     fn existing_from(&self, from: usize, f: &mut dyn FnMut(bool)) {

@@ -32,11 +32,14 @@
 //! `FOLL_LONGTERM`, e.g. `O_DIRECT` I/O into a mapping), whose writes bypass
 //! the page tables.
 
-use super::{page_ref::PageRef, vfio::UserMappings};
+use super::{page_ref::PageRef, vfio::UserMappings, vmalloc::UserBuffer};
 use kernel::{
     page::PAGE_SIZE,
     prelude::*,
-    sync::atomic::{Atomic, Full, Relaxed, Release},
+    sync::{
+        atomic::{Atomic, Full, Relaxed, Release},
+        Arc,
+    },
 };
 
 /// One mark per page of a device's memory: set when the page changed since
@@ -130,6 +133,10 @@ impl DirtyPages {
     }
 }
 
+/// A lookup of the pages of a [`TrackedMemory`] that exist: page `index`,
+/// `None` for a page never used, `EINVAL` past the end.
+pub type PageLookup<'a> = dyn Fn(usize) -> Result<Option<PageRef>> + 'a;
+
 /// A device memory that migration saves page by page and whose changes
 /// pre-copy tracks: the mapped region behind a [`DirtyPages`] log.
 pub trait TrackedMemory: Send + Sync {
@@ -140,9 +147,19 @@ pub trait TrackedMemory: Send + Sync {
     /// (where its region is mapped).
     fn file_pgoff(&self) -> usize;
 
-    /// Page `index` if it exists; `None` for a page never used, which reads
-    /// as zeros and is not saved.
-    fn existing_page(&self, index: usize) -> Result<Option<PageRef>>;
+    /// Calls `f` once with a lookup of the pages that exist, valid for the
+    /// call (e.g. under one lock, so that a run of pages costs one lock):
+    /// `lookup(index)` is page `index` if it exists, `None` for a page never
+    /// used (which reads as zeros and is not saved), `EINVAL` past the end.
+    /// `f` must not call back into the memory.
+    fn with_existing(&self, f: &mut dyn FnMut(&PageLookup<'_>));
+
+    /// The memory as one buffer, page `i` at byte `i * PAGE_SIZE`, if it is
+    /// one (then every page exists): migration copies runs of pages from it
+    /// in one piece. `None` (the default): pages are copied one by one.
+    fn contiguous(&self) -> Option<Arc<UserBuffer>> {
+        None
+    }
 
     /// Calls `f` for each page from page `from` to the end of the memory,
     /// in order, with whether it exists now (a consistent view, e.g. under

@@ -41,9 +41,10 @@ use crate::kernel_ext::{
     page_ref::PageRef,
     uaccess::UserWriter,
     vfio,
+    vmalloc::UserBuffer,
     write_tracking::{DirtyPages, TrackedMemory},
 };
-use kernel::{page::PAGE_SIZE, prelude::*};
+use kernel::{page::PAGE_SIZE, prelude::*, sync::Arc};
 
 /// Counts the runs the sender makes of a sequence of pages, each present
 /// (exists, or is marked) or not, visited in order from some page on: a run
@@ -103,9 +104,17 @@ pub(super) struct Sender {
     pending: KVVec<u8>,
     /// Bytes of `pending` read.
     pos: usize,
-    /// The pages of the run whose header is made and whose bytes are being
-    /// read (empty when there is none); room for [`RUN_PAGES`].
+    /// References to the pages of the run whose header is made and whose
+    /// bytes are being read (empty when there is none, or when `run_buf`
+    /// holds the memory); room for [`RUN_PAGES`].
     run: KVVec<PageRef>,
+    /// The memory of the run when it is one buffer (see
+    /// [`TrackedMemory::contiguous`]): its bytes are copied from there, as
+    /// many pages at a time as the reader takes.
+    run_buf: Option<Arc<UserBuffer>>,
+    /// The run's first page and its number of pages (0: no run).
+    run_first: usize,
+    run_pages: usize,
     /// Bytes of the run read.
     run_sent: usize,
     /// Where in `pending` the run's bytes go: after its header, before
@@ -136,6 +145,9 @@ impl Sender {
             pending,
             pos: 0,
             run: KVVec::with_capacity(RUN_PAGES, GFP_KERNEL_ACCOUNT)?,
+            run_buf: None,
+            run_first: 0,
+            run_pages: 0,
             run_sent: 0,
             run_at: 0,
             pass: Some(0),
@@ -157,7 +169,7 @@ impl Sender {
 
     /// Frees the bytes read, if that is all of them.
     fn drop_read(&mut self) {
-        if self.pos == self.pending.len() && self.run.is_empty() {
+        if self.pos == self.pending.len() && self.run_pages == 0 {
             self.pending.clear();
             self.pos = 0;
         }
@@ -165,7 +177,7 @@ impl Sender {
 
     /// The bytes of the run not read yet.
     fn run_unread(&self) -> usize {
-        (self.run.len() * PAGE_SIZE).saturating_sub(self.run_sent)
+        (self.run_pages * PAGE_SIZE).saturating_sub(self.run_sent)
     }
 
     /// Bytes made and not read yet.
@@ -184,12 +196,12 @@ impl Sender {
     ) -> Result<usize> {
         let mut total = 0;
         while !out.is_empty() {
-            let run_next = !self.run.is_empty() && self.run_at == self.pos;
+            let run_next = self.run_pages != 0 && self.run_at == self.pos;
             let res = if run_next {
                 // The run's bytes come right after its header.
                 self.send_run(out)
             } else {
-                let end = if self.run.is_empty() {
+                let end = if self.run_pages == 0 {
                     self.pending.len()
                 } else {
                     self.run_at
@@ -222,19 +234,29 @@ impl Sender {
         Ok(total)
     }
 
-    /// Copies what `out` takes of the run's current page, straight from the
-    /// page; the number of bytes.
+    /// Copies what `out` takes of the run's bytes, straight from the
+    /// memory (all the run's pages in one copy when it is one buffer, else
+    /// the current page); the number of bytes.
     fn send_run(&mut self, out: &mut UserWriter) -> Result<usize> {
-        let (index, offset) = (self.run_sent / PAGE_SIZE, self.run_sent % PAGE_SIZE);
-        let Some(page) = self.run.get(index) else {
-            return Ok(0);
+        let n = if let Some(buf) = &self.run_buf {
+            let n = self.run_unread().min(out.len());
+            buf.copy_to_user(self.run_first * PAGE_SIZE + self.run_sent, n, out)?;
+            n
+        } else {
+            let (index, offset) = (self.run_sent / PAGE_SIZE, self.run_sent % PAGE_SIZE);
+            let Some(page) = self.run.get(index) else {
+                return Ok(0);
+            };
+            let n = (PAGE_SIZE - offset).min(out.len());
+            page.copy_to_user(offset, n, out)?;
+            n
         };
-        let n = (PAGE_SIZE - offset).min(out.len());
-        page.copy_to_user(offset, n, out)?;
         self.run_sent += n;
         if self.run_unread() == 0 {
-            // Drops the page references.
+            // Drops the references to the pages or the memory.
             self.run.clear();
+            self.run_buf = None;
+            self.run_pages = 0;
             self.run_sent = 0;
         }
         Ok(n)
@@ -252,7 +274,7 @@ impl Sender {
             }
             let next = self.make_run(dev, first, false)?;
             self.pass = Some(next);
-            if !self.run.is_empty() {
+            if self.run_pages != 0 {
                 self.initial_unread += SECTION_HEADER_LEN + self.run_unread();
                 return Ok(true);
             }
@@ -266,7 +288,7 @@ impl Sender {
                 first -= 1;
             }
             self.scan = self.make_run(dev, first, true)?;
-            if !self.run.is_empty() {
+            if self.run_pages != 0 {
                 return Ok(true);
             }
         }
@@ -288,9 +310,11 @@ impl Sender {
     /// pages up to the first that does not exist (the pass, `marked` false)
     /// or is not marked (the scan), at most up to the next multiple of
     /// [`RUN_PAGES`] or the end of memory; each page's mark taken before it
-    /// is looked up, then the run's header. The page after the run's pages
-    /// and the pages looked at; the run is empty if the first page does not
-    /// exist (or, scanning, is not marked).
+    /// is looked up (all of the run's lookups under one lock of the
+    /// memory), then, in pre-copy, the run's pages write-protected, then
+    /// the run's header. The page after the run's pages and the pages
+    /// looked at; the run is empty if the first page does not exist (or,
+    /// scanning, is not marked).
     fn make_run<T: Migrate>(
         &mut self,
         dev: &vfio::Device<T>,
@@ -302,62 +326,90 @@ impl Sender {
         let end = (first - first % RUN_PAGES)
             .saturating_add(RUN_PAGES)
             .min(log.len());
+        // A memory that is one buffer has every page and is copied from the buffer: without
+        // write-protection to do (a stopped device), its pages need no lookup.
+        let buf = mem.contiguous();
+        let lookups = buf.is_none() || self.protect;
+        let run = &mut self.run;
+        let mut count = 0;
         let mut index = first;
-        while index < end {
-            let was_marked = log.take(index);
-            if marked && !was_marked {
-                // Not changed: not part of the run (a page the run did not look at).
-                if index == first {
-                    index += 1;
-                }
-                break;
-            }
-            let page = match mem.existing_page(index) {
-                Ok(page) => page,
-                Err(e) => {
-                    if was_marked {
-                        // Not sent: still changed.
-                        log.mark(index);
+        let mut res = Ok(());
+        mem.with_existing(&mut |lookup| {
+            while index < end {
+                let was_marked = log.take(index);
+                if marked && !was_marked {
+                    // Not changed: not part of the run (a page the run did not look at).
+                    if index == first {
+                        index += 1;
                     }
-                    if self.run.is_empty() {
-                        return Err(e);
-                    }
-                    // The pages so far go as a shorter run.
                     break;
                 }
-            };
-            index += 1;
-            let Some(page) = page else {
-                // Never touched: reads as zeros, nothing to send. A first touch from now on
-                // marks it.
-                break;
-            };
-            if self.protect {
-                log.protect(&dev.user_mappings(), mem.file_pgoff() + index - 1, &page);
-            }
-            // Within the capacity reserved: no allocation.
-            if let Err(e) = self.run.push(page, GFP_KERNEL_ACCOUNT) {
-                log.mark(index - 1);
-                if self.run.is_empty() {
-                    return Err(e.into());
+                if !lookups {
+                    index += 1;
+                    count += 1;
+                    continue;
                 }
-                index -= 1;
-                break;
+                let page = match lookup(index) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        if was_marked {
+                            // Not sent: still changed.
+                            log.mark(index);
+                        }
+                        if count == 0 {
+                            res = Err(e);
+                        }
+                        // The pages so far go as a shorter run.
+                        break;
+                    }
+                };
+                index += 1;
+                let Some(page) = page else {
+                    // Never touched: reads as zeros, nothing to send. A first touch from now
+                    // on marks it.
+                    break;
+                };
+                // Within the capacity reserved: no allocation.
+                if let Err(e) = run.push(page, GFP_KERNEL_ACCOUNT) {
+                    log.mark(index - 1);
+                    if count == 0 {
+                        res = Err(e.into());
+                    }
+                    index -= 1;
+                    break;
+                }
+                count += 1;
+            }
+        });
+        res?;
+        if self.protect {
+            // After the lookups, before any byte is copied: a write from now on faults and
+            // marks its page again; one before it is in the copy.
+            let mappings = dev.user_mappings();
+            for (i, page) in self.run.iter().enumerate() {
+                log.protect(&mappings, mem.file_pgoff() + first + i, page);
             }
         }
-        if !self.run.is_empty() {
-            let len = self.run.len() * PAGE_SIZE;
+        if count != 0 {
+            let len = count * PAGE_SIZE;
             // CAST: `usize` to `u64` is lossless on every kernel target.
             let header =
                 Writer::new(&mut self.pending).section_header(SECTION_MEM_RUN, first as u64, len);
             if let Err(e) = header {
                 // Not sent: still changed.
-                for i in first..first + self.run.len() {
+                for i in first..first + count {
                     log.mark(i);
                 }
                 self.run.clear();
                 return Err(e);
             }
+            if buf.is_some() {
+                // The buffer holds the memory: the page references are not needed.
+                self.run.clear();
+            }
+            self.run_buf = buf;
+            self.run_first = first;
+            self.run_pages = count;
             self.run_sent = 0;
             self.run_at = self.pending.len();
         }
