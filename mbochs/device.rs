@@ -19,6 +19,7 @@ use crate::{
         vfio::UserMappings,
         vm_fault,
         vma::NewMapping,
+        workqueue::OwnedQueue,
         write_tracking::TrackedMemory,
     },
     last_plane::LastPlane,
@@ -65,7 +66,7 @@ pub(crate) struct MbochsDevice {
     ty: &'static mdev::Type<TypeInfo>,
     regions: [Region; 4],
     /// Video memory reserved from the module's pool, returned on drop.
-    _reservation: PoolReservation,
+    reservation: PoolReservation,
     /// BAR0. Shared with user mappings of it.
     vram: Arc<Vram>,
     /// The DISPI registers (BAR2), lock-free.
@@ -108,7 +109,7 @@ impl MbochsDevice {
             try_pin_init!(Self {
                 ty,
                 regions: regions::table(info.memsize() as usize),
-                _reservation: reservation,
+                reservation,
                 vram,
                 dispi: Dispi::new(info),
                 last_plane: LastPlane::new(),
@@ -133,6 +134,11 @@ impl MbochsDevice {
     /// The VRAM.
     pub(crate) fn vram(&self) -> &Vram {
         &self.vram
+    }
+
+    /// Where memory the device no longer uses is freed out of the way.
+    pub(crate) fn reclaim_queue(&self) -> &OwnedQueue {
+        self.reservation.reclaim_queue()
     }
 
     /// Drops the scanout buffers (and forgets the last plane): the next
@@ -297,6 +303,10 @@ impl MigratedDevice for MbochsDevice {
 
     fn regs_restore(&self, snap: &Snapshot) {
         MbochsDevice::regs_restore(self, snap)
+    }
+
+    fn reclaim_queue(&self) -> &OwnedQueue {
+        MbochsDevice::reclaim_queue(self)
     }
 }
 

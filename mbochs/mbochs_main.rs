@@ -35,7 +35,7 @@ use kernel::{
         Arc,
     },
 };
-use kernel_ext::{mdev, sysfs::ShowBuffer};
+use kernel_ext::{mdev, sysfs::ShowBuffer, workqueue::OwnedQueue};
 
 module! {
     type: MbochsModule,
@@ -103,6 +103,10 @@ impl TypeInfo {
 pub(crate) struct Pool {
     /// Megabytes not reserved by a device.
     avail_mbytes: Atomic<u32>,
+    /// Where a migration destination's replaced VRAM is freed, after the
+    /// switch-over rather than in it; destroyed (after freeing what is
+    /// queued) with the pool, once the last device is gone.
+    reclaim: OwnedQueue,
 }
 
 impl Pool {
@@ -134,6 +138,13 @@ impl PoolReservation {
                 Err(now) => avail = now,
             }
         }
+    }
+}
+
+impl PoolReservation {
+    /// The pool's queue for freeing memory out of the way.
+    pub(crate) fn reclaim_queue(&self) -> &OwnedQueue {
+        &self.pool.reclaim
     }
 }
 
@@ -223,13 +234,15 @@ impl kernel::InPlaceModule for MbochsModule {
         } else {
             module_parameters::count.value()
         };
-        let pool = Arc::new(
-            Pool {
-                avail_mbytes: Atomic::new(mbytes),
-            },
-            GFP_KERNEL,
-        )
-        .map_err(Error::from);
+        let pool = OwnedQueue::new(c"mbochs-reclaim").and_then(|reclaim| {
+            Ok(Arc::new(
+                Pool {
+                    avail_mbytes: Atomic::new(mbytes),
+                    reclaim,
+                },
+                GFP_KERNEL,
+            )?)
+        });
         // With `available_instances`, the mdev core does not count instances itself.
         try_pin_init!(Self {
             _registration <- mdev::Registration::new(module, 0, pool),

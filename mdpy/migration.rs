@@ -30,17 +30,27 @@ use crate::{
             stream::{self, Origin, Section, Writer, SECTION_MEM_PAGE},
         },
         vfio::UserMappings,
-        vmalloc::UserBuffer,
+        vmalloc::{UnsharedBuffer, UserBuffer},
     },
     regions, MDPY_NAME,
 };
-use kernel::{page::PAGE_SIZE, prelude::*, sync::Arc, uaccess::UserSliceReader};
+use core::mem::MaybeUninit;
+use kernel::{
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{Arc, UniqueArc},
+    uaccess::UserSliceReader,
+};
 
 /// A destination's staging copy.
 pub(crate) struct Staged {
     /// The framebuffer the stream makes (charged to the destination's
-    /// memory cgroup, as the device's from the switch-over on).
-    fb: Arc<UserBuffer>,
+    /// memory cgroup, as the device's from the switch-over on); nobody
+    /// else's until then, so the stream's bytes are copied straight in.
+    fb: UnsharedBuffer,
+    /// Where it goes at the switch-over, allocated up front so that the
+    /// switch-over cannot fail.
+    shared: UniqueArc<MaybeUninit<UserBuffer>>,
     /// Which of its pages the stream held.
     seen: KVVec<bool>,
     /// Whether the mode section came.
@@ -99,10 +109,8 @@ impl MdpyDevice {
     /// A fresh staging copy: a framebuffer of zeros, no page seen.
     pub(crate) fn stage_begin(&self) -> Result<Staged> {
         Ok(Staged {
-            fb: Arc::new(
-                UserBuffer::new(self.framebuffer().len())?,
-                GFP_KERNEL_ACCOUNT,
-            )?,
+            fb: UnsharedBuffer::new(self.framebuffer().len())?,
+            shared: UniqueArc::new_uninit(GFP_KERNEL_ACCOUNT)?,
             seen: KVVec::from_elem(false, self.pages(), GFP_KERNEL_ACCOUNT)?,
             mode_seen: false,
         })
@@ -182,11 +190,12 @@ impl MdpyDevice {
     /// access maps the new ones); the old memory is freed once the last
     /// access that took it is done.
     pub(crate) fn stage_apply(&self, staged: Staged, mappings: &UserMappings<'_>) {
+        let new: Arc<UserBuffer> = staged.shared.write(staged.fb.share()).into();
         let old = {
             let _guard = self.fb_lock().lock();
             // `stage_begin` made the staging copy as long as the framebuffer, so it is
             // always taken.
-            let old = self.framebuffer().replace(staged.fb);
+            let old = self.framebuffer().replace(new);
             mappings.zap(regions::BAR0_PGOFF, self.pages());
             old
         };

@@ -58,4 +58,6 @@ pub mod vma;
 #[cfg(kx_mdev)]
 pub mod vmalloc;
 #[cfg(kx_mdev)]
+pub mod workqueue;
+#[cfg(kx_mdev)]
 pub mod write_tracking;

@@ -25,7 +25,9 @@
 //! race and no aliasing reference, only C copies whose bytes mix in an
 //! unspecified way (every value is a valid `u8`). The kernel slice a copy
 //! reads from or writes to cannot be the page itself: only this layer could
-//! make a reference to the page's bytes, and it never does.
+//! make a reference to the page's bytes, and it does so only for a page no
+//! one else can know yet ([`PageRef::alloc_from_user`] fills the page it has
+//! just allocated, before it returns the page's only reference).
 
 use super::{
     bindings,
@@ -53,7 +55,8 @@ unsafe impl Sync for PageRef {}
 
 impl PageRef {
     /// Allocates a zeroed page for memory that user space maps
-    /// (`GFP_HIGHUSER | __GFP_ZERO`).
+    /// (`GFP_HIGHUSER | __GFP_ZERO`), charged to the current task's memory
+    /// cgroup.
     #[inline]
     pub fn alloc_zeroed() -> Result<Self> {
         // SAFETY: FFI call without preconditions; it may sleep, which callers of this
@@ -63,6 +66,35 @@ impl PageRef {
         Ok(Self {
             page: NonNull::new(page).ok_or(ENOMEM)?,
         })
+    }
+
+    /// Allocates a page for memory that user space maps and fills it with
+    /// the next `PAGE_SIZE` bytes of `r`, with one copy and no zeroing;
+    /// `EFAULT` if `r` has fewer or the user memory is bad. Charged like
+    /// [`PageRef::alloc_zeroed`].
+    ///
+    /// The page is nobody else's until this returns it, so the copy may go
+    /// straight into it; on an error it is freed unseen, so none of what it
+    /// held before reaches anyone.
+    pub fn alloc_from_user(r: &mut UserSliceReader) -> Result<Self> {
+        if r.len() < PAGE_SIZE {
+            return Err(EFAULT);
+        }
+        // SAFETY: FFI call without preconditions; it may sleep, which callers of this
+        // function may.
+        let page = unsafe { bindings::kx_alloc_user_page() };
+        // INVARIANT: A fresh order-0 page; its initial reference is ours.
+        let page = Self {
+            page: NonNull::new(page).ok_or(ENOMEM)?,
+        };
+        page.with_mapped(0, PAGE_SIZE, |dst| {
+            // SAFETY: `dst` is the start of the page, mapped for the call, valid for
+            // `PAGE_SIZE` bytes. The page was allocated above and its only reference is the
+            // local `page`: it is in no page table, no other object and no other thread knows
+            // it, so nothing else accesses its bytes during the copy.
+            unsafe { uaccess::read_exclusive(r, dst, PAGE_SIZE) }
+        })??;
+        Ok(page)
     }
 
     /// Takes over a reference on `page`.

@@ -97,6 +97,34 @@ impl UserWriter {
     }
 }
 
+/// Reads `len` bytes from `r` straight into `dst`: one copy, no bounce
+/// buffer; `EFAULT` if `r` has fewer or the user memory is bad (then `dst`
+/// holds some of them).
+///
+/// For memory no one else can reach yet (a page just allocated, a buffer
+/// none of whose pages was handed out): the one place in this layer that
+/// forms a slice over memory meant for user mappings, so the static check
+/// `no-slices-over-user-memory` lets this line alone through (its
+/// `EXCLUSIVE-DST` mark).
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `len` bytes, and nothing else may
+/// access them during the call: no Rust reference, no C copy, no user
+/// mapping, no device.
+#[inline]
+pub(in crate::kernel_ext) unsafe fn read_exclusive(
+    r: &mut UserSliceReader,
+    dst: *mut u8,
+    len: usize,
+) -> Result {
+    // SAFETY: `dst` is valid for writes of `len` bytes and, per the safety requirements,
+    // this slice is the only access to them for its lifetime, the call. `MaybeUninit<u8>`
+    // has no invalid values.
+    let dst = unsafe { core::slice::from_raw_parts_mut(dst.cast::<MaybeUninit<u8>>(), len) }; // EXCLUSIVE-DST
+    r.read_raw(dst)
+}
+
 /// Bytes [`read_raw`] copies at a time: its stack bounce buffer.
 const BOUNCE_LEN: usize = 512;
 

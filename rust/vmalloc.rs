@@ -150,6 +150,67 @@ impl UserBuffer {
     }
 }
 
+/// A [`UserBuffer`] no one else can see yet: none of its pages was handed
+/// out and it is in no shared object, so `&mut self` is the only access to
+/// its bytes and user copies go straight into it (one copy, no bounce
+/// buffer). [`UnsharedBuffer::share`] makes it an ordinary, shareable
+/// [`UserBuffer`], for good.
+///
+/// # Invariants
+///
+/// No page of the inner buffer was ever handed out ([`UserBuffer::page`] is
+/// not reachable through this type) and no reference to its bytes outlives
+/// a method call.
+pub struct UnsharedBuffer(UserBuffer);
+
+impl UnsharedBuffer {
+    /// Allocates `len` zeroed bytes, as [`UserBuffer::new`].
+    #[inline]
+    pub fn new(len: usize) -> Result<Self> {
+        // INVARIANT: A fresh buffer: nothing of it was handed out.
+        Ok(Self(UserBuffer::new(len)?))
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always `false`: buffers are at least one page.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Copies `len` bytes from user space (`data`) into the buffer at
+    /// `offset`; `EINVAL` if they are not within the buffer, `EFAULT` if
+    /// `data` has fewer or the user memory is bad.
+    #[inline]
+    pub fn copy_from_user(
+        &mut self,
+        offset: usize,
+        len: usize,
+        data: &mut UserSliceReader,
+    ) -> Result {
+        let dst = self.0.range(offset, len)?;
+        // SAFETY: `range` checked that `dst..dst + len` lies within the live allocation. By
+        // the type invariant no page of it is mapped anywhere and nothing else refers to its
+        // bytes, and `&mut self` excludes every other access through this object during the
+        // call: nothing else accesses them meanwhile.
+        unsafe { uaccess::read_exclusive(data, dst, len) }
+    }
+
+    /// Copies `data` into the buffer at `offset`.
+    #[inline]
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result {
+        self.0.write(offset, data)
+    }
+
+    /// The buffer, shareable from now on (its pages may be handed out).
+    pub fn share(self) -> UserBuffer {
+        self.0
+    }
+}
+
 impl Drop for UserBuffer {
     #[inline]
     fn drop(&mut self) {

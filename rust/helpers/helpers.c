@@ -7,6 +7,7 @@
 #include <linux/rmap.h>
 #include <linux/sysfs.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #include "helpers.h"
 
@@ -71,6 +72,12 @@ void kx_vfio_device_zap_range(struct vfio_device *vdev, pgoff_t pgoff, pgoff_t p
 void *kx_vmalloc_zeroed_account(unsigned long size)
 {
 	return __vmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+}
+
+/* alloc_workqueue() is a macro: an unbound workqueue named `name`. */
+struct workqueue_struct *kx_alloc_unbound_workqueue(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
 }
 
 struct class *kx_class_create(const char *name)

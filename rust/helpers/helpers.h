@@ -21,6 +21,8 @@ int kx_vfio_device_wrprotect_page(struct vfio_device *vdev, pgoff_t pgoff, struc
 void kx_vfio_device_zap_range(struct vfio_device *vdev, pgoff_t pgoff, pgoff_t pages);
 
 void *kx_vmalloc_zeroed_account(unsigned long size);
+struct workqueue_struct;
+struct workqueue_struct *kx_alloc_unbound_workqueue(const char *name);
 
 struct class *kx_class_create(const char *name);
 struct device *kx_device_create(struct class *class, const char *name);

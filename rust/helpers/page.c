@@ -7,10 +7,19 @@
 
 #include "page.h"
 
-/* A zeroed order-0 page for memory user space maps (GFP_HIGHUSER). */
+/*
+ * A zeroed order-0 page for memory user space maps (GFP_HIGHUSER), charged to
+ * the allocating task's memory cgroup like the anonymous memory it stands for.
+ */
 struct page *kx_alloc_zeroed_user_page(void)
 {
-	return alloc_page(GFP_HIGHUSER | __GFP_ZERO);
+	return alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
+}
+
+/* The same, not zeroed: for a page the caller fills whole before sharing it. */
+struct page *kx_alloc_user_page(void)
+{
+	return alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
 }
 
 void kx_get_page(struct page *page)

@@ -10,6 +10,7 @@
 struct page;
 
 struct page *kx_alloc_zeroed_user_page(void);
+struct page *kx_alloc_user_page(void);
 void kx_get_page(struct page *page);
 void kx_put_page(struct page *page);
 struct page *kx_vmalloc_page_get(const void *addr);

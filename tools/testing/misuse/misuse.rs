@@ -39,6 +39,7 @@ pub mod fbdev;
 pub mod mdev_registration;
 pub mod page_ref;
 pub mod uaccess;
+pub mod unshared_buffer;
 pub mod vfio_ops;
 pub mod vfio_registration;
 pub mod vm_fault;
