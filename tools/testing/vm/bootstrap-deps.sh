@@ -14,7 +14,7 @@ PKGS=(rustc-web rust-web-src libclang-19-dev clang-19 llvm-19 lld-19
       gcc make python3-venv curl ca-certificates socat rsync
       rust-web-clippy rustfmt-web
       python3-gi gir1.2-glib-2.0
-      mdevctl libvirt-daemon libvirt-clients udev jq strace uuid-runtime
+      mdevctl libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients udev jq strace uuid-runtime
       debootstrap dkms)
 # cargo (bindgen-cli, mdev-probe): the one on PATH (e.g. rustup's), else
 # Debian's cargo-web, rustc-web's own (only a Recommends of it, which
@@ -36,6 +36,13 @@ fi
 BPO_LIST=/etc/apt/sources.list.d/mdev-rs-bookworm-backports.sources
 BPO_PKGS=(qemu-system-x86 qemu-system-gui qemu-system-modules-opengl
           libegl-mesa0 libgbm1 mesa-libgallium libgl1-mesa-dri libglx-mesa0)
+# libvirt 11 (its QEMU driver starts usage.rst's libvirt guests; its node
+# device driver is the probe's) from there too, package by package
+# (pkg/bookworm-backports): with -t, its systemd-container would pull
+# systemd itself from backports; this way its dependencies come from
+# bookworm, but for libvirt's own.
+BPO_LIBVIRT=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-nodedev
+             libvirt-clients libvirt0 libvirt-common libvirt-daemon-common libvirt-daemon-log)
 if . /etc/os-release && [ "${VERSION_CODENAME:-}" = bookworm ]; then
 	if [ ! -f "$BPO_LIST" ]; then
 		say "apt: adding bookworm-backports ($BPO_LIST)"
@@ -56,6 +63,17 @@ if . /etc/os-release && [ "${VERSION_CODENAME:-}" = bookworm ]; then
 		for p in "${want_bpo[@]}"; do
 			say "    $p $(dpkg-query -W -f='${Version}' "$p")"
 		done
+	fi
+	want_lv=()
+	for p in "${BPO_LIBVIRT[@]}"; do
+		inst=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+		case $inst in *bpo12*) ;; *) want_lv+=("$p/bookworm-backports") ;; esac
+	done
+	if [ ${#want_lv[@]} -gt 0 ]; then
+		say "apt: installing libvirt from bookworm-backports: ${want_lv[*]%%/*}"
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+			"${want_lv[@]}" >/dev/null
+		say "    libvirt-daemon $(dpkg-query -W -f='${Version}' libvirt-daemon)"
 	fi
 elif ! dpkg-query -W qemu-system-x86 qemu-system-gui >/dev/null 2>&1; then
 	# Newer releases carry QEMU >= 10 and Mesa >= 25 in their main suite.

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """A display client of QEMU's D-Bus display (-display dbus,p2p=yes,gl=on).
 
-usage: dbus_display_listener.py QMP_SOCKET CONTROL_SOCKET
+usage: dbus_display_listener.py QMP_SOCKET|virsh:DOMAIN CONTROL_SOCKET
 
 It is the screen of the mbochs end-to-end test: QEMU's vfio display
 (hw/vfio/display.c) queries the device's plane, exports it with
@@ -192,6 +192,22 @@ def qmp_add_client(qmp_path, fd):
     s.close()
 
 
+def virsh_add_client(domain, fd):
+    """The same through libvirt's monitor of DOMAIN (a libvirt-started QEMU,
+    <graphics type='dbus' p2p='yes'>): virsh passes FD with getfd, and the
+    fd stays in the one monitor connection libvirt keeps, for add_client."""
+    import subprocess
+    for c in ({"execute": "getfd", "arguments": {"fdname": "dbus-display"}},
+              {"execute": "add_client",
+               "arguments": {"protocol": "@dbus-display", "fdname": "dbus-display"}}):
+        args = ["virsh", "-c", "qemu:///system", "qemu-monitor-command", domain]
+        if c["execute"] == "getfd":
+            args += ["--pass-fds", str(fd)]
+        r = subprocess.run(args + [json.dumps(c)], pass_fds=(fd,), capture_output=True, text=True)
+        if r.returncode != 0 or "error" in r.stdout:
+            raise RuntimeError(f"virsh {c['execute']}: {r.stdout.strip()} {r.stderr.strip()}")
+
+
 def connect(sock, flags=Gio.DBusConnectionFlags.NONE):
     """A peer-to-peer D-Bus connection over SOCK (QEMU is the server)."""
     stream = Gio.Socket.new_from_fd(sock.detach()).connection_factory_create_connection()
@@ -205,7 +221,10 @@ def main():
     loop = GLib.MainLoop()
 
     ours, qemus = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    qmp_add_client(qmp_path, qemus.fileno())
+    if qmp_path.startswith("virsh:"):
+        virsh_add_client(qmp_path[len("virsh:"):], qemus.fileno())
+    else:
+        qmp_add_client(qmp_path, qemus.fileno())
     qemus.close()
     display = connect(ours)
 

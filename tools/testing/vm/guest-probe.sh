@@ -447,6 +447,10 @@ probe_libvirt() {
 		/lib/systemd/systemd-udevd --daemon 2> "$lv/udevd.err"
 		LV_UDEVD=1
 	fi
+	# mdevctl's definitions, which libvirt lists: writable, and there
+	# before libvirtd starts (it watches the directory only if it exists).
+	mount -t tmpfs probe-mdevctl /etc/mdevctl.d
+	mkdir -p /etc/mdevctl.d/scripts.d/callouts /etc/mdevctl.d/scripts.d/notifiers
 	u=$(probe_new_uuid)
 	echo "$u" > /sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-medium/create
 	udevadm trigger --action=add --subsystem-match=mdev --subsystem-match=mdpy --subsystem-match=mbochs 2> "$lv/udev-trigger.err"
@@ -462,6 +466,7 @@ probe_libvirt() {
 		result "not ok - probe: libvirt: libvirtd did not start or answer (see probe/libvirt/: $(tail -c 200 "$lv/libvirtd.out") $(tail -c 200 "$lv/list-all.txt"))"
 		mdev_remove "$u"
 		kill $LIBVIRTD_PID 2>/dev/null; wait $LIBVIRTD_PID 2>/dev/null
+		umount /etc/mdevctl.d
 		return
 	fi
 	result "ok - probe: libvirt: $(libvirtd --version | head -1) (node device driver only) answers virsh -c "$uri" in the VM ($(wc -l < "$lv/list-all.txt") node devices)"
@@ -495,9 +500,52 @@ probe_libvirt() {
 		# (management.rst): not run, never passed, until libvirt can.
 		result "not run - probe: libvirt: virsh nodedev-list --cap mdev_types does not list the mdpy and mbochs parents ('$(tr '\n' ' ' < "$lv/list-mdev_types.txt" | head -c 200)'): libvirt only knows mdev parents on the pci, css and ap buses, ours are /sys/class/mdpy and /sys/class/mbochs devices (see management.rst)"
 	fi
+	probe_libvirt_define "$lv" "$uri" mdpy mdpy-vga
+	probe_libvirt_define "$lv" "$uri" mbochs mbochs-small
 	mdev_remove "$u"
 	kill $LIBVIRTD_PID; wait $LIBVIRTD_PID 2>/dev/null
 	[ -n "${LV_UDEVD:-}" ] && udevadm control --exit
+	umount /etc/mdevctl.d
+}
+
+# A persistent mdev of PARENT's TYPE through libvirt's node device API:
+# virsh nodedev-define, which needs the parent to be a node device (ours are
+# not: not run, with libvirt's words); then the way that works, a definition
+# made with mdevctl, which libvirt lists (inactive) and starts and stops by
+# UUID (virsh nodedev-start / nodedev-destroy).
+probe_libvirt_define() { # DIR URI PARENT TYPE
+	local lv=$1 uri=$2 parent=$3 type=$4 u name i
+	u=$(probe_new_uuid)
+	printf '%s\n' '<device>' "  <parent>$parent</parent>" "  <capability type='mdev'>" \
+		"    <type id='$type'/>" "    <uuid>$u</uuid>" '  </capability>' '</device>' > "$lv/define-$parent.xml"
+	if virsh -c "$uri" nodedev-define "$lv/define-$parent.xml" > "$lv/define-$parent.out" 2>&1; then
+		result "ok - probe: libvirt: virsh nodedev-define of a $type mdev (parent $parent): $(tr '\n' ' ' < "$lv/define-$parent.out" | head -c 150)"
+		virsh -c "$uri" nodedev-undefine "mdev_${u//-/_}_$parent" >> "$lv/define-$parent.out" 2>&1
+		mdevctl undefine --uuid "$u" 2>/dev/null
+	elif grep -q "invalid parent device '$parent'" "$lv/define-$parent.out"; then
+		result "not run - probe: libvirt: virsh nodedev-define of a $type mdev: libvirt refuses it ('invalid parent device '$parent''): the parent must be a node device, and libvirt makes none of the $parent class device (management.rst); mdevctl defines it (below)"
+	else
+		result "not ok - probe: libvirt: virsh nodedev-define of a $type mdev: $(tr '\n' ' ' < "$lv/define-$parent.out" | head -c 300)"
+	fi
+	u=$(probe_new_uuid)
+	mdevctl define --uuid "$u" --parent "$parent" --type "$type" > "$lv/mdevctl-define-$parent.out" 2>&1 ||
+		{ result "not ok - probe: libvirt: mdevctl define of a $type mdev: $(head -c 200 "$lv/mdevctl-define-$parent.out")"; return; }
+	for i in $(seq 60); do
+		name=$(virsh -c "$uri" nodedev-list --all --cap mdev 2>/dev/null | grep -m1 "${u//-/_}")
+		[ -n "$name" ] && break
+		sleep 1
+	done
+	if [ -z "$name" ]; then
+		result "not ok - probe: libvirt: the mdevctl definition of a $type mdev ($u) is no node device after 60 s"
+	elif ! virsh -c "$uri" nodedev-start "$name" > "$lv/start-$parent.out" 2>&1 || [ ! -e "/sys/bus/mdev/devices/$u" ]; then
+		result "not ok - probe: libvirt: virsh nodedev-start $name: $(tr '\n' ' ' < "$lv/start-$parent.out" | head -c 200)"
+	elif ! virsh -c "$uri" nodedev-destroy "$name" > "$lv/destroy-$parent.out" 2>&1 || [ -e "/sys/bus/mdev/devices/$u" ]; then
+		result "not ok - probe: libvirt: virsh nodedev-destroy $name: $(tr '\n' ' ' < "$lv/destroy-$parent.out" | head -c 200)"
+	else
+		result "ok - probe: libvirt: a $type mdev defined with mdevctl is node device $name, which virsh nodedev-start creates and nodedev-destroy removes"
+	fi
+	[ -e "/sys/bus/mdev/devices/$u" ] && mdev_remove "$u"
+	mdevctl undefine --uuid "$u" 2>/dev/null
 }
 
 probe_phase() {

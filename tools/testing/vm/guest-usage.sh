@@ -49,6 +49,70 @@ usage_screendump_hmp() { # MON NAME WANT
 		sleep 2 && [ -s "$OUT/checks/$2.ppm" ] && echo "$3" > "$OUT/checks/$2.want"
 }
 
+# A screenshot another tool saved as OUT/checks/NAME.ppm (virsh screenshot:
+# PNG when QEMU can write it; the judge reads both), judged WANT.
+usage_want() { # NAME WANT
+	echo "$1" >> "$OUT/expected-checks.txt"
+	[ -s "$OUT/checks/$1.ppm" ] || { echo "no screenshot $OUT/checks/$1.ppm"; return 1; }
+	echo "$2" > "$OUT/checks/$1.want"
+}
+
+# libvirtd as a user's host runs it (systemd starts it there), for the
+# libvirt blocks: the QEMU driver alone, QEMU as root without cgroups,
+# namespaces or security labels (the test VM has none of those), no
+# virtlogd (stdio_handler "file"), its configuration and state in tmpfs.
+usage_libvirtd() {
+	local d i
+	command -v libvirtd > /dev/null && command -v virsh > /dev/null ||
+		{ echo "libvirtd/virsh not installed (bootstrap-deps.sh installs them)"; return 1; }
+	for d in /etc/libvirt /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+		mkdir -p "$d" 2>/dev/null || true
+		mount -t tmpfs usage-libvirt "$d"
+	done
+	mkdir -p /tmp/usage-lv-drivers
+	ln -sf /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so /tmp/usage-lv-drivers/
+	printf '%s\n' 'user = "root"' 'group = "root"' 'dynamic_ownership = 0' 'remember_owner = 0' \
+		'security_driver = "none"' 'namespaces = [ ]' 'cgroup_controllers = [ ]' \
+		'stdio_handler = "file"' > /etc/libvirt/qemu.conf
+	printf '%s\n' 'auth_unix_rw = "none"' 'auth_unix_ro = "none"' \
+		"log_outputs = \"3:file:$OUT/usage-libvirtd.log\"" > /etc/libvirt/libvirtd.conf
+	LIBVIRT_DRIVER_DIR=/tmp/usage-lv-drivers libvirtd -d --config /etc/libvirt/libvirtd.conf \
+		--pid-file /run/usage-libvirtd.pid > "$OUT/usage-libvirtd.out" 2>&1 || true
+	for i in $(seq 120); do
+		virsh -c qemu:///system version > "$OUT/usage-libvirt-version.txt" 2>&1 && {
+			echo "libvirtd: $(libvirtd --version)"; return 0; }
+		sleep 1
+	done
+	echo "libvirtd does not answer: $(tail -c 300 "$OUT/usage-libvirtd.out") $(tail -c 300 "$OUT/usage-libvirt-version.txt")"
+	return 1
+}
+
+# Stops what usage_libvirtd started; keeps QEMU's logs.
+usage_libvirtd_stop() {
+	local d
+	[ -f /run/usage-libvirtd.pid ] || return 0
+	for d in $(virsh -c qemu:///system list --name 2>/dev/null); do virsh -c qemu:///system destroy "$d"; done
+	cp /var/log/libvirt/qemu/*.log "$OUT/" 2>/dev/null
+	kill "$(cat /run/usage-libvirtd.pid)" 2>/dev/null; sleep 2
+	rm -f /run/usage-libvirtd.pid
+	for d in /etc/libvirt /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+		umount "$d" 2>/dev/null
+	done
+}
+
+# Waits until the D-Bus display client on CONTROL_SOCKET was handed a
+# dma-buf (QEMU showed the guest's scanout).
+usage_dbus_scanout() { # CONTROL_SOCKET
+	local t=0 state=
+	until [[ $state == scanout* ]]; do
+		[ $t -ge 120 ] && { echo "no scanout on the D-Bus display after 120 s: '$state'"; return 1; }
+		sleep 2; t=$((t + 2))
+		state=$(mbochs_e2e_screen "$1" state 2>&1) || true
+	done
+	sleep 2		# the guest's pattern, drawn before it said it was ready
+	echo "$state"
+}
+
 # QEMU of PIDFILE does not run as root.
 usage_not_root() { # PIDFILE
 	local uid
@@ -145,6 +209,7 @@ usage_phase() {
 	want=$(grep -c '^usage_begin ' "$script") got=$(grep -c '^\(ok\|not ok\|not run\) - usage: block' "$OUT/usage-results.txt")
 	[ "$got" = "$want" ] || result "not ok - usage: $got of the $want blocks for the VM reported (killed after 1200 s?; see usage-vm.log)"
 	umount /etc/mdevctl.d
+	usage_libvirtd_stop
 	# Whatever a failed block left: QEMU, mdevs, modules (phase_sweep then
 	# reports nothing more for the same failure).
 	if grep -q '^not ok' "$OUT/usage-results.txt"; then

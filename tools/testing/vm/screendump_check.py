@@ -42,6 +42,55 @@ def read_ppm(path):
     return w, h, data[pos + 1:pos + 1 + w * h * 3]
 
 
+def read_png(data):
+    """Width, height and RGB bytes of an 8-bit RGB or RGBA PNG (what QEMU's
+    screendump writes with format png, as virsh screenshot asks it to)."""
+    pos, idat, w = 8, b"", None
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            if depth != 8 or ctype not in (2, 6) or interlace:
+                raise ValueError(f"PNG depth {depth} colour type {ctype} interlace {interlace}")
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+    if w is None:
+        raise ValueError("PNG without IHDR")
+    raw, stride = zlib.decompress(idat), w * bpp
+    out, prev = bytearray(), bytearray(stride)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 0xff
+            elif f == 2:
+                line[i] = (line[i] + b) & 0xff
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xff
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xff
+        out += line if bpp == 3 else b"".join(line[i:i + 3] for i in range(0, stride, 4))
+        prev = line
+    return w, h, bytes(out)
+
+
+def read_image(path):
+    """A screendump as (width, height, RGB): PPM, or PNG (virsh screenshot)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == b"\x89PNG\r\n\x1a\n":
+        with open(path, "rb") as f:
+            return read_png(f.read())
+    return read_ppm(path)
+
+
 def write_png(path, w, h, rgb):
     raw = b"".join(b"\x00" + rgb[y * w * 3:(y + 1) * w * 3] for y in range(h))
 
@@ -58,7 +107,7 @@ def write_png(path, w, h, rgb):
 
 def main():
     shot, png = sys.argv[1], sys.argv[2]
-    w, h, rgb = read_ppm(shot)
+    w, h, rgb = read_image(shot)
     write_png(png, w, h, rgb)
     if len(sys.argv) > 3 and sys.argv[3] != f"{w}x{h}":
         print(f"screendump {w}x{h}: want {sys.argv[3]}")

@@ -11,6 +11,8 @@ by one bash (so a block sees the variables of those before it). The
   sub "OLD" "NEW"  replace OLD by NEW in the block (host-specific values)
   then CMD         after the block, the test's own check CMD (a function of
                    guest-usage.sh)
+  before CMD       before the block, the test's own setup CMD (what a user's
+                   host has already and the test VM has not: a daemon)
 Prints a bash script that calls usage_begin N TITLE FIRST_LINE before each
 block of WHERE and usage_end after its checks (both defined by the caller);
 the blocks of the other place are listed as usage_elsewhere N TITLE.
@@ -57,7 +59,7 @@ def main():
         if host != (where == "host"):
             print("usage_elsewhere %d %s" % (n, shlex.quote(title)))
             continue
-        checks = []
+        checks, setup = [], []
         for d in directives:
             if d[0] == "sub":
                 if len(d) != 3 or d[1] not in body:
@@ -65,10 +67,14 @@ def main():
                 body = body.replace(d[1], d[2])
             elif d[0] == "then":
                 checks.append(" ".join(d[1:]))
+            elif d[0] == "before":
+                setup.append(" ".join(d[1:]))
             elif d != ["host"]:
                 sys.exit("block %d: unknown directive %r" % (n, d))
         first = body.split("\n")[0]
         print("usage_begin %d %s %s" % (n, shlex.quote(title), shlex.quote(first)))
+        for c in setup:
+            print(c)
         print(body)
         for c in checks:
             print(c)
