@@ -113,6 +113,27 @@ usage_dbus_scanout() { # CONTROL_SOCKET
 	echo "$state"
 }
 
+# A render node for QEMU's GL display, on a machine without a GPU: vgem's.
+usage_vgem() {
+	grep -q '^vgem ' /proc/modules || mbochs_e2e_insmod "$KDIR/drivers/gpu/drm/vgem/vgem.ko"
+}
+
+# What the D-Bus display (-display dbus,p2p=on) of the QEMU of QMP socket
+# SOCK shows: dbus_display_listener.py attaches through the monitor and
+# saves the dma-buf it was handed as OUT/checks/NAME.ppm, judged WANT...
+usage_dbus_shot() { # SOCK NAME WANT...
+	local ctl=/tmp/$2-screen.sock state
+	python3 "$TOP/tools/testing/vm/dbus_display_listener.py" "$1" "$ctl" > "$OUT/$2-listener.log" 2>&1 &
+	usage_dbus_scanout "$ctl" > /dev/null || { echo "no scanout: $(tail -c 300 "$OUT/$2-listener.log")"; return 1; }
+	mkdir -p "$OUT/checks"
+	echo "$2" >> "$OUT/expected-checks.txt"
+	state=$(mbochs_e2e_screen "$ctl" shot "$OUT/checks/$2.ppm" 2>&1) || true
+	mbochs_e2e_screen "$ctl" quit > /dev/null 2>&1 || true
+	[[ $state == ok* ]] || { echo "the listener's shot: $state"; return 1; }
+	echo "${*:3}" > "$OUT/checks/$2.want"
+	echo "$state"
+}
+
 # QEMU of PIDFILE does not run as root.
 usage_not_root() { # PIDFILE
 	local uid
