@@ -69,6 +69,15 @@ if . /etc/os-release && [ "${VERSION_CODENAME:-}" = bookworm ]; then
 		inst=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
 		case $inst in *bpo12*) ;; *) want_lv+=("$p/bookworm-backports") ;; esac
 	done
+	# Its QEMU driver needs systemd-container, which must match the
+	# installed systemd: bookworm's, or backports' where QEMU's install
+	# above brought that one (a system without systemd, like a chroot).
+	if [ ${#want_lv[@]} -gt 0 ] && ! dpkg-query -W -f='${Status}' systemd-container 2>/dev/null | grep -q 'install ok installed'; then
+		case $(dpkg-query -W -f='${Version}' systemd 2>/dev/null || true) in
+		*bpo12*) want_lv+=(systemd-container/bookworm-backports) ;;
+		*) want_lv+=(systemd-container) ;;
+		esac
+	fi
 	if [ ${#want_lv[@]} -gt 0 ]; then
 		say "apt: installing libvirt from bookworm-backports: ${want_lv[*]%%/*}"
 		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
