@@ -44,29 +44,43 @@ use kernel::{
 
 /// One mark per page of a device's memory: set when the page changed since
 /// it was last saved.
+///
+/// # Invariants
+///
+/// `marks` has `len.div_ceil(64)` words; bit `i % 64` of word `i / 64` is
+/// page `i`'s mark, and the bits past `len` are never set.
 pub struct DirtyPages {
-    marks: KVVec<Atomic<bool>>,
+    marks: KVVec<Atomic<u64>>,
+    len: usize,
+}
+
+/// The word of page `index`'s mark, and its bit in it.
+#[inline]
+fn word_bit(index: usize) -> (usize, u64) {
+    (index / 64, 1u64 << (index % 64))
 }
 
 impl DirtyPages {
     /// A log of `pages` pages, none marked.
     #[inline]
     pub fn new(pages: usize) -> Result<Self> {
-        let mut marks = KVVec::with_capacity(pages, GFP_KERNEL)?;
-        for _ in 0..pages {
-            marks.push(Atomic::new(false), GFP_KERNEL)?;
+        let words = pages.div_ceil(64);
+        let mut marks = KVVec::with_capacity(words, GFP_KERNEL)?;
+        for _ in 0..words {
+            marks.push(Atomic::new(0), GFP_KERNEL)?;
         }
-        Ok(Self { marks })
+        // INVARIANT: `words` words, all zero.
+        Ok(Self { marks, len: pages })
     }
 
     /// Number of pages.
     pub fn len(&self) -> usize {
-        self.marks.len()
+        self.len
     }
 
     /// Whether the log has no pages.
     pub fn is_empty(&self) -> bool {
-        self.marks.is_empty()
+        self.len == 0
     }
 
     /// Records that page `index` changed (nothing past the end). Call it
@@ -74,9 +88,17 @@ impl DirtyPages {
     /// made writable (`page_mkwrite`).
     #[inline]
     pub fn mark(&self, index: usize) {
-        if let Some(m) = self.marks.get(index) {
-            // Release: whoever takes the mark sees the bytes written before it.
-            m.store(true, Release);
+        if index >= self.len {
+            return;
+        }
+        let (word, bit) = word_bit(index);
+        if let Some(w) = self.marks.get(word) {
+            // Release, and a write even if the bit is set already: whoever takes the mark
+            // reads from this write (or a later one) and sees the bytes written before it.
+            let mut old = w.load(Relaxed);
+            while let Err(now) = w.cmpxchg(old, old | bit, Release) {
+                old = now;
+            }
         }
     }
 
@@ -98,23 +120,49 @@ impl DirtyPages {
     /// it again, even the first touch that creates it.
     #[inline]
     pub fn take(&self, index: usize) -> bool {
-        // Full: the mark is taken before the page is looked up, locked and copied.
-        self.marks.get(index).is_some_and(|m| m.xchg(false, Full))
+        if index >= self.len {
+            return false;
+        }
+        let (word, bit) = word_bit(index);
+        let Some(w) = self.marks.get(word) else {
+            return false;
+        };
+        // Full, and a write even if the bit is clear: the mark is taken before the page is
+        // looked up, locked and copied.
+        let mut old = w.load(Relaxed);
+        while let Err(now) = w.cmpxchg(old, old & !bit, Full) {
+            old = now;
+        }
+        old & bit != 0
     }
 
     /// Whether page `index` is marked now.
     pub fn is_marked(&self, index: usize) -> bool {
-        self.marks.get(index).is_some_and(|m| m.load(Relaxed))
+        let (word, bit) = word_bit(index);
+        index < self.len && self.marks.get(word).is_some_and(|w| w.load(Relaxed) & bit != 0)
     }
 
-    /// The first marked page from `index` on.
+    /// The first marked page from `index` on: 64 marks a load, so that
+    /// looking for changes in a large memory that has few costs little.
     #[inline]
     pub fn next_marked(&self, index: usize) -> Option<usize> {
-        self.marks
-            .get(index..)?
-            .iter()
-            .position(|m| m.load(Relaxed))
-            .map(|i| i + index)
+        if index >= self.len {
+            return None;
+        }
+        let (first, bit) = word_bit(index);
+        // The marks of the first word from `index` on.
+        let mut mask = !(bit - 1);
+        for (i, w) in self.marks.get(first..)?.iter().enumerate() {
+            let bits = w.load(Relaxed) & mask;
+            if bits != 0 {
+                // CAST: `trailing_zeros()` of a non-zero `u64` is below 64.
+                let found = (first + i) * 64 + bits.trailing_zeros() as usize;
+                // By the type invariant no bit past `len` is set.
+                return Some(found);
+            }
+            mask = !0;
+        }
+        None
     }
 
     /// Write-protects `page`, mapped at file page offset `pgoff` of the

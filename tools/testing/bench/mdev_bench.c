@@ -634,8 +634,13 @@ static void precopy_na(const char *prefix, int nloads)
 	for (int load = 0; load < nloads; load++) {
 		snprintf(metric, sizeof(metric), "%s_%s_stop_copy_bytes", prefix, precopy_names[load]);
 		emit_na(metric, "C_sample_has_no_migration");
-		snprintf(metric, sizeof(metric), "%s_%s_downtime", prefix, precopy_names[load]);
-		emit_na(metric, "C_sample_has_no_migration");
+		for (int part = 0; part < 4; part++) {
+			static const char *const parts[] = { "", "_source", "_write", "_commit" };
+
+			snprintf(metric, sizeof(metric), "%s_%s_downtime%s", prefix,
+				 precopy_names[load], parts[part]);
+			emit_na(metric, "C_sample_has_no_migration");
+		}
 	}
 }
 
@@ -684,7 +689,7 @@ static void bench_precopy(const char *parent, const char *type, int nloads, cons
 			struct buf pre = {}, tail = {};
 			const struct timespec gap = { .tv_nsec = 50 * 1000 * 1000 };
 			pthread_t thread;
-			uint64_t t0, t1;
+			uint64_t t0, ts, tw, t1;
 			int sdfd, ddfd, end;
 
 			mig_to(dst.fd, STOP, false);
@@ -710,8 +715,10 @@ static void bench_precopy(const char *parent, const char *type, int nloads, cons
 			mig_to(src.fd, STOP_COPY, false);
 			if (read_all(sdfd, &tail, &end) || end)
 				die("reading the stop-copy data", end ?: EIO);
+			ts = now_ns();
 			if (write_all(ddfd, tail.p, tail.len))
 				die("writing the stop-copy data", errno);
+			tw = now_ns();
 			mig_to(dst.fd, STOP, false);
 			t1 = now_ns();
 			close(sdfd);
@@ -724,6 +731,13 @@ static void bench_precopy(const char *parent, const char *type, int nloads, cons
 			emit(metric, tail.len, "B");
 			snprintf(metric, sizeof(metric), "%s_%s_downtime", prefix, precopy_names[load]);
 			emit(metric, (t1 - t0) / 1e6, "ms");
+			/* where it goes: the source's side, the write, the destination's STOP */
+			snprintf(metric, sizeof(metric), "%s_%s_downtime_source", prefix, precopy_names[load]);
+			emit(metric, (ts - t0) / 1e6, "ms");
+			snprintf(metric, sizeof(metric), "%s_%s_downtime_write", prefix, precopy_names[load]);
+			emit(metric, (tw - ts) / 1e6, "ms");
+			snprintf(metric, sizeof(metric), "%s_%s_downtime_commit", prefix, precopy_names[load]);
+			emit(metric, (t1 - tw) / 1e6, "ms");
 			buf_free(&pre);
 			buf_free(&tail);
 		}
