@@ -12,7 +12,7 @@
 //! ([`UserMappings::write_protect`]), so the next write is notified again.
 //!
 //! The order of the steps is what makes the log exact (no write lost, see
-//! [`DirtyPages::save_page`]):
+//! [`DirtyPages::take`] and [`DirtyPages::protect`]):
 //!
 //! - a notified write: page locked, page marked, entry made writable, page
 //!   unlocked, then the bytes are written;
