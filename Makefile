@@ -8,8 +8,8 @@
 #   make install         install the built modules into /lib/modules/<KDIR's release>/updates/
 #                        (INSTALL_MOD_PATH, INSTALL_MOD_DIR honoured) and run depmod
 #   make check-static    static checks only, no VM (rustfmt, clippy, unsafe lints, misuse, unit tests)
-#   make check           everyday tests: static + one VM, no nested guest (8 min warm)
-#   make check-full      everything (what CI runs, 42 min warm): every type, nested guests, QEMU
+#   make check           everyday tests: static + one VM, no nested guest (10 min warm)
+#   make check-full      everything (what CI runs, 60-72 min warm): every type, nested guests, QEMU
 #                        end to end and migration, hostile guest, mdevctl, libvirt,
 #                        Debian's own kernel (phase debian), a clean Debian 12 chroot (bookworm)
 #                        (MDEV_RS_ONLY="phase ..." runs only those phases: see
