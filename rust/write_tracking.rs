@@ -139,7 +139,8 @@ impl DirtyPages {
     /// Whether page `index` is marked now.
     pub fn is_marked(&self, index: usize) -> bool {
         let (word, bit) = word_bit(index);
-        index < self.len && self.marks.get(word).is_some_and(|w| w.load(Relaxed) & bit != 0)
+        let marks = self.marks.get(word).map_or(0, |w| w.load(Relaxed));
+        index < self.len && marks & bit != 0
     }
 
     /// The first marked page from `index` on: 64 marks a load, so that
