@@ -54,12 +54,6 @@ pub struct DirtyPages {
     len: usize,
 }
 
-/// The word of page `index`'s mark, and its bit in it.
-#[inline]
-fn word_bit(index: usize) -> (usize, u64) {
-    (index / 64, 1u64 << (index % 64))
-}
-
 impl DirtyPages {
     /// A log of `pages` pages, none marked.
     #[inline]
@@ -83,22 +77,29 @@ impl DirtyPages {
         self.len == 0
     }
 
+    /// The word that holds page `index`'s mark, and the mark's bit in it;
+    /// `None` past the end.
+    #[inline]
+    fn slot(&self, index: usize) -> Option<(&Atomic<u64>, u64)> {
+        if index >= self.len {
+            return None;
+        }
+        Some((self.marks.get(index / 64)?, 1u64 << (index % 64)))
+    }
+
     /// Records that page `index` changed (nothing past the end). Call it
     /// after the change (`write()`), or with the page locked before it is
     /// made writable (`page_mkwrite`).
     #[inline]
     pub fn mark(&self, index: usize) {
-        if index >= self.len {
+        let Some((w, bit)) = self.slot(index) else {
             return;
-        }
-        let (word, bit) = word_bit(index);
-        if let Some(w) = self.marks.get(word) {
-            // Release, and a write even if the bit is set already: whoever takes the mark
-            // reads from this write (or a later one) and sees the bytes written before it.
-            let mut old = w.load(Relaxed);
-            while let Err(now) = w.cmpxchg(old, old | bit, Release) {
-                old = now;
-            }
+        };
+        // Release, and a write even if the bit is set already: whoever takes the mark
+        // reads from this write (or a later one) and sees the bytes written before it.
+        let mut old = w.load(Relaxed);
+        while let Err(now) = w.cmpxchg(old, old | bit, Release) {
+            old = now;
         }
     }
 
@@ -120,11 +121,7 @@ impl DirtyPages {
     /// it again, even the first touch that creates it.
     #[inline]
     pub fn take(&self, index: usize) -> bool {
-        if index >= self.len {
-            return false;
-        }
-        let (word, bit) = word_bit(index);
-        let Some(w) = self.marks.get(word) else {
+        let Some((w, bit)) = self.slot(index) else {
             return false;
         };
         // Full, and a write even if the bit is clear: the mark is taken before the page is
@@ -138,19 +135,16 @@ impl DirtyPages {
 
     /// Whether page `index` is marked now.
     pub fn is_marked(&self, index: usize) -> bool {
-        let (word, bit) = word_bit(index);
-        let marks = self.marks.get(word).map_or(0, |w| w.load(Relaxed));
-        index < self.len && marks & bit != 0
+        self.slot(index)
+            .is_some_and(|(w, bit)| w.load(Relaxed) & bit != 0)
     }
 
     /// The first marked page from `index` on: 64 marks a load, so that
     /// looking for changes in a large memory that has few costs little.
     #[inline]
     pub fn next_marked(&self, index: usize) -> Option<usize> {
-        if index >= self.len {
-            return None;
-        }
-        let (first, bit) = word_bit(index);
+        let (_, bit) = self.slot(index)?;
+        let first = index / 64;
         // The marks of the first word from `index` on.
         let mut mask = !(bit - 1);
         for (i, w) in self.marks.get(first..)?.iter().enumerate() {
