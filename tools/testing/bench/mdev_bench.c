@@ -555,6 +555,13 @@ static void bench_migration(const char *parent, const char *type)
 enum precopy_load { PRECOPY_STATIC, PRECOPY_SMALL, PRECOPY_FULL, PRECOPY_LOADS };
 static const char *const precopy_names[PRECOPY_LOADS] = { "static", "small", "full" };
 
+/*
+ * The downtime and its parts: the source's side (P2P, STOP_COPY, reads to
+ * EOF), the destination's write, its RESUMING -> STOP.
+ */
+enum downtime_part { DOWNTIME, DOWNTIME_SOURCE, DOWNTIME_WRITE, DOWNTIME_COMMIT, DOWNTIME_PARTS };
+static const char *const downtime_suffixes[DOWNTIME_PARTS] = { "", "_source", "_write", "_commit" };
+
 /* The screen the writer draws in BAR0: 1920x1080, 32 bpp (mdpy-hd's mode). */
 #define SCREEN_W 1920
 #define SCREEN_H 1080
@@ -634,11 +641,9 @@ static void precopy_na(const char *prefix, int nloads)
 	for (int load = 0; load < nloads; load++) {
 		snprintf(metric, sizeof(metric), "%s_%s_stop_copy_bytes", prefix, precopy_names[load]);
 		emit_na(metric, "C_sample_has_no_migration");
-		for (int part = 0; part < 4; part++) {
-			static const char *const parts[] = { "", "_source", "_write", "_commit" };
-
+		for (int part = 0; part < DOWNTIME_PARTS; part++) {
 			snprintf(metric, sizeof(metric), "%s_%s_downtime%s", prefix,
-				 precopy_names[load], parts[part]);
+				 precopy_names[load], downtime_suffixes[part]);
 			emit_na(metric, "C_sample_has_no_migration");
 		}
 	}
@@ -741,15 +746,15 @@ static void bench_precopy(const char *parent, const char *type, int nloads, cons
 			snprintf(metric, sizeof(metric), "%s_%s_stop_copy_bytes", prefix,
 				 precopy_names[load]);
 			emit(metric, tail.len, "B");
-			snprintf(metric, sizeof(metric), "%s_%s_downtime", prefix, precopy_names[load]);
-			emit(metric, (t1 - t0) / 1e6, "ms");
-			/* where it goes: the source's side, the write, the destination's STOP */
-			snprintf(metric, sizeof(metric), "%s_%s_downtime_source", prefix, precopy_names[load]);
-			emit(metric, (ts - t0) / 1e6, "ms");
-			snprintf(metric, sizeof(metric), "%s_%s_downtime_write", prefix, precopy_names[load]);
-			emit(metric, (tw - ts) / 1e6, "ms");
-			snprintf(metric, sizeof(metric), "%s_%s_downtime_commit", prefix, precopy_names[load]);
-			emit(metric, (t1 - tw) / 1e6, "ms");
+			uint64_t parts[DOWNTIME_PARTS] = {
+				[DOWNTIME] = t1 - t0, [DOWNTIME_SOURCE] = ts - t0,
+				[DOWNTIME_WRITE] = tw - ts, [DOWNTIME_COMMIT] = t1 - tw,
+			};
+			for (int part = 0; part < DOWNTIME_PARTS; part++) {
+				snprintf(metric, sizeof(metric), "%s_%s_downtime%s", prefix,
+					 precopy_names[load], downtime_suffixes[part]);
+				emit(metric, parts[part] / 1e6, "ms");
+			}
 			buf_free(&pre);
 			buf_free(&tail);
 		}
